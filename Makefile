@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# rcupool: plain GNU make.  Everything is built under $(B) (default build/).
+# Sanitizer variants are the same rules run again with B=build/asan or
+# B=build/tsan and SANITIZE set; see the check target.
+
+VERSION   := 0.1.0
+SOVERSION := 0
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+LIBDIR     ?= $(PREFIX)/lib/$(shell $(CC) -dumpmachine 2>/dev/null)
+INCLUDEDIR ?= $(PREFIX)/include
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+B        ?= build
+SANITIZE ?=
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+CPPFLAGS_ALL := -D_GNU_SOURCE -DRCUPOOL_VERSION=\"$(VERSION)\" \
+	-DRCUPOOL_SYSCONFDIR=\"$(SYSCONFDIR)\" -Iinclude -Ilib
+CFLAGS_ALL   := -std=gnu11 -fPIC -pthread -MMD -MP $(WARN) $(CFLAGS)
+
+ifneq ($(SANITIZE),)
+CFLAGS_ALL  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=$(SANITIZE)
+endif
+
+PKG_CONFIG ?= pkg-config
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+LIB_PKGS    := liburcu-memb libnl-genl-3.0 libnl-3.0
+DAEMON_PKGS := $(LIB_PKGS) libsystemd inih
+CLI_PKGS    := $(LIB_PKGS)
+TEST_PKGS   := $(DAEMON_PKGS) liburcu-qsbr liburcu cmocka
+
+LDLIBS_LIB    := $(call pc_libs,$(LIB_PKGS)) -pthread
+LDLIBS_DAEMON := $(call pc_libs,$(DAEMON_PKGS)) -pthread
+LDLIBS_CLI    := $(call pc_libs,$(CLI_PKGS)) -pthread
+LDLIBS_TEST   := $(call pc_libs,$(TEST_PKGS)) -pthread -lm
+
+# Every module of a part: lib/*.c is the library; daemon/*.c and cli/*.c
+# are their programs, main.c holding main() so tests can link the rest.
+LIB_SRC     := $(sort $(wildcard lib/*.c))
+DAEMON_SRC  := $(filter-out daemon/main.c,$(sort $(wildcard daemon/*.c)))
+CLI_SRC     := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TEST_SRC    := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC   := $(sort $(wildcard bench/bench_*.c))
+
+obj = $(patsubst %.c,$(B)/%.o,$(1))
+
+LIB_OBJ     := $(call obj,$(LIB_SRC))
+DAEMON_OBJ  := $(call obj,$(DAEMON_SRC))
+CLI_OBJ     := $(call obj,$(CLI_SRC))
+TESTLIB_OBJ := $(call obj,$(TESTLIB_SRC))
+TESTS       := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+BENCHES     := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+TEST_NAMES  := $(patsubst tests/%.c,%,$(TEST_SRC))
+# End-to-end tests written in shell (tests/test_*.sh), run once on the
+# plain build: they drive the programs as a user does.
+SHELL_TESTS := $(patsubst tests/%.sh,%,$(sort $(wildcard tests/test_*.sh)))
+
+# Tests that never touch liburcu, so ThreadSanitizer sees every access.
+TSAN_TESTS  := test_stack test_stress
+# Tests too slow or meaningless under a sanitizer (none yet).
+ASAN_SKIP   :=
+
+SONAME  := librcupool.so.$(SOVERSION)
+SOFILE  := librcupool.so.$(VERSION)
+
+.PHONY: all lib daemon cli tests benches check check-all check-tsan run \
+	bench deps install uninstall clean format
+
+all: lib daemon cli $(B)/rcupool.pc
+
+lib: $(B)/librcupool.a $(B)/$(SOFILE)
+daemon: $(B)/rcupoold
+cli: $(B)/rcupoolctl
+tests: $(TESTS) $(B)/rcupoold $(B)/rcupoolctl
+benches: $(BENCHES)
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS_ALL) \
+		$(call pc_cflags,$(TEST_PKGS)) -c -o $@ $<
+
+$(B)/librcupool.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/$(SOFILE): $(LIB_OBJ) lib/librcupool.sym
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/librcupool.sym \
+		-Wl,--no-undefined $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_LIB)
+	ln -sf $(SOFILE) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/librcupool.so
+
+$(B)/libdaemon.a: $(DAEMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/libcli.a: $(CLI_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/libtest.a: $(TESTLIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/rcupoold: $(B)/daemon/main.o $(B)/libdaemon.a $(B)/librcupool.a
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
+
+$(B)/rcupoolctl: $(B)/cli/main.o $(B)/libcli.a $(B)/librcupool.a
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_CLI)
+
+$(B)/tests/%: $(B)/tests/%.o $(B)/libtest.a $(B)/libdaemon.a $(B)/libcli.a \
+		$(B)/librcupool.a
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
+
+$(B)/bench/%: $(B)/bench/%.o $(B)/librcupool.a
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
+
+$(B)/rcupool.pc: rcupool.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    $< > $@
+
+# --- the two commands of the README -----------------------------------------
+
+deps:
+	@scripts/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory check-all
+
+# One run, one summary: plain build, then ASan+UBSan, then TSan on the tests
+# that do not involve liburcu.
+check-all:
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined tests
+	@$(MAKE) --no-print-directory B=build/tsan SANITIZE=thread \
+		$(addprefix build/tsan/tests/,$(TSAN_TESTS))
+	@scripts/run-tests.sh \
+		--group plain build $(TEST_NAMES) $(SHELL_TESTS) \
+		--group asan build/asan $(filter-out $(ASAN_SKIP),$(TEST_NAMES)) \
+		--group tsan build/tsan $(TSAN_TESTS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@echo "rcupoold: starting in the foreground with its embedded defaults (Ctrl-C stops it)"
+	@exec $(B)/rcupoold $(RUN_ARGS)
+
+bench: deps
+	@$(MAKE) --no-print-directory benches all
+	@scripts/run-bench.sh $(B)
+
+# --- installation -----------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCLUDEDIR)
+	install -m 0755 $(B)/rcupoold $(DESTDIR)$(SBINDIR)/rcupoold
+	install -m 0755 $(B)/rcupoolctl $(DESTDIR)$(BINDIR)/rcupoolctl
+	install -m 0755 $(B)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SOFILE)
+	ln -sf $(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/librcupool.so
+	install -m 0644 $(B)/librcupool.a $(DESTDIR)$(LIBDIR)/librcupool.a
+	install -m 0644 include/rcupool.h $(DESTDIR)$(INCLUDEDIR)/rcupool.h
+	install -m 0644 $(B)/rcupool.pc $(DESTDIR)$(LIBDIR)/pkgconfig/rcupool.pc
+	install -d $(DESTDIR)$(SYSCONFDIR)/rcupool/rcupoold.conf.d
+	install -m 0644 conf/rcupoold.conf $(DESTDIR)$(SYSCONFDIR)/rcupool/rcupoold.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/rcupoold $(DESTDIR)$(BINDIR)/rcupoolctl \
+		$(DESTDIR)$(LIBDIR)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/librcupool.so $(DESTDIR)$(LIBDIR)/librcupool.a \
+		$(DESTDIR)$(INCLUDEDIR)/rcupool.h $(DESTDIR)$(LIBDIR)/pkgconfig/rcupool.pc
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i $(wildcard include/*.h lib/*.[ch] daemon/*.[ch] cli/*.[ch] \
+		tests/*.[ch] tests/lib/*.[ch] bench/*.[ch])
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

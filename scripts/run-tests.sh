@@ -1,0 +1,70 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Runs test programs and prints one summary line for the whole run.
+#
+#   run-tests.sh --group LABEL BUILDDIR TEST... [--group ...]
+#
+# Each test prints TAP (cmocka with CMOCKA_MESSAGE_OUTPUT=TAP, shell tests
+# through tests/lib/tap.sh); every "ok"/"not ok" line counts.  A program
+# that dies without reporting a failure counts as one failure.
+set -u
+
+passed=0
+failed=0
+failures=()
+
+export CMOCKA_MESSAGE_OUTPUT=TAP
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0:${LSAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+
+run_one() {
+	local label=$1 dir=$2 name=$3 cmd log rc ok notok
+	if [ -x "$dir/tests/$name" ]; then
+		cmd=("$dir/tests/$name")
+	elif [ -f "tests/$name.sh" ]; then
+		cmd=(bash "tests/$name.sh")
+	else
+		echo "FAIL $label/$name: no such test program"
+		failed=$((failed + 1)); failures+=("$label/$name")
+		return
+	fi
+	log="$dir/tests/$name.log"
+	mkdir -p "$dir/tests"
+	local t0=$SECONDS
+	RCUPOOL_BUILD="$dir" timeout -k 10 "$TEST_TIMEOUT" "${cmd[@]}" >"$log" 2>&1
+	rc=$?
+	ok=$(grep -cE '^ok [0-9]+' "$log")
+	notok=$(grep -cE '^not ok [0-9]+' "$log")
+	if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+		notok=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + notok))
+	if [ "$notok" -ne 0 ]; then
+		echo "FAIL $label/$name: $ok passed, $notok failed, exit $rc ($((SECONDS - t0))s); log $log:"
+		tail -n 60 "$log" | sed 's/^/    /'
+		failures+=("$label/$name")
+	else
+		echo "ok   $label/$name: $ok passed ($((SECONDS - t0))s)"
+	fi
+}
+
+label="" dir=""
+while [ $# -gt 0 ]; do
+	if [ "$1" = --group ]; then
+		label=$2 dir=$3
+		shift 3
+		continue
+	fi
+	run_one "$label" "$dir" "$1"
+	shift
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
