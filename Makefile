@@ -33,6 +33,15 @@ CFLAGS_ALL  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)
 endif
 
+# Quiet by default, as the kernel does; V=1 shows every command.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-7s %s\n' $(1) $(2)
+endif
+
 PKG_CONFIG ?= pkg-config
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
@@ -90,47 +99,62 @@ benches: $(BENCHES)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS_ALL) \
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS_ALL) \
 		$(call pc_cflags,$(TEST_PKGS)) -c -o $@ $<
 
 $(B)/librcupool.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(B)/$(SOFILE): $(LIB_OBJ) lib/librcupool.sym
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/librcupool.sym \
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/librcupool.sym \
 		-Wl,--no-undefined $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS_LIB)
-	ln -sf $(SOFILE) $(B)/$(SONAME)
-	ln -sf $(SONAME) $(B)/librcupool.so
+	$(Q)ln -sf $(SOFILE) $(B)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(B)/librcupool.so
 
 $(B)/libdaemon.a: $(DAEMON_OBJ)
+	@mkdir -p $(@D)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(B)/libcli.a: $(CLI_OBJ)
+	@mkdir -p $(@D)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(B)/libtest.a: $(TESTLIB_OBJ)
+	@mkdir -p $(@D)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(B)/rcupoold: $(B)/daemon/main.o $(B)/libdaemon.a $(B)/librcupool.a
-	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
 
 $(B)/rcupoolctl: $(B)/cli/main.o $(B)/libcli.a $(B)/librcupool.a
-	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_CLI)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_CLI)
 
 $(B)/tests/%: $(B)/tests/%.o $(B)/libtest.a $(B)/libdaemon.a $(B)/libcli.a \
 		$(B)/librcupool.a
-	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
 
 $(B)/bench/%: $(B)/bench/%.o $(B)/librcupool.a
-	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
 
 $(B)/rcupool.pc: rcupool.pc.in Makefile
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	$(call say,GEN,$@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    $< > $@
 

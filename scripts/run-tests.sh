@@ -11,6 +11,7 @@ set -u
 
 passed=0
 failed=0
+skipped=0
 failures=()
 
 export CMOCKA_MESSAGE_OUTPUT=TAP
@@ -36,8 +37,10 @@ run_one() {
 	local t0=$SECONDS
 	RCUPOOL_BUILD="$dir" timeout -k 10 "$TEST_TIMEOUT" "${cmd[@]}" >"$log" 2>&1
 	rc=$?
-	ok=$(grep -cE '^ok [0-9]+' "$log")
-	notok=$(grep -cE '^not ok [0-9]+' "$log")
+	ok=$(grep -E '^ok [0-9]+' "$log" | grep -cvE '# *SKIP')
+	skip=$(grep -cE '^(not )?ok [0-9]+.*# *SKIP' "$log")
+	notok=$(grep -E '^not ok [0-9]+' "$log" | grep -cvE '# *SKIP')
+	skipped=$((skipped + skip))
 	if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
 		notok=1
 	fi
@@ -48,7 +51,7 @@ run_one() {
 		tail -n 60 "$log" | sed 's/^/    /'
 		failures+=("$label/$name")
 	else
-		echo "ok   $label/$name: $ok passed ($((SECONDS - t0))s)"
+		echo "ok   $label/$name: $ok passed$([ "$skip" -gt 0 ] && echo ", $skip skipped") ($((SECONDS - t0))s)"
 	fi
 }
 
@@ -66,5 +69,5 @@ done
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed: ${failures[*]}"
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

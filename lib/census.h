@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef RCUPOOL_CENSUS_H
+#define RCUPOOL_CENSUS_H
+
+/*
+ * Where is every page?  On exactly one list (free), or off every list and
+ * owned by one client slot (held).  Anything else is an error a census
+ * reports: a page on no list that nobody owns (lost), a page on two lists,
+ * twice on one, or on a list while owned (duplicated), an owner value or a
+ * link out of range (bad).
+ *
+ * Taken while pages move, a census sees pages in transit as lost: between
+ * a client's pop and its owner[] store, or a bulk move's two CASes.  Only a
+ * census of a quiet segment is exact; the daemon's periodic one acts only
+ * on pages lost in two censuses in a row.
+ */
+
+#include <stdint.h>
+
+#include "seg.h"
+
+enum census_where {
+	CENSUS_UNSEEN = 0,
+	CENSUS_LISTED = 1,
+	CENSUS_HELD = 2,
+	CENSUS_LOST = 3,
+	CENSUS_BAD = 4,
+};
+
+struct census {
+	uint32_t npages, ncpus, nslots;
+	uint32_t free;	      /* on a list (each page once) */
+	uint32_t global;      /* on the global pool */
+	uint32_t held;	      /* owned by a client slot */
+	uint32_t lost;
+	uint32_t duplicated;
+	uint32_t bad;
+	uint32_t *cpu_free;    /* [ncpus] on each CPU's free list */
+	uint32_t *cpu_protect; /* [ncpus] on each CPU's protect list */
+	uint32_t *slot_held;   /* [nslots] */
+	uint8_t *where;	       /* [npages] enum census_where */
+};
+
+/* Walk every list and the owner table.  0 or -ENOMEM. */
+int census_take(const struct seg *s, struct census *c);
+
+void census_release(struct census *c);
+
+/* True when every page is in exactly one place. */
+static inline int census_clean(const struct census *c)
+{
+	return !c->lost && !c->duplicated && !c->bad;
+}
+
+#endif

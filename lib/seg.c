@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "cpu.h"
+#include "seg.h"
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+
+_Static_assert(sizeof(struct seg_cpu) == 2 * SEG_CACHELINE, "seg_cpu size");
+_Static_assert(sizeof(struct seg_global) == 2 * SEG_CACHELINE, "seg_global");
+_Static_assert(sizeof(struct seg_slot) % SEG_CACHELINE == 0, "seg_slot size");
+_Static_assert(sizeof(struct seg_header) % SEG_CACHELINE == 0, "seg_header");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "64-bit atomics");
+
+static int fail(struct seg_error *err, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct seg_error *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+static bool add_aligned(uint64_t *off, uint64_t bytes, uint64_t align)
+{
+	uint64_t v;
+
+	if (__builtin_add_overflow(*off, bytes, &v) ||
+	    __builtin_add_overflow(v, align - 1, &v))
+		return false;
+	*off = v & ~(align - 1);
+	return true;
+}
+
+int seg_layout_compute(struct seg_layout *l, uint32_t page_size,
+		       uint32_t ncpus, uint32_t npages, uint32_t nslots,
+		       struct seg_error *err)
+{
+	uint64_t off = 0, bytes;
+
+	if (page_size < 4096 || page_size > 65536 ||
+	    (page_size & (page_size - 1)))
+		return fail(err, -EINVAL,
+			    "page size %u is not a power of two in 4096..65536",
+			    page_size);
+	if (ncpus < 1 || ncpus > CPU_MAX)
+		return fail(err, -EINVAL, "CPU count %u is not in 1..%u", ncpus,
+			    CPU_MAX);
+	if (npages < 1 || npages > SEG_MAX_PAGES)
+		return fail(err, -EINVAL, "page count %u is not in 1..%u",
+			    npages, SEG_MAX_PAGES);
+	if (nslots < 1 || nslots > SEG_MAX_SLOTS)
+		return fail(err, -EINVAL, "client slot count %u is not in 1..%u",
+			    nslots, SEG_MAX_SLOTS);
+
+	*l = (struct seg_layout){
+		.page_size = page_size,
+		.ncpus = ncpus,
+		.npages = npages,
+		.nslots = nslots,
+	};
+	/* Counts are bounded above, so only the page area can overflow. */
+	add_aligned(&off, sizeof(struct seg_header), SEG_CACHELINE);
+	l->global_off = off;
+	add_aligned(&off, sizeof(struct seg_global), SEG_CACHELINE);
+	l->cpu_off = off;
+	add_aligned(&off, (uint64_t)ncpus * sizeof(struct seg_cpu),
+		    SEG_CACHELINE);
+	l->slot_off = off;
+	add_aligned(&off, (uint64_t)nslots * sizeof(struct seg_slot),
+		    SEG_CACHELINE);
+	l->owner_off = off;
+	add_aligned(&off, (uint64_t)npages * sizeof(uint32_t), SEG_CACHELINE);
+	l->next_off = off;
+	add_aligned(&off, (uint64_t)npages * sizeof(uint32_t), page_size);
+	l->pages_off = off;
+	if (__builtin_mul_overflow((uint64_t)npages, page_size, &bytes) ||
+	    !add_aligned(&off, bytes, page_size) || off > (uint64_t)INT64_MAX)
+		return fail(err, -EOVERFLOW,
+			    "%u pages of %u bytes do not fit in memory", npages,
+			    page_size);
+	l->size = off;
+	return 0;
+}
+
+static void seg_bind(struct seg *s, void *base, size_t map_size, int fd,
+		     const struct seg_layout *l)
+{
+	char *b = base;
+
+	*s = (struct seg){
+		.base = base,
+		.map_size = map_size,
+		.fd = fd,
+		.page_size = l->page_size,
+		.ncpus = l->ncpus,
+		.npages = l->npages,
+		.nslots = l->nslots,
+		.hdr = base,
+		.global = (struct seg_global *)(b + l->global_off),
+		.cpu = (struct seg_cpu *)(b + l->cpu_off),
+		.slot = (struct seg_slot *)(b + l->slot_off),
+		.owner = (_Atomic uint32_t *)(b + l->owner_off),
+		.next = (_Atomic uint32_t *)(b + l->next_off),
+		.pages = b + l->pages_off,
+	};
+}
+
+static uint64_t huge_page_size(void)
+{
+	char line[128];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 2u << 20;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb ? (uint64_t)kb << 10 : 2u << 20;
+}
+
+/* memfd of the right size with its memory allocated: ENOMEM now, not SIGBUS later. */
+static int make_backing(const char *name, bool huge, uint64_t size,
+			uint64_t *file_size, void **base)
+{
+	unsigned int flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+	int fd, r;
+
+	if (huge) {
+		uint64_t hp = huge_page_size();
+
+		flags |= MFD_HUGETLB;
+		size = (size + hp - 1) / hp * hp;
+	}
+	fd = memfd_create(name, flags);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0)
+		goto fail_errno;
+	/* hugetlbfs has no fallocate before 4.3 and reserves at mmap anyway. */
+	if (!huge && fallocate(fd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP)
+		goto fail_errno;
+	*base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (*base == MAP_FAILED)
+		goto fail_errno;
+	*file_size = size;
+	return fd;
+
+fail_errno:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+static void seg_init_contents(struct seg *s, const struct seg_layout *l,
+			      uint32_t flags)
+{
+	struct seg_header *h = s->hdr;
+
+	h->version = SEG_VERSION;
+	h->header_size = sizeof(*h);
+	h->page_size = l->page_size;
+	h->ncpus = l->ncpus;
+	h->npages = l->npages;
+	h->nslots = l->nslots;
+	h->global_off = l->global_off;
+	h->cpu_off = l->cpu_off;
+	h->slot_off = l->slot_off;
+	h->owner_off = l->owner_off;
+	h->next_off = l->next_off;
+	h->pages_off = l->pages_off;
+	h->size = l->size;
+	h->flags = flags;
+	h->daemon_pid = (uint32_t)getpid();
+	atomic_store(&h->generation, 1);
+
+	/* Every page on the global pool, in index order. */
+	for (uint32_t i = 0; i < s->npages; i++) {
+		atomic_store_explicit(&s->owner[i], SEG_OWNER_FREE,
+				      memory_order_relaxed);
+		atomic_store_explicit(&s->next[i],
+				      i + 1 < s->npages ? i + 2 : 0,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&s->global->free.head, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	h->magic = SEG_MAGIC;
+}
+
+int seg_create(const struct seg_params *p, struct seg *s, struct seg_error *err)
+{
+	struct seg_layout l;
+	uint64_t file_size = 0;
+	void *base = NULL;
+	uint32_t ncpus = p->ncpus, flags = 0;
+	bool huge = p->huge != SEG_HUGE_NO;
+	int fd, r;
+
+	if (!ncpus) {
+		r = cpu_possible_count();
+		if (r < 0)
+			return fail(err, r, "cannot count possible CPUs: %s",
+				    strerror(-r));
+		ncpus = (uint32_t)r;
+	}
+	r = seg_layout_compute(&l, p->page_size ? p->page_size : 4096, ncpus,
+			       p->npages, p->nslots, err);
+	if (r < 0)
+		return r;
+
+	fd = make_backing(p->name ? p->name : "rcupool", huge, l.size,
+			  &file_size, &base);
+	if (fd < 0 && huge && p->huge == SEG_HUGE_AUTO) {
+		huge = false;
+		fd = make_backing(p->name ? p->name : "rcupool", false, l.size,
+				  &file_size, &base);
+	}
+	if (fd < 0)
+		return fail(err, fd,
+			    "cannot allocate the reserve (%llu bytes%s): %s",
+			    (unsigned long long)l.size,
+			    huge ? " in huge pages" : "", strerror(-fd));
+	if (huge)
+		flags |= SEG_F_HUGETLB;
+
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) <
+	    0) {
+		r = fail(err, -errno, "cannot seal the reserve: %s",
+			 strerror(errno));
+		goto fail_unmap;
+	}
+
+	seg_bind(s, base, file_size, fd, &l);
+	s->hugetlb = huge;
+	if (p->lock != SEG_LOCK_NO) {
+		/* The syscall itself: sanitizers stub mlock() out. */
+		if (syscall(SYS_mlock, base, file_size) == 0) {
+			s->locked = true;
+			flags |= SEG_F_LOCKED;
+		} else if (p->lock == SEG_LOCK_REQUIRED) {
+			r = fail(err, -errno,
+				 "cannot lock the reserve (%llu bytes) in memory: "
+				 "%s (raise RLIMIT_MEMLOCK, LimitMEMLOCK=)",
+				 (unsigned long long)file_size, strerror(errno));
+			goto fail_unmap;
+		}
+	}
+	seg_init_contents(s, &l, flags);
+	return 0;
+
+fail_unmap:
+	munmap(base, file_size);
+	close(fd);
+	return r;
+}
+
+/* Every field of a header read from elsewhere, against what it must be. */
+static int seg_header_check(const struct seg_header *h, uint64_t file_size,
+			    struct seg_layout *l, struct seg_error *err)
+{
+	struct seg_layout want;
+	int r;
+
+	if (h->magic != SEG_MAGIC)
+		return fail(err, -EBADMSG,
+			    "not an rcupool segment (magic %#llx)",
+			    (unsigned long long)h->magic);
+	if (h->version != SEG_VERSION)
+		return fail(err, -EPROTO,
+			    "segment layout version %u, this library knows %u",
+			    h->version, SEG_VERSION);
+	if (h->header_size != sizeof(*h))
+		return fail(err, -EBADMSG, "header size %u, expected %zu",
+			    h->header_size, sizeof(*h));
+	r = seg_layout_compute(&want, h->page_size, h->ncpus, h->npages,
+			       h->nslots, err);
+	if (r < 0)
+		return -EBADMSG;
+
+	const struct {
+		const char *name;
+		uint64_t got, want;
+	} fields[] = {
+		{"global pool", h->global_off, want.global_off},
+		{"CPU blocks", h->cpu_off, want.cpu_off},
+		{"client slots", h->slot_off, want.slot_off},
+		{"owner table", h->owner_off, want.owner_off},
+		{"link table", h->next_off, want.next_off},
+		{"page area", h->pages_off, want.pages_off},
+		{"layout end", h->size, want.size},
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (fields[i].got != fields[i].want)
+			return fail(err, -EBADMSG,
+				    "%s at offset %llu, the layout puts it at %llu",
+				    fields[i].name,
+				    (unsigned long long)fields[i].got,
+				    (unsigned long long)fields[i].want);
+	if (want.size > file_size)
+		return fail(err, -EBADMSG,
+			    "%u pages need %llu bytes, the file has %llu",
+			    h->npages, (unsigned long long)want.size,
+			    (unsigned long long)file_size);
+	*l = want;
+	return 0;
+}
+
+int seg_map(int fd, struct seg *s, struct seg_error *err)
+{
+	struct seg_header h;
+	struct seg_layout l = {0};
+	struct statfs sfs;
+	struct stat st;
+	ssize_t n;
+	void *base;
+	int seals, myfd, r;
+
+	if (fstat(fd, &st) < 0)
+		return fail(err, -errno, "cannot stat the segment: %s",
+			    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(err, -EBADMSG, "segment fd is not a regular file");
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return fail(err, -EBADMSG,
+			    "segment file is not sealed against shrinking");
+	if (st.st_size < (off_t)sizeof(h))
+		return fail(err, -EBADMSG,
+			    "segment file has %lld bytes, less than a header",
+			    (long long)st.st_size);
+	n = pread(fd, &h, sizeof(h), 0);
+	if (n != (ssize_t)sizeof(h))
+		return fail(err, n < 0 ? -errno : -EBADMSG,
+			    "cannot read the segment header");
+	r = seg_header_check(&h, (uint64_t)st.st_size, &l, err);
+	if (r < 0)
+		return r;
+
+	myfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (myfd < 0)
+		return fail(err, -errno, "dup: %s", strerror(errno));
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_POPULATE, myfd, 0);
+	if (base == MAP_FAILED) {
+		r = -errno;
+		close(myfd);
+		return fail(err, r, "cannot map the segment: %s", strerror(-r));
+	}
+	/* Geometry comes from the checked copy from now on, never from shared memory. */
+	seg_bind(s, base, (size_t)st.st_size, myfd, &l);
+	s->hugetlb = fstatfs(myfd, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC;
+	return 0;
+}
+
+void seg_unmap(struct seg *s)
+{
+	if (s->base)
+		munmap(s->base, s->map_size);
+	if (s->fd >= 0)
+		close(s->fd);
+	*s = (struct seg){.fd = -1};
+}
