@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Page operations: a pop+push pair on the local CPU's list of a shared
- * segment against malloc(4096)+free(), side by side in one run, on one
- * thread and on one thread per CPU.  Best of several rounds; prints ns per
- * pair and the ratio (how many times faster the reserve is).
+ * segment (rseq, pcpu.h) and on the global pool (CAS, stack.h), against
+ * malloc(4096)+free(), side by side in one run, on one thread and on one
+ * thread per CPU.  Best of several rounds; prints ns per pair and the
+ * ratio malloc/list (how many times faster the reserve's CPU list is).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "seg.h"
+#include "pcpu.h"
 #include "stack.h"
 
 static struct seg seg;
@@ -41,9 +43,28 @@ static void pin(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+/* The local CPU's list: an rseq sequence each way, no atomic instruction. */
 static double run_reserve(int cpu)
 {
-	struct seg_stack *st = &seg.cpu[cpu].free;
+	double t0 = now_ns();
+	int where;
+
+	for (unsigned long i = 0; i < iterations; i++) {
+		uint32_t page = 0;
+
+		if (pcpu_pop(&seg, PCPU_FREE, &page, &where) < 0)
+			abort();
+		/* What a client does with it: one store into the page. */
+		*(volatile char *)seg_page(&seg, page) = 1;
+		pcpu_push(&seg, PCPU_FREE, page);
+	}
+	return (now_ns() - t0) / iterations;
+}
+
+/* The global pool: a CAS each way, what every list would cost without rseq. */
+static double run_global(int cpu)
+{
+	struct seg_stack *st = &seg.global->free;
 	double t0 = now_ns();
 
 	for (unsigned long i = 0; i < iterations; i++) {
@@ -51,7 +72,6 @@ static double run_reserve(int cpu)
 
 		if (stack_pop(&seg, st, &page) < 0)
 			abort();
-		/* What a client does with it: one store into the page. */
 		*(volatile char *)seg_page(&seg, page) = 1;
 		stack_push(&seg, st, page);
 	}
@@ -73,9 +93,17 @@ static double run_malloc(int cpu)
 	return (now_ns() - t0) / iterations;
 }
 
+enum kind { KIND_PCPU, KIND_GLOBAL, KIND_MALLOC };
+
+static double (*const run[])(int) = {
+	[KIND_PCPU] = run_reserve,
+	[KIND_GLOBAL] = run_global,
+	[KIND_MALLOC] = run_malloc,
+};
+
 struct job {
 	int cpu;
-	bool reserve;
+	enum kind kind;
 	double best;
 };
 
@@ -87,7 +115,7 @@ static void *job_run(void *arg)
 	j->best = 1e30;
 	for (int r = 0; r < rounds; r++) {
 		pthread_barrier_wait(&start_line);
-		double ns = j->reserve ? run_reserve(j->cpu) : run_malloc(j->cpu);
+		double ns = run[j->kind](j->cpu);
 
 		if (ns < j->best)
 			j->best = ns;
@@ -96,7 +124,7 @@ static void *job_run(void *arg)
 }
 
 /* nthreads threads, one per CPU, all timing the same thing at once. */
-static double measure(int nthreads, bool reserve)
+static double measure(int nthreads, enum kind kind)
 {
 	pthread_t t[nthreads];
 	struct job j[nthreads];
@@ -104,7 +132,7 @@ static double measure(int nthreads, bool reserve)
 
 	pthread_barrier_init(&start_line, NULL, nthreads);
 	for (int i = 0; i < nthreads; i++) {
-		j[i] = (struct job){.cpu = i, .reserve = reserve};
+		j[i] = (struct job){.cpu = i, .kind = kind};
 		pthread_create(&t[i], NULL, job_run, &j[i]);
 	}
 	for (int i = 0; i < nthreads; i++) {
@@ -159,22 +187,35 @@ int main(int argc, char **argv)
 	for (int i = 0; i < ncpu; i++)
 		stack_move(&seg, &seg.global->free, &seg.cpu[i].free, 64);
 
-	double r1 = measure(1, true), m1 = measure(1, false);
-	double rn = measure(ncpu, true), mn = measure(ncpu, false);
+	if (!pcpu_available()) {
+		fprintf(stderr, "bench_pages: this thread has no rseq; per-CPU lists unavailable\n");
+		return 1;
+	}
+	double r[2][3];
+	int threads[2] = {1, ncpu};
+
+	for (int t = 0; t < 2; t++)
+		for (int k = 0; k < 3; k++)
+			r[t][k] = measure(threads[t], (enum kind)k);
 
 	if (json) {
 		printf("{\"benchmark\":\"pages\",\"iterations\":%lu,\"rounds\":%d,"
-		       "\"threads\":%d,\"single\":{\"reserve_ns\":%.2f,"
-		       "\"malloc_ns\":%.2f,\"ratio\":%.2f},\"per_cpu\":{"
-		       "\"reserve_ns\":%.2f,\"malloc_ns\":%.2f,\"ratio\":%.2f}}\n",
-		       iterations, rounds, ncpu, r1, m1, m1 / r1, rn, mn, mn / rn);
+		       "\"results\":[", iterations, rounds);
+		for (int t = 0; t < 2; t++)
+			printf("%s{\"threads\":%d,\"cpu_list_ns\":%.2f,"
+			       "\"global_pool_ns\":%.2f,\"malloc_ns\":%.2f,"
+			       "\"ratio_vs_malloc\":%.2f}",
+			       t ? "," : "", threads[t], r[t][0], r[t][1], r[t][2],
+			       r[t][2] / r[t][0]);
+		printf("]}\n");
 	} else {
-		printf("page operations (ns per pair, best of %d x %lu)\n", rounds,
-		       iterations);
-		printf("  %-22s %18s %22s %8s\n", "threads", "reserve pop+push",
-		       "malloc(4096)+free", "ratio");
-		printf("  %-22s %18.2f %22.2f %7.2fx\n", "1", r1, m1, m1 / r1);
-		printf("  %-22d %18.2f %22.2f %7.2fx\n", ncpu, rn, mn, mn / rn);
+		printf("page operations, ns per get+put pair (best of %d x %lu per thread)\n",
+		       rounds, iterations);
+		printf("  %-8s %16s %18s %20s %14s\n", "threads", "CPU list (rseq)",
+		       "global pool (CAS)", "malloc(4096)+free", "malloc/list");
+		for (int t = 0; t < 2; t++)
+			printf("  %-8d %16.2f %18.2f %20.2f %13.2fx\n", threads[t],
+			       r[t][0], r[t][1], r[t][2], r[t][2] / r[t][0]);
 	}
 	seg_unmap(&seg);
 	return 0;

@@ -195,6 +195,16 @@ static void seg_init_contents(struct seg *s, const struct seg_layout *l,
 	h->daemon_pid = (uint32_t)getpid();
 	atomic_store(&h->generation, 1);
 
+	/* CPUs the kernel has online now; the daemon follows hotplug after. */
+	bool online[CPU_MAX];
+
+	if (cpu_list_read("/sys/devices/system/cpu/online", online, CPU_MAX) < 0)
+		for (uint32_t c = 0; c < s->ncpus; c++)
+			online[c] = true;
+	for (uint32_t c = 0; c < s->ncpus; c++)
+		atomic_store_explicit(&s->cpu[c].online, online[c],
+				      memory_order_relaxed);
+
 	/* Every page on the global pool, in index order. */
 	for (uint32_t i = 0; i < s->npages; i++) {
 		atomic_store_explicit(&s->owner[i], SEG_OWNER_FREE,

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Contention across threads and processes on one segment: workers pop and
- * push pages on random lists while a mover bulk-moves between lists.  Two
+ * push pages on their CPU's lists (rseq) and the global pool (CAS), hopping
+ * CPUs now and then, while a mover bulk-moves pages between the global
+ * pool and the CPU it runs on, both ways.  Two
  * witnesses catch a page handed out twice while it happens (owner[] not
  * free at pop; a worker's token overwritten in a page it holds), and a
  * census at the end proves every page is in exactly one place.
@@ -10,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,17 +26,17 @@
 #include <cmocka.h>
 
 #include "census.h"
+#include "pcpu.h"
 #include "seg.h"
 #include "stack.h"
 
 #define NPAGES	 1024
-#define NCPUS	 4 /* more lists than this machine's CPUs: more collisions */
 #define NSLOTS	 8
 #define MAX_HELD 32
 
 struct shared {
 	_Atomic int stop;
-	_Atomic uint64_t pops, pushes, empty, moves, moved, drains;
+	_Atomic uint64_t pops, pushes, empty, moves, moved, hops, aborts;
 	_Atomic uint64_t dup_owner, dup_token, errors;
 };
 
@@ -51,14 +54,37 @@ static uint64_t rnd(uint64_t *x)
 	return *x;
 }
 
-static struct seg_stack *pick_list(struct seg *s, uint64_t *x)
+/* Now and then, move to a random CPU or let the scheduler choose. */
+static void maybe_hop(struct shared *sh, uint64_t *x)
 {
-	unsigned int i = rnd(x) % (NCPUS + 2);
+	cpu_set_t set;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-	/* Half again as often on CPU 0's list, to make it the hot spot. */
-	if (i == NCPUS + 1)
-		i = 0;
-	return i == NCPUS ? &s->global->free : &s->cpu[i].free;
+	if (rnd(x) % 2048)
+		return;
+	CPU_ZERO(&set);
+	if (rnd(x) & 1) {
+		CPU_SET(rnd(x) % n, &set);
+	} else {
+		for (long c = 0; c < n; c++)
+			CPU_SET(c, &set);
+	}
+	sched_setaffinity(0, sizeof(set), &set);
+	atomic_fetch_add_explicit(&sh->hops, 1, memory_order_relaxed);
+}
+
+/* A page from this CPU's list, else the global pool. */
+static int get_page(struct worker *w, uint32_t *page, uint64_t *x)
+{
+	int cpu, r = -ENOENT;
+
+	if (rnd(x) % 3)
+		r = pcpu_pop(w->seg, PCPU_FREE, page, &cpu);
+	if (r >= 0)
+		return 0;
+	if (r != -ENOENT && r != -EOPNOTSUPP)
+		return r;
+	return stack_pop(w->seg, &w->seg->global->free, page);
 }
 
 static void give_back(struct worker *w, uint32_t page, uint64_t token,
@@ -71,7 +97,13 @@ static void give_back(struct worker *w, uint32_t page, uint64_t token,
 		atomic_fetch_add(&w->sh->dup_token, 1);
 	atomic_store_explicit(&s->owner[page], SEG_OWNER_FREE,
 			      memory_order_relaxed);
-	if (stack_push(s, pick_list(s, x), page) < 0)
+	int r = -EOPNOTSUPP;
+
+	if (rnd(x) & 1)
+		r = pcpu_push(s, PCPU_FREE, page);
+	if (r == -EOPNOTSUPP)
+		r = stack_push(s, &s->global->free, page);
+	if (r < 0)
 		atomic_fetch_add(&w->sh->errors, 1);
 	else
 		atomic_fetch_add_explicit(&w->sh->pushes, 1,
@@ -90,7 +122,10 @@ static void *worker_run(void *arg)
 	while (!atomic_load_explicit(&w->sh->stop, memory_order_relaxed)) {
 		if (n == 0 || (n < MAX_HELD && (rnd(&x) & 1))) {
 			uint32_t page = 0, was;
-			int r = stack_pop(s, pick_list(s, &x), &page);
+			int r;
+
+			maybe_hop(w->sh, &x);
+			r = get_page(w, &page, &x);
 
 			if (r == -ENOENT) {
 				atomic_fetch_add_explicit(&w->sh->empty, 1,
@@ -125,33 +160,47 @@ static void *worker_run(void *arg)
 		n--;
 		give_back(w, held[n], token[n], &x);
 	}
+	atomic_fetch_add(&w->sh->aborts, pcpu_aborts);
 	return NULL;
 }
 
+/* What the balancer does: pool -> this CPU's list, and back. */
 static void *mover_run(void *arg)
 {
 	struct worker *w = arg;
 	struct seg *s = w->seg;
-	uint64_t x = 0xdeadbeefcafef00dull, i = 0;
+	struct seg_stack *global = &s->global->free;
+	uint64_t x = 0xdeadbeefcafef00dull;
 
 	while (!atomic_load_explicit(&w->sh->stop, memory_order_relaxed)) {
-		struct seg_stack *from = pick_list(s, &x), *to = pick_list(s, &x);
-		int r;
+		uint32_t first = 0, last = 0, k = rnd(&x) % 65;
+		int cpu, n, r = 0;
 
-		if (++i % 64 == 0) {
-			r = stack_move_all(s, from, to);
-			atomic_fetch_add(&w->sh->drains, 1);
+		maybe_hop(w->sh, &x);
+		if (rnd(&x) & 1) {
+			n = stack_pop_chain(s, global, k, &first, &last);
+			if (n > 0)
+				r = pcpu_push_chain(s, PCPU_FREE, first, last);
+			if (r == -EOPNOTSUPP) {
+				stack_push_chain(s, global, first, last);
+				r = 0;
+			}
 		} else {
-			r = stack_move(s, from, to, rnd(&x) % 65);
+			n = pcpu_pop_chain(s, PCPU_FREE, k, &first, &last, &cpu);
+			if (n == -EOPNOTSUPP)
+				n = 0;
+			if (n > 0)
+				stack_push_chain(s, global, first, last);
 		}
-		if (r < 0) {
+		if (n < 0 || r < 0) {
 			atomic_fetch_add(&w->sh->errors, 1);
 			continue;
 		}
 		atomic_fetch_add_explicit(&w->sh->moves, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->sh->moved, (uint64_t)r,
+		atomic_fetch_add_explicit(&w->sh->moved, (uint64_t)n,
 					  memory_order_relaxed);
 	}
+	atomic_fetch_add(&w->sh->aborts, pcpu_aborts);
 	return NULL;
 }
 
@@ -174,16 +223,11 @@ static struct shared *shared_new(void)
 
 static void create_seg(struct seg *s)
 {
-	struct seg_params p = {.ncpus = NCPUS, .npages = NPAGES,
-			       .nslots = NSLOTS, .name = "stress"};
+	struct seg_params p = {.npages = NPAGES, .nslots = NSLOTS,
+			       .name = "stress"};
 	struct seg_error err;
 
 	assert_int_equal(seg_create(&p, s, &err), 0);
-	/* Start with pages spread over every list. */
-	for (unsigned int c = 0; c < NCPUS; c++)
-		assert_int_equal(stack_move(s, &s->global->free,
-					    &s->cpu[c].free, NPAGES / 8),
-				 NPAGES / 8);
 }
 
 static void check_outcome(struct seg *s, struct shared *sh)
@@ -191,10 +235,11 @@ static void check_outcome(struct seg *s, struct shared *sh)
 	struct census c;
 
 	print_message("# pops %llu pushes %llu empty %llu moves %llu "
-		      "(%llu pages, %llu whole lists)\n",
+		      "(%llu pages), CPU hops %llu, rseq restarts %llu\n",
 		      (unsigned long long)sh->pops, (unsigned long long)sh->pushes,
 		      (unsigned long long)sh->empty, (unsigned long long)sh->moves,
-		      (unsigned long long)sh->moved, (unsigned long long)sh->drains);
+		      (unsigned long long)sh->moved, (unsigned long long)sh->hops,
+		      (unsigned long long)sh->aborts);
 	assert_int_equal(atomic_load(&sh->dup_owner), 0);
 	assert_int_equal(atomic_load(&sh->dup_token), 0);
 	assert_int_equal(atomic_load(&sh->errors), 0);
