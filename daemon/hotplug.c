@@ -15,8 +15,8 @@
 #include "hotplug.h"
 
 /* The kernel's uevent buffer is 2048 bytes; leave room for larger ones. */
-#define HOTPLUG_MSG_MAX (8 * 1024)
-#define HOTPLUG_RCVBUF	(1024 * 1024)
+#define HOTPLUG_MSG_MAX	     (8 * 1024)
+#define HOTPLUG_RCVBUF	     (1024 * 1024)
 #define HOTPLUG_GROUP_KERNEL 1
 
 #define CPU_DIR "/devices/system/cpu/"
@@ -108,7 +108,8 @@ int hotplug_parse(const char *buf, size_t len, struct hotplug_event *ev)
 		return 0;
 	if (!subsystem || !span_eq(subsystem, slen, "cpu"))
 		return 0;
-	if (dlen <= strlen(CPU_DIR) || memcmp(devpath, CPU_DIR, strlen(CPU_DIR)))
+	if (dlen <= strlen(CPU_DIR) ||
+	    memcmp(devpath, CPU_DIR, strlen(CPU_DIR)))
 		return 0;
 	rest = devpath + strlen(CPU_DIR);
 	rest_len = dlen - strlen(CPU_DIR);
@@ -240,7 +241,7 @@ int hotplug_receive(struct hotplug *h, struct hotplug_event *ev)
 {
 	char buf[HOTPLUG_MSG_MAX];
 	struct sockaddr_nl sa;
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
 	struct msghdr msg = {
 		.msg_name = &sa,
 		.msg_namelen = sizeof(sa),
@@ -285,8 +286,7 @@ int hotplug_receive(struct hotplug *h, struct hotplug_event *ev)
 	return 1;
 }
 
-void hotplug_get_counters(const struct hotplug *h,
-			  struct hotplug_counters *ret)
+void hotplug_get_counters(const struct hotplug *h, struct hotplug_counters *ret)
 {
 	*ret = h->counters;
 }

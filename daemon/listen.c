@@ -48,15 +48,16 @@ int listen_from_systemd(int *fd)
 					NULL, 0) > 0) {
 		int flags = fcntl(SD_LISTEN_FDS_START, F_GETFL);
 
-		if (flags < 0 || fcntl(SD_LISTEN_FDS_START, F_SETFL,
-				       flags | O_NONBLOCK) < 0)
+		if (flags < 0 ||
+		    fcntl(SD_LISTEN_FDS_START, F_SETFL, flags | O_NONBLOCK) < 0)
 			r = -errno;
 		else {
 			*fd = SD_LISTEN_FDS_START;
 			return 1;
 		}
 	}
-	/* Not ours to keep: a stray listening fd would hang connecting clients. */
+	/* Not ours to keep: a stray listening fd would hang connecting clients.
+	 */
 	for (int i = 0; i < n; i++)
 		close(SD_LISTEN_FDS_START + i);
 	return r;
@@ -118,9 +119,9 @@ static int listen_clear_stale(const struct sockaddr_un *sa, socklen_t salen,
 	close(fd);
 	/* EAGAIN: a live listener with a full backlog. */
 	if (r == 0 || err == EAGAIN)
-		return listen_fail(-EADDRINUSE, why, whylen,
-				   "another rcupoold is already listening on %s",
-				   path);
+		return listen_fail(
+			-EADDRINUSE, why, whylen,
+			"another rcupoold is already listening on %s", path);
 	if (err == ENOENT)
 		return 0; /* removed meanwhile */
 	if (err == EPROTOTYPE)
@@ -141,7 +142,7 @@ static int listen_clear_stale(const struct sockaddr_un *sa, socklen_t salen,
 int listen_bind(const char *path, mode_t mode, int backlog, char *why,
 		size_t whylen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	socklen_t salen;
 	struct stat st;
 	size_t len;

@@ -31,9 +31,9 @@ int listen_from_systemd(int *fd);
  * parents.  A socket already at path is probed with connect(): refused
  * means a stale file from a dead daemon, which is replaced; accepted means
  * another instance is live: -EADDRINUSE, "another rcupoold is already
- * listening on PATH".  Anything that is not a seqpacket socket at path: -EEXIST.
- * The socket file ends with exactly mode (whatever the umask), and nobody
- * can connect before it has that mode (listen() comes after chmod()).
+ * listening on PATH".  Anything that is not a seqpacket socket at path:
+ * -EEXIST. The socket file ends with exactly mode (whatever the umask), and
+ * nobody can connect before it has that mode (listen() comes after chmod()).
  */
 int listen_bind(const char *path, mode_t mode, int backlog, char *why,
 		size_t whylen);

@@ -37,10 +37,10 @@ void log_msg(int level, const char *fmt, ...)
 int log_errno(int level, int negative_errno, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define log_error(...)   log_msg(LOG_ERR, __VA_ARGS__)
+#define log_error(...)	 log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
-#define log_notice(...)  log_msg(LOG_NOTICE, __VA_ARGS__)
-#define log_info(...)    log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)   log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_notice(...)	 log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)	 log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)	 log_msg(LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -61,7 +61,7 @@ int peer_get(int fd, struct peer *p)
 	socklen_t len = sizeof(uc);
 	int r;
 
-	*p = (struct peer){ 0 };
+	*p = (struct peer){0};
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
 		return -errno;
 	if (len != sizeof(uc))
@@ -83,7 +83,7 @@ void peer_free(struct peer *p)
 	if (!p)
 		return;
 	free(p->groups);
-	*p = (struct peer){ 0 };
+	*p = (struct peer){0};
 }
 
 bool peer_in_group(const struct peer *p, gid_t gid)

@@ -23,9 +23,9 @@
  * one the compiler adds, which is the kernel's last terminator.
  */
 #define MSG(s) s, sizeof(s)
-#define CPU_EV(act, n)                                                      \
-	act "@/devices/system/cpu/cpu" n "\0ACTION=" act                     \
-	    "\0DEVPATH=/devices/system/cpu/cpu" n                            \
+#define CPU_EV(act, n)                                                         \
+	act "@/devices/system/cpu/cpu" n "\0ACTION=" act                       \
+	    "\0DEVPATH=/devices/system/cpu/cpu" n                              \
 	    "\0SUBSYSTEM=cpu\0SEQNUM=4711"
 
 static int parse(const char *buf, size_t len, struct hotplug_event *ev)
@@ -44,7 +44,7 @@ static int parse(const char *buf, size_t len, struct hotplug_event *ev)
 
 static void test_parse_valid(void **state)
 {
-	struct hotplug_event ev = { .action = 99, .cpu = 99 };
+	struct hotplug_event ev = {.action = 99, .cpu = 99};
 
 	assert_int_equal(parse(MSG(CPU_EV("online", "0")), &ev), 1);
 	assert_int_equal(ev.action, HOTPLUG_ONLINE);
@@ -75,7 +75,7 @@ static void test_parse_valid(void **state)
 
 static void test_parse_ignored(void **state)
 {
-	struct hotplug_event ev = { .action = 99, .cpu = 99 };
+	struct hotplug_event ev = {.action = 99, .cpu = 99};
 
 	/* Other actions on a CPU: add is not online. */
 	assert_int_equal(parse(MSG(CPU_EV("add", "2")), &ev), 0);
@@ -89,11 +89,10 @@ static void test_parse_ignored(void **state)
 			  "memory5\0SUBSYSTEM=memory\0SEQNUM=9"),
 		      &ev),
 		0);
-	assert_int_equal(
-		parse(MSG("online@/devices/system/memory/memory5\0"
-			  "SUBSYSTEM=memory"),
-			  &ev),
-		0);
+	assert_int_equal(parse(MSG("online@/devices/system/memory/memory5\0"
+				   "SUBSYSTEM=memory"),
+			       &ev),
+			 0);
 	/* Right path, other subsystem; no subsystem at all. */
 	assert_int_equal(parse(MSG("online@/devices/system/cpu/cpu1\0"
 				   "SUBSYSTEM=machinecheck"),
@@ -143,7 +142,7 @@ static void test_parse_ignored(void **state)
 
 static void test_parse_malformed(void **state)
 {
-	struct hotplug_event ev = { .action = 99, .cpu = 99 };
+	struct hotplug_event ev = {.action = 99, .cpu = 99};
 	static const char full[] = CPU_EV("offline", "17");
 	const char *sub;
 
@@ -169,9 +168,9 @@ static void test_parse_malformed(void **state)
 				   "SUBSYSTEM=cpu"),
 			       &ev),
 			 -EINVAL);
-	assert_int_equal(parse(MSG("@/devices/system/cpu/cpu0\0SUBSYSTEM=cpu"),
-			       &ev),
-			 -EINVAL);
+	assert_int_equal(
+		parse(MSG("@/devices/system/cpu/cpu0\0SUBSYSTEM=cpu"), &ev),
+		-EINVAL);
 	assert_int_equal(parse(MSG("offline@\0SUBSYSTEM=cpu"), &ev), -EINVAL);
 	/* libudev's re-broadcast header is not a kernel message. */
 	assert_int_equal(parse(MSG("libudev\0\xfe\xed\xca\xfe"), &ev), -EINVAL);
@@ -206,9 +205,9 @@ static void test_parse_malformed(void **state)
 	assert_int_equal(parse(MSG(CPU_EV("offline", " 1")), &ev), -EINVAL);
 	assert_int_equal(parse(MSG(CPU_EV("offline", "007")), &ev), -EINVAL);
 	assert_int_equal(parse(MSG(CPU_EV("offline", "4096")), &ev), -EINVAL);
-	assert_int_equal(parse(MSG(CPU_EV("online", "99999999999999999999999")),
-			       &ev),
-			 -EINVAL);
+	assert_int_equal(
+		parse(MSG(CPU_EV("online", "99999999999999999999999")), &ev),
+		-EINVAL);
 	assert_int_equal(parse(MSG(CPU_EV("online", "0x1")), &ev), -EINVAL);
 	assert_int_equal(ev.action, 99);
 	assert_int_equal(ev.cpu, 99);
@@ -271,18 +270,20 @@ static void test_open(void **state)
 }
 
 /*
- * Anyone may unicast to a uevent socket's port id: a forged CPU offline
- * from userspace must be dropped, however well-formed.
+ * A process with CAP_NET_ADMIN (root, or root of a container sharing the
+ * network namespace, or udev) may unicast to a uevent socket's port id: a
+ * forged CPU offline from userspace must be dropped, however well-formed.
  */
 static void test_spoof_ignored(void **state)
 {
 	static const char fake[] = CPU_EV("offline", "0");
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
-	struct sockaddr_nl me = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK};
+	struct sockaddr_nl me = {.nl_family = AF_NETLINK};
 	struct hotplug_counters c;
 	struct hotplug_event ev;
 	struct hotplug *h = open_or_skip();
 	int s, r, ones = 0;
+	ssize_t n;
 
 	if (!h)
 		skip();
@@ -295,9 +296,17 @@ static void test_spoof_ignored(void **state)
 	assert_int_equal(bind(s, (struct sockaddr *)&me, sizeof(me)), 0);
 	to.nl_pid = hotplug_port(h);
 	to.nl_groups = 0;
-	assert_int_equal(sendto(s, fake, sizeof(fake), 0,
-				(struct sockaddr *)&to, sizeof(to)),
-			 (ssize_t)sizeof(fake));
+	n = sendto(s, fake, sizeof(fake), 0, (struct sockaddr *)&to,
+		   sizeof(to));
+	if (n < 0 && errno == EPERM) {
+		/* Unprivileged senders are refused by the kernel already. */
+		print_message("# sending on NETLINK_KOBJECT_UEVENT needs "
+			      "CAP_NET_ADMIN: skipping\n");
+		close(s);
+		hotplug_close(h);
+		skip();
+	}
+	assert_int_equal(n, (ssize_t)sizeof(fake));
 	/* libudev's re-broadcast format, sent the same way. */
 	assert_int_equal(sendto(s, "libudev\0\xfe\xed\xca\xfe", 12, 0,
 				(struct sockaddr *)&to, sizeof(to)),
@@ -344,7 +353,7 @@ static void test_kernel_synthetic_online(void **state)
 	close(fd);
 	/* Generous bound for delivery; not a timing assertion. */
 	while (!seen) {
-		struct pollfd p = { .fd = hotplug_fd(h), .events = POLLIN };
+		struct pollfd p = {.fd = hotplug_fd(h), .events = POLLIN};
 		int r;
 
 		if (poll(&p, 1, 10000) != 1)

@@ -23,7 +23,7 @@
 #include "lib/tmpdir.h"
 
 #define SOCKET_ACTIVATE "/usr/bin/systemd-socket-activate"
-#define HELPER_ENV "RCUPOOL_TEST_LISTEN_HELPER"
+#define HELPER_ENV	"RCUPOOL_TEST_LISTEN_HELPER"
 
 struct fixture {
 	char dir[80];
@@ -53,7 +53,7 @@ static int teardown(void **state)
 
 static int connect_to(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -116,7 +116,7 @@ static void test_bind_fresh(void **state)
 static void test_bind_stale(void **state)
 {
 	struct fixture *f = *state;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st1, st2;
 	int old, fd, c;
 
@@ -172,8 +172,7 @@ static void test_bind_not_a_socket(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "data", 4), 4);
 	close(fd);
-	assert_int_equal(listen_bind(f->path, 0600, 16, f->why,
-				     sizeof(f->why)),
+	assert_int_equal(listen_bind(f->path, 0600, 16, f->why, sizeof(f->why)),
 			 -EEXIST);
 	snprintf(want, sizeof(want),
 		 "%s exists and is not a socket; not replacing it", f->path);
@@ -184,7 +183,7 @@ static void test_bind_not_a_socket(void **state)
 
 	/* A socket of another type is not ours to remove either. */
 	{
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 		char p2[108];
 		int s;
 
@@ -195,9 +194,9 @@ static void test_bind_not_a_socket(void **state)
 		assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)),
 				 0);
 		assert_int_equal(listen(s, 1), 0);
-		assert_int_equal(listen_bind(p2, 0600, 16, f->why,
-					     sizeof(f->why)),
-				 -EEXIST);
+		assert_int_equal(
+			listen_bind(p2, 0600, 16, f->why, sizeof(f->why)),
+			-EEXIST);
 		assert_non_null(strstr(f->why, "socket of another type"));
 		assert_int_equal(stat(p2, &st), 0);
 		close(s);
@@ -280,7 +279,7 @@ static void run_fake_activation(const int *types, int n, bool pid_matches,
 
 		for (int i = 0; i < n; i++) {
 			int s = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
-			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+			struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 			if (s < 0 || bind(s, (struct sockaddr *)&sa,
 					  sizeof(sa_family_t)) < 0)
@@ -319,10 +318,10 @@ static void run_fake_activation(const int *types, int n, bool pid_matches,
 
 static void test_systemd_fake(void **state)
 {
-	const int seq[] = { SOCK_SEQPACKET };
-	const int stream[] = { SOCK_STREAM };
-	const int dgram[] = { SOCK_DGRAM };
-	const int two[] = { SOCK_SEQPACKET, SOCK_SEQPACKET };
+	const int seq[] = {SOCK_SEQPACKET};
+	const int stream[] = {SOCK_STREAM};
+	const int dgram[] = {SOCK_DGRAM};
+	const int two[] = {SOCK_SEQPACKET, SOCK_SEQPACKET};
 
 	run_fake_activation(seq, 1, true, 1);
 	run_fake_activation(stream, 1, true, -EINVAL);
@@ -345,7 +344,7 @@ static int activation_helper(void)
 	r = listen_from_systemd(&fd);
 	if (r != 1)
 		return 10;
-	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
 	if (poll(&pfd, 1, 30000) != 1)
 		return 11;
 	c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
@@ -365,7 +364,7 @@ static int activation_helper(void)
 static void test_systemd_socket_activate(void **state)
 {
 	struct fixture *f = *state;
-	struct timeval tv = { .tv_sec = 60 };
+	struct timeval tv = {.tv_sec = 60};
 	char exe[PATH_MAX], msg[256];
 	struct stat st;
 	ssize_t n;
@@ -393,7 +392,7 @@ static void test_systemd_socket_activate(void **state)
 	}
 	/* Wait for systemd-socket-activate to bind (not a timing check). */
 	for (int i = 0; stat(f->path, &st) < 0; i++) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		struct timespec ts = {0, 10 * 1000 * 1000};
 
 		assert_true(i < 3000);
 		assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
@@ -401,9 +400,8 @@ static void test_systemd_socket_activate(void **state)
 	}
 	c = connect_to(f->path);
 	assert_true(c >= 0);
-	assert_int_equal(setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv,
-				    sizeof(tv)),
-			 0);
+	assert_int_equal(
+		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 	n = recv(c, msg, sizeof(msg) - 1, 0);
 	assert_true(n > 0);
 	msg[n] = '\0';

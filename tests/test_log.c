@@ -181,19 +181,19 @@ static void test_log_errno(void **state)
 {
 	char *out = capture(J_NONE, LOG_INFO, emit_errno);
 
-	assert_string_equal(out,
-			    "rcupoold: error: bind /run/x.sock: "
-			    "No such file or directory\n"
-			    "rcupoold: warning: open: Permission denied\n"
-			    "rcupoold: plain %m uses errno: "
-			    "Operation not permitted\n"
-			    "rcupoold: two lines\n");
+	assert_string_equal(out, "rcupoold: error: bind /run/x.sock: "
+				 "No such file or directory\n"
+				 "rcupoold: warning: open: Permission denied\n"
+				 "rcupoold: plain %m uses errno: "
+				 "Operation not permitted\n"
+				 "rcupoold: two lines\n");
 	free(out);
 	out = capture(J_MATCH, LOG_INFO, emit_errno);
-	assert_string_equal(out, "<3>bind /run/x.sock: No such file or directory\n"
-				 "<4>open: Permission denied\n"
-				 "<6>plain %m uses errno: Operation not permitted\n"
-				 "<6>two lines\n");
+	assert_string_equal(out,
+			    "<3>bind /run/x.sock: No such file or directory\n"
+			    "<4>open: Permission denied\n"
+			    "<6>plain %m uses errno: Operation not permitted\n"
+			    "<6>two lines\n");
 	free(out);
 }
 

@@ -19,10 +19,10 @@
 #include "../daemon/peer.h"
 #include "lib/tmpdir.h"
 
-#define NOBODY 65534
-#define CHILD_GID 4000
-#define GROUP_A 4242
-#define GROUP_B 4343
+#define NOBODY	    65534
+#define CHILD_GID   4000
+#define GROUP_A	    4242
+#define GROUP_B	    4343
 #define GROUP_OTHER 5000
 
 static void test_peer_socketpair(void **state)
@@ -32,9 +32,8 @@ static void test_peer_socketpair(void **state)
 	struct peer p;
 	char desc[128], want[64];
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				    sv),
-			 0);
+	assert_int_equal(
+		socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(peer_get(sv[0], &p), 0);
 	assert_int_equal(p.pid, getpid());
 	assert_int_equal(p.uid, geteuid());
@@ -77,7 +76,7 @@ static void test_peer_unconnected(void **state)
 
 static void test_peer_describe_no_proc(void **state)
 {
-	struct peer p = { .pid = 0x7ffffff0, .uid = 1000, .gid = 1000 };
+	struct peer p = {.pid = 0x7ffffff0, .uid = 1000, .gid = 1000};
 	char desc[64];
 
 	/* No such process: the comm is left out. */
@@ -87,11 +86,14 @@ static void test_peer_describe_no_proc(void **state)
 
 static void test_peer_may(void **state)
 {
-	gid_t groups[] = { 20, 30 };
-	struct peer user = { .pid = 1, .uid = 1000, .gid = 10, .groups = groups,
-			     .n_groups = 2 };
-	struct peer root = { .pid = 1, .uid = 0, .gid = 0 };
-	struct peer daemon = { .pid = 1, .uid = 999, .gid = 999 };
+	gid_t groups[] = {20, 30};
+	struct peer user = {.pid = 1,
+			    .uid = 1000,
+			    .gid = 10,
+			    .groups = groups,
+			    .n_groups = 2};
+	struct peer root = {.pid = 1, .uid = 0, .gid = 0};
+	struct peer daemon = {.pid = 1, .uid = 999, .gid = 999};
 	const gid_t none = PEER_NO_GROUP;
 
 	assert_true(peer_in_group(&user, 10));
@@ -140,7 +142,7 @@ static void test_peer_group_lookup(void **state)
  */
 static void test_peer_dropped_child(void **state)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char dir[80], desc[128];
 	int lfd, cfd, status, sync[2];
 	struct peer p;
@@ -161,7 +163,7 @@ static void test_peer_dropped_child(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		gid_t groups[] = { GROUP_A, GROUP_B };
+		gid_t groups[] = {GROUP_A, GROUP_B};
 		int fd;
 
 		close(sync[1]);
@@ -239,21 +241,20 @@ static void test_peer_many_groups(void **state)
 		skip();
 	for (int i = 0; i < N; i++)
 		groups[i] = 10000 + (gid_t)i;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				    sv),
-			 0);
+	assert_int_equal(
+		socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 		socklen_t salen;
 		int l, fd;
 
 		/* Credentials are taken at connect(): use a fresh socket. */
 		close(sv[0]);
 		l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-		if (l < 0 || bind(l, (struct sockaddr *)&sa,
-				  sizeof(sa_family_t)) < 0 ||
+		if (l < 0 ||
+		    bind(l, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 ||
 		    listen(l, 1) < 0)
 			_exit(10);
 		salen = sizeof(sa);
