@@ -148,10 +148,12 @@ static const char *const setting_names[__PROTO_SETTING_MAX] = {
 
 /* --- policies ------------------------------------------------------------ */
 
+/* clang-format off */
 #define POL_U32 { .type = NLA_U32, .maxlen = sizeof(uint32_t) }
 #define POL_U64 { .type = NLA_U64, .maxlen = sizeof(uint64_t) }
 #define POL_STR(max) { .type = NLA_STRING, .maxlen = (max) }
 #define POL_NEST { .type = NLA_NESTED }
+/* clang-format on */
 
 static const struct nla_policy reply_policy[PROTO_A_MAX + 1] = {
 	[PROTO_A_ERROR] = POL_U32,
@@ -225,7 +227,7 @@ struct attr_set {
 	const char *const *names;
 	uint64_t repeated; /* may appear more than once */
 	uint64_t required;
-	int missing_err;   /* errno when a required one is absent */
+	int missing_err;     /* errno when a required one is absent */
 	const char *context; /* "in a SET_LIMITS request", for words */
 	const struct attr_set *const *nested; /* by type; NULL: opaque_set */
 };
@@ -325,13 +327,15 @@ static int check_one(const struct attr_set *set, const struct nlattr *nla,
 		s = nla_data(nla);
 		if (plen == 0) {
 			say(why, whylen,
-			    "attribute %d (%s): empty payload, a string needs its NUL",
+			    "attribute %d (%s): empty payload, a string needs "
+			    "its NUL",
 			    type, name);
 			return -EBADMSG;
 		}
 		if (pt->maxlen && plen > pt->maxlen) {
 			say(why, whylen,
-			    "attribute %d (%s): string of %d bytes, at most %u allowed (NUL included)",
+			    "attribute %d (%s): string of %d bytes, at most %u "
+			    "allowed (NUL included)",
 			    type, name, plen, pt->maxlen);
 			return -EBADMSG;
 		}
@@ -343,9 +347,9 @@ static int check_one(const struct attr_set *set, const struct nlattr *nla,
 		}
 		return 0;
 	case NLA_NESTED: {
-		const struct attr_set *sub = set->nested && set->nested[type] ?
-						     set->nested[type] :
-						     &opaque_set;
+		const struct attr_set *sub = set->nested && set->nested[type]
+						     ? set->nested[type]
+						     : &opaque_set;
 		char inner[192];
 
 		inner[0] = '\0';
@@ -363,8 +367,8 @@ static int check_one(const struct attr_set *set, const struct nlattr *nla,
 		}
 		if (plen != size) {
 			say(why, whylen,
-			    "attribute %d (%s): expected %d bytes, got %d", type,
-			    name, size, plen);
+			    "attribute %d (%s): expected %d bytes, got %d",
+			    type, name, size, plen);
 			return -EBADMSG;
 		}
 		return 0;
@@ -389,13 +393,15 @@ static int check_attrs(const struct attr_set *set, const struct nlattr *head,
 		}
 		if (nla->nla_len < NLA_HDRLEN) {
 			say(why, whylen,
-			    "attribute at offset %d: nla_len %u is shorter than its header",
+			    "attribute at offset %d: nla_len %u is shorter "
+			    "than its header",
 			    off, nla->nla_len);
 			return -EBADMSG;
 		}
 		if (nla->nla_len > rem) {
 			say(why, whylen,
-			    "attribute at offset %d (type %d): nla_len %u overruns the %d bytes left",
+			    "attribute at offset %d (type %d): nla_len %u "
+			    "overruns the %d bytes left",
 			    off, nla_type(nla), nla->nla_len, rem);
 			return -EBADMSG;
 		}
@@ -441,7 +447,8 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 	}
 	if (len < NLMSG_HDRLEN) {
 		say(why, whylen,
-		    "message of %zu bytes is shorter than a netlink header (%d)",
+		    "message of %zu bytes is shorter than a netlink header "
+		    "(%d)",
 		    len, NLMSG_HDRLEN);
 		return -EBADMSG;
 	}
@@ -451,7 +458,8 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 		return -EMSGSIZE;
 	}
 	if (!nlmsg_ok(nlh, (int)len)) {
-		say(why, whylen, "nlmsg_len %u does not fit the %zu bytes received",
+		say(why, whylen,
+		    "nlmsg_len %u does not fit the %zu bytes received",
 		    nlh->nlmsg_len, len);
 		return -EBADMSG;
 	}
@@ -468,7 +476,8 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 	}
 	if (nlh->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN) {
 		say(why, whylen,
-		    "nlmsg_len %u is too short for the generic netlink header (%d)",
+		    "nlmsg_len %u is too short for the generic netlink header "
+		    "(%d)",
 		    nlh->nlmsg_len, (int)(NLMSG_HDRLEN + GENL_HDRLEN));
 		return -EBADMSG;
 	}
@@ -492,8 +501,8 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 	set.maxtype = PROTO_A_MAX;
 	set.names = attr_names;
 	set.nested = top_nested;
-	set.repeated = BIT(PROTO_A_SETTING) | BIT(PROTO_A_CPU) |
-		       BIT(PROTO_A_CLIENT);
+	set.repeated =
+		BIT(PROTO_A_SETTING) | BIT(PROTO_A_CPU) | BIT(PROTO_A_CLIENT);
 	if (out->request) {
 		policy = proto_request_policy(out->cmd);
 		snprintf(ctx, sizeof(ctx), "in a %s request",
@@ -542,7 +551,8 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 		uint32_t e = nla_get_u32(out->tb[PROTO_A_ERROR]);
 
 		if (e > ERRNO_MAX) {
-			say(why, whylen, "attribute %d (ERROR): %u is not an errno",
+			say(why, whylen,
+			    "attribute %d (ERROR): %u is not an errno",
 			    PROTO_A_ERROR, e);
 			r = -EBADMSG;
 			goto fail;
@@ -621,8 +631,8 @@ int proto_new(struct nl_msg **ret, uint8_t cmd, uint32_t seq, bool request)
 	return 0;
 }
 
-int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req,
-		    int error, const char *fmt, ...)
+int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req, int error,
+		    const char *fmt, ...)
 {
 	char text[PROTO_MESSAGE_MAX];
 	struct nl_msg *msg;
@@ -683,8 +693,8 @@ int proto_send(int fd, struct nl_msg *msg, const int *fds, size_t nfds)
 		char buf[CMSG_SPACE(sizeof(int) * PROTO_FDS_MAX)];
 	} control;
 	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct iovec iov = { .iov_base = nlh, .iov_len = nlh->nlmsg_len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov = {.iov_base = nlh, .iov_len = nlh->nlmsg_len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n;
 
 	if (nlh->nlmsg_len > PROTO_MSG_MAX)
@@ -725,7 +735,7 @@ int proto_recv(int fd, void *buf, size_t size, int *fds, size_t *nfds)
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int) * PROTO_FDS_MAX)];
 	} control;
-	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct iovec iov = {.iov_base = buf, .iov_len = size};
 	struct msghdr mh;
 	struct cmsghdr *c;
 	int got[PROTO_FDS_MAX];
@@ -752,7 +762,8 @@ int proto_recv(int fd, void *buf, size_t size, int *fds, size_t *nfds)
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		if (k > PROTO_FDS_MAX - ngot)
-			k = PROTO_FDS_MAX - ngot; /* cannot happen: buffer size */
+			k = PROTO_FDS_MAX -
+			    ngot; /* cannot happen: buffer size */
 		memcpy(got + ngot, CMSG_DATA(c), k * sizeof(int));
 		ngot += k;
 	}
@@ -796,7 +807,8 @@ int proto_socket_path(char *buf, size_t size)
 	if (v && *v) {
 		n = snprintf(path, sizeof(path), "%s", v);
 	} else if ((v = env_dir("RUNTIME_DIRECTORY"))) {
-		/* systemd: several RuntimeDirectory= entries are ':'-separated. */
+		/* systemd: several RuntimeDirectory= entries are ':'-separated.
+		 */
 		n = snprintf(path, sizeof(path), "%.*s/rcupoold.sock",
 			     (int)strcspn(v, ":"), v);
 	} else if (geteuid() == 0) {
@@ -831,7 +843,7 @@ int proto_socket_buffers(int fd)
 
 int proto_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char def[sizeof(sa.sun_path)];
 	int fd, r;
 
@@ -888,7 +900,8 @@ int proto_call(int fd, struct nl_msg *req, void *buf, size_t size,
 		if (r < 0)
 			goto drop;
 		if (reply->request) {
-			say(errmsg, errlen, "received a %s request, not a reply",
+			say(errmsg, errlen,
+			    "received a %s request, not a reply",
 			    proto_cmd_name(reply->cmd));
 			r = -EPROTO;
 			goto drop;

@@ -44,19 +44,19 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
-#define PROTO_FAMILY   0x1c0 /* nlmsg_type of every message (>= NLMSG_MIN_TYPE) */
-#define PROTO_VERSION  1
-#define PROTO_MSG_MAX  (256 * 1024) /* whole message, headers included */
-#define PROTO_FDS_MAX  8            /* SCM_RIGHTS fds in one message */
+#define PROTO_FAMILY  0x1c0 /* nlmsg_type, >= NLMSG_MIN_TYPE */
+#define PROTO_VERSION 1
+#define PROTO_MSG_MAX (256 * 1024) /* whole message, headers included */
+#define PROTO_FDS_MAX 8		   /* SCM_RIGHTS fds in one message */
 
-#define PROTO_NAME_MAX    64   /* PROTO_A_NAME, NUL included */
+#define PROTO_NAME_MAX	  64   /* PROTO_A_NAME, NUL included */
 #define PROTO_MESSAGE_MAX 1024 /* PROTO_A_MESSAGE, NUL included */
-#define PROTO_KEY_MAX     128  /* PROTO_SETTING_KEY, NUL included */
-#define PROTO_VALUE_MAX   256  /* PROTO_SETTING_VALUE, NUL included */
+#define PROTO_KEY_MAX	  128  /* PROTO_SETTING_KEY, NUL included */
+#define PROTO_VALUE_MAX	  256  /* PROTO_SETTING_VALUE, NUL included */
 
 enum proto_cmd {
 	PROTO_CMD_UNSPEC,
-	PROTO_CMD_ATTACH,      /* NAME?, MIN_PAGES?, MAX_PAGES?; reply + fds */
+	PROTO_CMD_ATTACH, /* NAME?, MIN_PAGES?, MAX_PAGES?; reply + fds */
 	PROTO_CMD_DETACH,
 	PROTO_CMD_GET_STATUS,  /* reply: STATUS */
 	PROTO_CMD_GET_STATS,   /* reply: STATUS?, CPU*, CLIENT* */
@@ -71,18 +71,18 @@ enum proto_cmd {
 
 enum proto_attr {
 	PROTO_A_UNSPEC,
-	PROTO_A_ERROR,      /* u32: positive errno, 0 = success (replies) */
+	PROTO_A_ERROR,	    /* u32: positive errno, 0 = success (replies) */
 	PROTO_A_MESSAGE,    /* string < PROTO_MESSAGE_MAX (replies) */
-	PROTO_A_NAME,       /* string < PROTO_NAME_MAX: client name */
-	PROTO_A_PID,        /* u32 */
+	PROTO_A_NAME,	    /* string < PROTO_NAME_MAX: client name */
+	PROTO_A_PID,	    /* u32 */
 	PROTO_A_MIN_PAGES,  /* u32 */
 	PROTO_A_MAX_PAGES,  /* u32 */
-	PROTO_A_SLOT,       /* u32: client slot in the segment */
+	PROTO_A_SLOT,	    /* u32: client slot in the segment */
 	PROTO_A_GENERATION, /* u64 */
 	PROTO_A_SETTING,    /* nested enum proto_setting_attr, repeated */
-	PROTO_A_STATUS,     /* nested, enum proto_status_attr (daemon, later) */
-	PROTO_A_CPU,        /* nested, repeated, enum proto_cpu_attr (later) */
-	PROTO_A_CLIENT,     /* nested, repeated, enum proto_client_attr (later) */
+	PROTO_A_STATUS,	    /* nested, enum proto_status_attr (daemon, later) */
+	PROTO_A_CPU,	    /* nested, repeated, enum proto_cpu_attr (later) */
+	PROTO_A_CLIENT, /* nested, repeated, enum proto_client_attr (later) */
 	/* New top-level attributes go here, never in between. */
 	__PROTO_A_MAX,
 };
@@ -98,23 +98,26 @@ enum proto_setting_attr {
 #define PROTO_SETTING_MAX (__PROTO_SETTING_MAX - 1)
 
 /*
- * Room for the nested attribute sets of PROTO_A_STATUS, PROTO_A_CPU and
- * PROTO_A_CLIENT (enum proto_status_attr, proto_cpu_attr,
- * proto_client_attr), defined with the daemon.  proto_parse only checks that
- * their contents are a well-formed attribute stream; their own policy is
- * applied by whoever reads them (nla_parse_nested + proto_errno).
+ * Nested attribute sets of PROTO_A_STATUS, PROTO_A_CPU and PROTO_A_CLIENT go
+ * here (enum proto_status_attr, enum proto_cpu_attr, enum
+ * proto_client_attr, each starting with an UNSPEC 0), defined with the
+ * daemon.  Until then proto_parse only checks that their contents are a
+ * well-formed attribute stream; their own policy is applied by whoever reads
+ * them (nla_parse_nested + proto_errno), or added to proto.c's attr sets.
  */
+
+/* (enum proto_status_attr, proto_cpu_attr, proto_client_attr: reserved) */
 
 /* A parsed message.  tb[] and message point into the receive buffer. */
 struct proto_msg {
 	uint8_t cmd;
 	uint8_t version;
 	uint32_t seq;
-	bool request;                     /* NLM_F_REQUEST */
-	int error;                        /* replies: 0 or -errno from PROTO_A_ERROR */
-	const char *message;              /* replies: PROTO_A_MESSAGE or "" */
+	bool request;	     /* NLM_F_REQUEST */
+	int error;	     /* replies: 0 or -errno from PROTO_A_ERROR */
+	const char *message; /* replies: PROTO_A_MESSAGE or "" */
 	struct nlattr *tb[PROTO_A_MAX + 1]; /* last of each type, or NULL */
-	struct nlattr *attrs;             /* all attributes, for repeated ones */
+	struct nlattr *attrs; /* all attributes, for repeated ones */
 	int attrlen;
 };
 
@@ -143,9 +146,8 @@ int proto_new(struct nl_msg **ret, uint8_t cmd, uint32_t seq, bool request);
 
 /* A reply to req carrying ERROR (error: 0 or -errno) and MESSAGE (fmt may be
  * NULL for an empty message; truncated to PROTO_MESSAGE_MAX - 1 bytes). */
-int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req,
-		    int error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req, int error,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Add one PROTO_A_SETTING {KEY, VALUE}. */
 int proto_put_setting(struct nl_msg *msg, const char *key, const char *value);
@@ -182,8 +184,8 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 /* Next attribute of type after prev (NULL: the first), or NULL. */
 struct nlattr *proto_next(const struct proto_msg *m, const struct nlattr *prev,
 			  int type);
-#define proto_for_each(nla, m, type)                                  \
-	for ((nla) = proto_next((m), NULL, (type)); (nla);            \
+#define proto_for_each(nla, m, type)                                           \
+	for ((nla) = proto_next((m), NULL, (type)); (nla);                     \
 	     (nla) = proto_next((m), (nla), (type)))
 
 /* Key and value of a PROTO_A_SETTING that proto_parse accepted. 0/-EINVAL. */

@@ -43,9 +43,8 @@ static int teardown(void **state)
 
 static void pair(int sv[2])
 {
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				    sv),
-			 0);
+	assert_int_equal(
+		socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(proto_socket_buffers(sv[0]), 0);
 	assert_int_equal(proto_socket_buffers(sv[1]), 0);
 }
@@ -96,11 +95,11 @@ static int parse_as(struct nl_msg *m, long delta, struct proto_msg *out,
 	return proto_parse(rbuf, len + delta, out, why, whylen);
 }
 
-#define assert_why(why, needle)                                              \
-	do {                                                                 \
-		if (!strstr((why), (needle)))                                \
-			fail_msg("why \"%s\" does not mention \"%s\"", (why), \
-				 (needle));                                  \
+#define assert_why(why, needle)                                                \
+	do {                                                                   \
+		if (!strstr((why), (needle)))                                  \
+			fail_msg("why \"%s\" does not mention \"%s\"", (why),  \
+				 (needle));                                    \
 	} while (0)
 
 /* --- names and errno map ------------------------------------------------- */
@@ -259,8 +258,8 @@ static void check_reply_attrs(const struct proto_msg *r, uint8_t cmd)
 		assert_non_null(r->tb[PROTO_A_STATUS]);
 		proto_for_each(nla, r, PROTO_A_CPU)
 		{
-			struct nlattr *in = nla_find(nla_data(nla),
-						     nla_len(nla), 1);
+			struct nlattr *in =
+				nla_find(nla_data(nla), nla_len(nla), 1);
 
 			assert_int_equal(nla_get_u32(in), n);
 			n++;
@@ -269,7 +268,9 @@ static void check_reply_attrs(const struct proto_msg *r, uint8_t cmd)
 		break;
 	case PROTO_CMD_GET_CLIENTS:
 		proto_for_each(nla, r, PROTO_A_CLIENT)
-		n++;
+		{
+			n++;
+		}
 		assert_int_equal(n, 3);
 		break;
 	}
@@ -328,7 +329,7 @@ static void test_roundtrip_commands(void **state)
 
 static void test_reply_error(void **state)
 {
-	struct proto_msg req = { .cmd = PROTO_CMD_SET_LIMITS, .seq = 9 };
+	struct proto_msg req = {.cmd = PROTO_CMD_SET_LIMITS, .seq = 9};
 	struct proto_msg rep;
 	char why[256], big[2000];
 	struct nl_msg *m;
@@ -389,12 +390,12 @@ static void test_fd_passing(void **state)
 	fds[1] = eventfd(0, EFD_CLOEXEC);
 	assert_true(fds[1] >= 0);
 
-	assert_int_equal(proto_new_reply(&m,
-					 &(struct proto_msg){
-						 .cmd = PROTO_CMD_ATTACH,
-						 .seq = 1 },
-					 0, "attached"),
-			 0);
+	assert_int_equal(
+		proto_new_reply(
+			&m,
+			&(struct proto_msg){.cmd = PROTO_CMD_ATTACH, .seq = 1},
+			0, "attached"),
+		0);
 	assert_int_equal(proto_send(sv[1], m, fds, 2), 0);
 	nlmsg_free(m);
 
@@ -434,8 +435,8 @@ static int send_raw_fds(int fd, const void *buf, size_t len, const int *fds,
 			size_t nfds)
 {
 	char control[CMSG_SPACE(sizeof(int) * 16)] __attribute__((aligned(8)));
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	struct cmsghdr *c;
 
 	if (nfds) {
@@ -613,9 +614,9 @@ static void test_bad_headers(void **state)
 	/* nlmsg_len smaller than the genl header. */
 	to_buf(m);
 	nlh->nlmsg_len = NLMSG_HDRLEN + 2;
-	assert_int_equal(proto_parse(rbuf, NLMSG_HDRLEN + 2, &msg, why,
-				     sizeof(why)),
-			 -EBADMSG);
+	assert_int_equal(
+		proto_parse(rbuf, NLMSG_HDRLEN + 2, &msg, why, sizeof(why)),
+		-EBADMSG);
 	assert_why(why, "generic netlink header");
 	nlh->nlmsg_len = 8; /* smaller than nlmsghdr itself */
 	assert_int_equal(proto_parse(rbuf, len, &msg, why, sizeof(why)),
@@ -647,9 +648,9 @@ static void test_bad_headers(void **state)
 
 	/* Unaligned buffer. */
 	memmove((char *)rbuf + 1, rbuf, len);
-	assert_int_equal(proto_parse((char *)rbuf + 1, len, &msg, why,
-				     sizeof(why)),
-			 -EINVAL);
+	assert_int_equal(
+		proto_parse((char *)rbuf + 1, len, &msg, why, sizeof(why)),
+		-EINVAL);
 
 	/* why may be NULL. */
 	assert_int_equal(proto_parse(rbuf, 3, &msg, NULL, 0), -EBADMSG);
@@ -685,12 +686,14 @@ static void test_bad_attributes(void **state)
 	m = new_msg(PROTO_CMD_ATTACH, 1, true);
 	assert_int_equal(nla_put(m, PROTO_A_MIN_PAGES, 2, &two), 0);
 	assert_int_equal(parse_as(m, 0, &msg, why, sizeof(why)), -EBADMSG);
-	assert_string_equal(why, "attribute 5 (MIN_PAGES): expected 4 bytes, got 2");
+	assert_string_equal(why,
+			    "attribute 5 (MIN_PAGES): expected 4 bytes, got 2");
 	nlmsg_free(m);
 	m = new_msg(PROTO_CMD_ATTACH, 1, true);
 	assert_int_equal(nla_put(m, PROTO_A_MAX_PAGES, 8, &eight), 0);
 	assert_int_equal(parse_as(m, 0, &msg, why, sizeof(why)), -EBADMSG);
-	assert_string_equal(why, "attribute 6 (MAX_PAGES): expected 4 bytes, got 8");
+	assert_string_equal(why,
+			    "attribute 6 (MAX_PAGES): expected 4 bytes, got 8");
 	nlmsg_free(m);
 
 	/* String not NUL-terminated. */
@@ -739,7 +742,8 @@ static void test_bad_attributes(void **state)
 	m = new_msg(PROTO_CMD_GET_STATUS, 1, true);
 	assert_int_equal(nla_put_u32(m, PROTO_A_PID, 1), 0);
 	assert_int_equal(parse_as(m, 0, &msg, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "attribute 4 (PID) is not valid in a GET_STATUS request");
+	assert_string_equal(
+		why, "attribute 4 (PID) is not valid in a GET_STATUS request");
 	nlmsg_free(m);
 
 	/* Trailing bytes after the last attribute. */
@@ -777,7 +781,8 @@ static void test_bad_settings(void **state)
 	/* SET_LIMITS without SETTING. */
 	m = new_msg(PROTO_CMD_SET_LIMITS, 1, true);
 	assert_int_equal(parse_as(m, 0, &msg, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "attribute 9 (SETTING) missing in a SET_LIMITS request");
+	assert_string_equal(
+		why, "attribute 9 (SETTING) missing in a SET_LIMITS request");
 	nlmsg_free(m);
 
 	/* SETTING without VALUE. */
@@ -787,7 +792,8 @@ static void test_bad_settings(void **state)
 	assert_int_equal(nla_put_string(m, PROTO_SETTING_KEY, "b"), 0);
 	nla_nest_end(m, nest);
 	assert_int_equal(parse_as(m, 0, &msg, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "attribute 9 (SETTING): attribute 2 (VALUE) missing in SETTING");
+	assert_string_equal(why, "attribute 9 (SETTING): attribute 2 (VALUE) "
+				 "missing in SETTING");
 	nlmsg_free(m);
 
 	/* SETTING without KEY. */
@@ -867,8 +873,9 @@ static void test_policies_with_libnl(void **state)
 	assert_non_null(proto_request_policy(PROTO_CMD_RELOAD));
 	assert_null(proto_request_policy(0));
 	assert_null(proto_request_policy(77));
-	assert_int_equal(proto_request_policy(PROTO_CMD_ATTACH)[PROTO_A_NAME].maxlen,
-			 PROTO_NAME_MAX);
+	assert_int_equal(
+		proto_request_policy(PROTO_CMD_ATTACH)[PROTO_A_NAME].maxlen,
+		PROTO_NAME_MAX);
 	assert_int_equal(proto_reply_policy()[PROTO_A_ERROR].type, NLA_U32);
 	assert_int_equal(proto_setting_policy()[PROTO_SETTING_KEY].maxlen,
 			 PROTO_KEY_MAX);
@@ -932,7 +939,8 @@ static void test_garbage(void **state)
 
 			if (!p)
 				continue;
-			assert_true(p >= b && p + msg.tb[a]->nla_len <= b + len);
+			assert_true(p >= b &&
+				    p + msg.tb[a]->nla_len <= b + len);
 		}
 	}
 }
@@ -942,7 +950,7 @@ static void test_garbage(void **state)
 static void queue_reply(int fd, uint8_t cmd, uint32_t seq, int error,
 			const char *text, const int *fds, size_t nfds)
 {
-	struct proto_msg req = { .cmd = cmd, .seq = seq, .request = true };
+	struct proto_msg req = {.cmd = cmd, .seq = seq, .request = true};
 	struct nl_msg *m;
 
 	assert_int_equal(proto_new_reply(&m, &req, error, "%s", text), 0);
@@ -1070,13 +1078,12 @@ static void test_call_eof(void **state)
 
 /* --- socket path and connect --------------------------------------------- */
 
-static const char *const env_names[] = { "RCUPOOL_SOCKET",
-					 "RUNTIME_DIRECTORY",
-					 "XDG_RUNTIME_DIR" };
+static const char *const env_names[] = {"RCUPOOL_SOCKET", "RUNTIME_DIRECTORY",
+					"XDG_RUNTIME_DIR"};
 
 static void env_set(const char *sock, const char *rt, const char *xdg)
 {
-	const char *v[] = { sock, rt, xdg };
+	const char *v[] = {sock, rt, xdg};
 
 	for (int i = 0; i < 3; i++) {
 		if (v[i])
@@ -1172,7 +1179,7 @@ static void test_socket_path(void **state)
 static void test_connect(void **state)
 {
 	char dir[] = "/tmp/test_proto.XXXXXX", path[128], errmsg[128];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int lfd, cfd, sfd, n;
 	struct proto_msg req, rep;
 	struct nl_msg *m;
