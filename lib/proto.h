@@ -106,8 +106,6 @@ enum proto_setting_attr {
  * them (nla_parse_nested + proto_errno), or added to proto.c's attr sets.
  */
 
-/* (enum proto_status_attr, proto_cpu_attr, proto_client_attr: reserved) */
-
 /* A parsed message.  tb[] and message point into the receive buffer. */
 struct proto_msg {
 	uint8_t cmd;
