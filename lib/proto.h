@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef RCUPOOL_PROTO_H
+#define RCUPOOL_PROTO_H
+
+/*
+ * Control protocol (DESIGN.md section 7): framing shared by rcupoold,
+ * librcupool and rcupoolctl.
+ *
+ * Transport: AF_UNIX SOCK_SEQPACKET, one protocol message per packet, file
+ * descriptors (the segment memfd, the kick eventfd) as SCM_RIGHTS.
+ *
+ * Message: struct nlmsghdr (nlmsg_type = PROTO_FAMILY, NLM_F_REQUEST on
+ * requests, nlmsg_seq of a request echoed in its reply), struct genlmsghdr
+ * (cmd = enum proto_cmd, version = PROTO_VERSION), then netlink attributes
+ * (enum proto_attr), built with libnl-3 (nla_put_*, nla_nest_start/end).
+ * Every reply carries PROTO_A_ERROR (u32, a positive errno, 0 = success) and
+ * PROTO_A_MESSAGE (a human message, possibly empty).
+ *
+ * Compatibility: new fields are new attributes (appended before
+ * PROTO_A_MAX, never renumbered).  A receiver ignores attributes above the
+ * maximum it knows, so an older peer skips newer fields.  PROTO_VERSION only
+ * changes when the meaning of an existing command or attribute changes.
+ *
+ * Errors (all functions return 0, a count, or -errno; nothing prints):
+ *   -EBADMSG          malformed message: short or inconsistent header,
+ *                     attribute overrunning its container, wrong attribute
+ *                     length, string not NUL-terminated or too long,
+ *                     duplicate attribute, unexpected or too many fds
+ *   -EPROTO           nlmsg_type is not PROTO_FAMILY; in proto_call, a reply
+ *                     with the right seq but another command, or a request
+ *   -EPROTONOSUPPORT  genl version is not PROTO_VERSION
+ *   -EOPNOTSUPP       unknown command
+ *   -EINVAL           well-formed but not a valid request: an attribute not
+ *                     allowed for the command, a required one missing
+ *   -EMSGSIZE         message bigger than the buffer or PROTO_MSG_MAX
+ *   -ECONNRESET       the peer closed the connection (recv returned 0)
+ *   other             errno of the system call
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+
+#define PROTO_FAMILY  0x1c0 /* nlmsg_type, >= NLMSG_MIN_TYPE */
+#define PROTO_VERSION 1
+#define PROTO_MSG_MAX (256 * 1024) /* whole message, headers included */
+#define PROTO_FDS_MAX 8		   /* SCM_RIGHTS fds in one message */
+
+#define PROTO_NAME_MAX	  64   /* PROTO_A_NAME, NUL included */
+#define PROTO_MESSAGE_MAX 1024 /* PROTO_A_MESSAGE, NUL included */
+#define PROTO_KEY_MAX	  128  /* PROTO_SETTING_KEY, NUL included */
+#define PROTO_VALUE_MAX	  256  /* PROTO_SETTING_VALUE, NUL included */
+
+enum proto_cmd {
+	PROTO_CMD_UNSPEC,
+	PROTO_CMD_ATTACH, /* NAME?, MIN_PAGES?, MAX_PAGES?; reply + fds */
+	PROTO_CMD_DETACH,
+	PROTO_CMD_GET_STATUS,  /* reply: STATUS */
+	PROTO_CMD_GET_STATS,   /* reply: STATUS?, CPU*, CLIENT* */
+	PROTO_CMD_GET_CLIENTS, /* reply: CLIENT* */
+	PROTO_CMD_GET_LIMITS,  /* reply: SETTING* */
+	PROTO_CMD_SET_LIMITS,  /* SETTING+ */
+	PROTO_CMD_RESET_STATS,
+	PROTO_CMD_RELOAD,
+	__PROTO_CMD_MAX,
+};
+#define PROTO_CMD_MAX (__PROTO_CMD_MAX - 1)
+
+enum proto_attr {
+	PROTO_A_UNSPEC,
+	PROTO_A_ERROR,	    /* u32: positive errno, 0 = success (replies) */
+	PROTO_A_MESSAGE,    /* string < PROTO_MESSAGE_MAX (replies) */
+	PROTO_A_NAME,	    /* string < PROTO_NAME_MAX: client name */
+	PROTO_A_PID,	    /* u32 */
+	PROTO_A_MIN_PAGES,  /* u32 */
+	PROTO_A_MAX_PAGES,  /* u32 */
+	PROTO_A_SLOT,	    /* u32: client slot in the segment */
+	PROTO_A_GENERATION, /* u64 */
+	PROTO_A_SETTING,    /* nested enum proto_setting_attr, repeated */
+	PROTO_A_STATUS,	    /* nested, enum proto_status_attr (daemon, later) */
+	PROTO_A_CPU,	    /* nested, repeated, enum proto_cpu_attr (later) */
+	PROTO_A_CLIENT, /* nested, repeated, enum proto_client_attr (later) */
+	/* New top-level attributes go here, never in between. */
+	__PROTO_A_MAX,
+};
+#define PROTO_A_MAX (__PROTO_A_MAX - 1)
+
+/* Inside PROTO_A_SETTING: one key=value pair, both required. */
+enum proto_setting_attr {
+	PROTO_SETTING_UNSPEC,
+	PROTO_SETTING_KEY,   /* string < PROTO_KEY_MAX */
+	PROTO_SETTING_VALUE, /* string < PROTO_VALUE_MAX */
+	__PROTO_SETTING_MAX,
+};
+#define PROTO_SETTING_MAX (__PROTO_SETTING_MAX - 1)
+
+/*
+ * Nested attribute sets of PROTO_A_STATUS, PROTO_A_CPU and PROTO_A_CLIENT go
+ * here (enum proto_status_attr, enum proto_cpu_attr, enum
+ * proto_client_attr, each starting with an UNSPEC 0), defined with the
+ * daemon.  Until then proto_parse only checks that their contents are a
+ * well-formed attribute stream; their own policy is applied by whoever reads
+ * them (nla_parse_nested + proto_errno), or added to proto.c's attr sets.
+ */
+
+/* A parsed message.  tb[] and message point into the receive buffer. */
+struct proto_msg {
+	uint8_t cmd;
+	uint8_t version;
+	uint32_t seq;
+	bool request;	     /* NLM_F_REQUEST */
+	int error;	     /* replies: 0 or -errno from PROTO_A_ERROR */
+	const char *message; /* replies: PROTO_A_MESSAGE or "" */
+	struct nlattr *tb[PROTO_A_MAX + 1]; /* last of each type, or NULL */
+	struct nlattr *attrs; /* all attributes, for repeated ones */
+	int attrlen;
+};
+
+/* Map a libnl error (-NLE_* or NLE_*) to -errno; 0 stays 0. */
+int proto_errno(int nle_err);
+
+/* "ATTACH", ... or NULL for an unknown command. */
+const char *proto_cmd_name(uint8_t cmd);
+
+/* Name of a top-level attribute ("MIN_PAGES"), or NULL. */
+const char *proto_attr_name(int type);
+
+/*
+ * Policies over the top-level attributes (maxtype PROTO_A_MAX).  A request
+ * policy types the attributes allowed for cmd (NLA_UNSPEC = not allowed);
+ * NULL for an unknown command.  The reply policy types every attribute.
+ * Integer entries set .maxlen too, so libnl checks their exact size.
+ */
+const struct nla_policy *proto_request_policy(uint8_t cmd);
+const struct nla_policy *proto_reply_policy(void);
+const struct nla_policy *proto_setting_policy(void); /* PROTO_SETTING_MAX */
+
+/* Allocate a PROTO_MSG_MAX message with both headers; add attributes with
+ * nla_put_* (their -NLE_* through proto_errno: a full message is -ENOMEM). */
+int proto_new(struct nl_msg **ret, uint8_t cmd, uint32_t seq, bool request);
+
+/* A reply to req carrying ERROR (error: 0 or -errno) and MESSAGE (fmt may be
+ * NULL for an empty message; truncated to PROTO_MESSAGE_MAX - 1 bytes). */
+int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req, int error,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Add one PROTO_A_SETTING {KEY, VALUE}. */
+int proto_put_setting(struct nl_msg *msg, const char *key, const char *value);
+
+/*
+ * Send msg with nfds (<= PROTO_FDS_MAX) descriptors (sendmsg, MSG_NOSIGNAL,
+ * EINTR retried).  The fds stay open in the caller.  0 or -errno.
+ */
+int proto_send(int fd, struct nl_msg *msg, const int *fds, size_t nfds);
+
+/*
+ * Receive one message into buf (4-byte aligned, e.g. malloc'ed; size up to
+ * PROTO_MSG_MAX is enough).  fds/nfds: capacity in, count out (fds may be
+ * NULL with nfds NULL or 0: no descriptor expected).  Returns the message
+ * length or -errno:
+ *   -EMSGSIZE     the message was bigger than size (it is discarded)
+ *   -EBADMSG      more fds than the capacity, or truncated control data
+ *   -ECONNRESET   the peer closed the connection (EOF)
+ * On any error every fd received is closed and *nfds is 0.  Received fds
+ * are O_CLOEXEC.  EINTR is retried; a non-blocking socket gives -EAGAIN.
+ */
+int proto_recv(int fd, void *buf, size_t size, int *fds, size_t *nfds);
+
+/*
+ * Check and parse one received message of len bytes: headers, then the
+ * request policy of its command (requests) or the reply policy (replies).
+ * buf must be 4-byte aligned (-EINVAL otherwise).  On error, why (if not
+ * NULL) says what was wrong, e.g. "attribute 5 (MIN_PAGES): expected 4
+ * bytes, got 2".  Attributes above PROTO_A_MAX are ignored.
+ */
+int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
+		size_t whylen);
+
+/* Next attribute of type after prev (NULL: the first), or NULL. */
+struct nlattr *proto_next(const struct proto_msg *m, const struct nlattr *prev,
+			  int type);
+#define proto_for_each(nla, m, type)                                           \
+	for ((nla) = proto_next((m), NULL, (type)); (nla);                     \
+	     (nla) = proto_next((m), (nla), (type)))
+
+/* Key and value of a PROTO_A_SETTING that proto_parse accepted. 0/-EINVAL. */
+int proto_setting_get(const struct nlattr *setting, const char **key,
+		      const char **value);
+
+/*
+ * The control socket path (DESIGN.md section 4): $RCUPOOL_SOCKET; else
+ * $RUNTIME_DIRECTORY/rcupoold.sock (first entry, when set by systemd); else
+ * /run/rcupool/rcupoold.sock when euid is 0; else
+ * $XDG_RUNTIME_DIR/rcupool/rcupoold.sock.  Empty or (except RCUPOOL_SOCKET)
+ * relative variables count as unset.  Returns the length, -ENOENT when no
+ * rule applies, -ENAMETOOLONG when the path does not fit sockaddr_un,
+ * -ERANGE when it does not fit buf.
+ */
+int proto_socket_path(char *buf, size_t size);
+
+/* Give fd socket buffers for PROTO_MSG_MAX messages (the daemon calls it on
+ * accepted connections).  Best effort: 0 or -errno of setsockopt. */
+int proto_socket_buffers(int fd);
+
+/* Connect to path (NULL: proto_socket_path); SOCK_CLOEXEC.  fd or -errno. */
+int proto_connect(const char *path);
+
+/*
+ * Send req and wait for its reply into buf: replies with another seq are
+ * stale (an earlier call given up) and dropped with their fds.  Returns 0,
+ * -errno of the transport or of a malformed reply (-EPROTO: right seq but
+ * another command, or not a reply), or the daemon's error as -errno.
+ * errmsg gets the daemon's message, or what was wrong with the reply, or "".
+ * reply is filled whenever a reply was parsed (also on a daemon error).
+ */
+int proto_call(int fd, struct nl_msg *req, void *buf, size_t size,
+	       struct proto_msg *reply, int *fds, size_t *nfds, char *errmsg,
+	       size_t errlen);
+
+#endif
