@@ -35,12 +35,21 @@
 
 #include "conf.h"
 
-#define US_PER_MS 1000ULL
-#define US_PER_S 1000000ULL
+#define US_PER_MS  1000ULL
+#define US_PER_S   1000000ULL
 #define US_PER_MIN (60 * US_PER_S)
-#define US_PER_H (60 * US_PER_MIN)
+#define US_PER_H   (60 * US_PER_MIN)
 
-enum type { T_COUNT, T_COUNT_PCT, T_SIZE, T_TIME, T_ENUM, T_GROUP, T_PATH, T_MODE };
+enum type {
+	T_COUNT,
+	T_COUNT_PCT,
+	T_SIZE,
+	T_TIME,
+	T_ENUM,
+	T_GROUP,
+	T_PATH,
+	T_MODE
+};
 
 struct key_desc {
 	const char *section;
@@ -52,62 +61,75 @@ struct key_desc {
 	const char *const *names; /* T_ENUM, indexed by value */
 };
 
-static const char *const lock_names[] = { "no", "yes", "required", NULL };
-static const char *const huge_names[] = { "no", "auto", "yes", NULL };
+static const char *const lock_names[] = {"no", "yes", "required", NULL};
+static const char *const huge_names[] = {"no", "auto", "yes", NULL};
 
 #define OFF(field) offsetof(struct conf, field)
 
 /* Indexed by enum conf_key; the defaults are parsed like any value. */
 static const struct key_desc keys[CONF_KEY_COUNT] = {
-	[CONF_RESERVE_PAGES_PER_CPU] = { "reserve", "pages_per_cpu", T_COUNT,
-		OFF(reserve.pages_per_cpu), 16, 1048576, "1024" },
-	[CONF_RESERVE_GLOBAL_PAGES] = { "reserve", "global_pages", T_COUNT,
-		OFF(reserve.global_pages), 0, 16777216, "1024" },
-	[CONF_RESERVE_PAGE_SIZE] = { "reserve", "page_size", T_SIZE,
-		OFF(reserve.page_size), 4096, 4096, "4K" },
-	[CONF_RESERVE_LOCK_MEMORY] = { "reserve", "lock_memory", T_ENUM,
-		OFF(reserve.lock_memory), 0, 0, "yes", lock_names },
-	[CONF_RESERVE_HUGEPAGES] = { "reserve", "hugepages", T_ENUM,
-		OFF(reserve.hugepages), 0, 0, "no", huge_names },
-	[CONF_BALANCE_LOW] = { "balance", "low", T_COUNT_PCT,
-		OFF(balance.low), 0, 1048576, "25%" },
-	[CONF_BALANCE_TARGET] = { "balance", "target", T_COUNT_PCT,
-		OFF(balance.target), 0, 1048576, "50%" },
-	[CONF_BALANCE_HIGH] = { "balance", "high", T_COUNT_PCT,
-		OFF(balance.high), 0, 1048576, "100%" },
-	[CONF_BALANCE_INTERVAL] = { "balance", "interval", T_TIME,
-		OFF(balance.interval_us), US_PER_MS, US_PER_MIN, "100ms" },
-	[CONF_BALANCE_CENSUS_INTERVAL] = { "balance", "census_interval", T_TIME,
-		OFF(balance.census_interval_us), 0, US_PER_H, "1s" },
-	[CONF_LIMITS_CLIENT_MIN_PAGES] = { "limits", "client_min_pages", T_COUNT,
-		OFF(limits.client_min_pages), 0, UINT32_MAX, "16" },
-	[CONF_LIMITS_CLIENT_MAX_PAGES] = { "limits", "client_max_pages",
-		T_COUNT_PCT, OFF(limits.client_max_pages), 0, UINT32_MAX,
-		"50%" },
-	[CONF_LIMITS_PROTECT_PAGES] = { "limits", "protect_pages", T_COUNT,
-		OFF(limits.protect_pages), 0, 1048576, "32" },
-	[CONF_LIMITS_MAX_CLIENTS] = { "limits", "max_clients", T_COUNT,
-		OFF(limits.max_clients), 1, 4096, "256" },
-	[CONF_LIMITS_OVERFLOW_PAGES] = { "limits", "overflow_pages", T_COUNT,
-		OFF(limits.overflow_pages), 0, 16777216, "256" },
-	[CONF_LIMITS_DRAIN_INTERVAL] = { "limits", "drain_interval", T_TIME,
-		OFF(limits.drain_interval_us), US_PER_MS, US_PER_H, "1s" },
-	[CONF_ACCESS_ATTACH_GROUP] = { "access", "attach_group", T_GROUP,
-		OFF(access.attach_group), 0, CONF_GROUP_MAX, "rcupool" },
-	[CONF_ACCESS_ADMIN_GROUP] = { "access", "admin_group", T_GROUP,
-		OFF(access.admin_group), 0, CONF_GROUP_MAX, "rcupool-admin" },
-	[CONF_ACCESS_SOCKET_MODE] = { "access", "socket_mode", T_MODE,
-		OFF(access.socket_mode), 0, 0777, "0666" },
-	[CONF_DAEMON_SOCKET] = { "daemon", "socket", T_PATH,
-		OFF(daemon.socket), 0, CONF_SOCKET_MAX, "" },
+	[CONF_RESERVE_PAGES_PER_CPU] = {"reserve", "pages_per_cpu", T_COUNT,
+					OFF(reserve.pages_per_cpu), 16, 1048576,
+					"1024"},
+	[CONF_RESERVE_GLOBAL_PAGES] = {"reserve", "global_pages", T_COUNT,
+				       OFF(reserve.global_pages), 0, 16777216,
+				       "1024"},
+	[CONF_RESERVE_PAGE_SIZE] = {"reserve", "page_size", T_SIZE,
+				    OFF(reserve.page_size), 4096, 4096, "4K"},
+	[CONF_RESERVE_LOCK_MEMORY] = {"reserve", "lock_memory", T_ENUM,
+				      OFF(reserve.lock_memory), 0, 0, "yes",
+				      lock_names},
+	[CONF_RESERVE_HUGEPAGES] = {"reserve", "hugepages", T_ENUM,
+				    OFF(reserve.hugepages), 0, 0, "no",
+				    huge_names},
+	[CONF_BALANCE_LOW] = {"balance", "low", T_COUNT_PCT, OFF(balance.low),
+			      0, 1048576, "25%"},
+	[CONF_BALANCE_TARGET] = {"balance", "target", T_COUNT_PCT,
+				 OFF(balance.target), 0, 1048576, "50%"},
+	[CONF_BALANCE_HIGH] = {"balance", "high", T_COUNT_PCT,
+			       OFF(balance.high), 0, 1048576, "100%"},
+	[CONF_BALANCE_INTERVAL] = {"balance", "interval", T_TIME,
+				   OFF(balance.interval_us), US_PER_MS,
+				   US_PER_MIN, "100ms"},
+	[CONF_BALANCE_CENSUS_INTERVAL] = {"balance", "census_interval", T_TIME,
+					  OFF(balance.census_interval_us), 0,
+					  US_PER_H, "1s"},
+	[CONF_LIMITS_CLIENT_MIN_PAGES] = {"limits", "client_min_pages", T_COUNT,
+					  OFF(limits.client_min_pages), 0,
+					  UINT32_MAX, "16"},
+	[CONF_LIMITS_CLIENT_MAX_PAGES] = {"limits", "client_max_pages",
+					  T_COUNT_PCT,
+					  OFF(limits.client_max_pages), 0,
+					  UINT32_MAX, "50%"},
+	[CONF_LIMITS_PROTECT_PAGES] = {"limits", "protect_pages", T_COUNT,
+				       OFF(limits.protect_pages), 0, 1048576,
+				       "32"},
+	[CONF_LIMITS_MAX_CLIENTS] = {"limits", "max_clients", T_COUNT,
+				     OFF(limits.max_clients), 1, 4096, "256"},
+	[CONF_LIMITS_OVERFLOW_PAGES] = {"limits", "overflow_pages", T_COUNT,
+					OFF(limits.overflow_pages), 0, 16777216,
+					"256"},
+	[CONF_LIMITS_DRAIN_INTERVAL] = {"limits", "drain_interval", T_TIME,
+					OFF(limits.drain_interval_us),
+					US_PER_MS, US_PER_H, "1s"},
+	[CONF_ACCESS_ATTACH_GROUP] = {"access", "attach_group", T_GROUP,
+				      OFF(access.attach_group), 0,
+				      CONF_GROUP_MAX, "rcupool"},
+	[CONF_ACCESS_ADMIN_GROUP] = {"access", "admin_group", T_GROUP,
+				     OFF(access.admin_group), 0, CONF_GROUP_MAX,
+				     "rcupool-admin"},
+	[CONF_ACCESS_SOCKET_MODE] = {"access", "socket_mode", T_MODE,
+				     OFF(access.socket_mode), 0, 0777, "0666"},
+	[CONF_DAEMON_SOCKET] = {"daemon", "socket", T_PATH, OFF(daemon.socket),
+				0, CONF_SOCKET_MAX, ""},
 };
 
-static const char *const sections[] = { "reserve", "balance", "limits",
-					"access", "daemon" };
+static const char *const sections[] = {"reserve", "balance", "limits", "access",
+				       "daemon"};
 
 /* Per-client keys: counts or percents of the whole reserve. */
-static const struct key_desc client_key = { "client", "pages", T_COUNT_PCT,
-					    0, 0, UINT32_MAX, NULL };
+static const struct key_desc client_key = {"client", "pages",	 T_COUNT_PCT, 0,
+					   0,	     UINT32_MAX, NULL};
 
 _Static_assert(sizeof(enum conf_lock) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_huge) == sizeof(int), "enum size");
@@ -120,8 +142,8 @@ union value {
 	char str[CONF_GROUP_MAX + 1];
 };
 
-__attribute__((format(printf, 2, 3))) static void
-errf(struct conf_error *err, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void errf(struct conf_error *err,
+						       const char *fmt, ...)
 {
 	va_list ap;
 
@@ -130,7 +152,8 @@ errf(struct conf_error *err, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* --- value parsing --------------------------------------------------------- */
+/* --- value parsing ---------------------------------------------------------
+ */
 
 /* Leading decimal digits of s; -EINVAL without any, -ERANGE on overflow. */
 static int parse_digits(const char *s, uint64_t *v, const char **end)
@@ -168,8 +191,11 @@ static void fmt_time(uint64_t us, char *buf, size_t size)
 	static const struct {
 		uint64_t mult;
 		const char *unit;
-	} u[] = { { US_PER_H, "h" }, { US_PER_MIN, "min" }, { US_PER_S, "s" },
-		  { US_PER_MS, "ms" }, { 1, "us" } };
+	} u[] = {{US_PER_H, "h"},
+		 {US_PER_MIN, "min"},
+		 {US_PER_S, "s"},
+		 {US_PER_MS, "ms"},
+		 {1, "us"}};
 	size_t i;
 
 	if (us == 0) {
@@ -190,7 +216,8 @@ static void fmt_size(uint64_t bytes, char *buf, size_t size)
 		uint64_t m = 1ULL << (10 * (3 - i));
 
 		if (bytes && bytes % m == 0) {
-			snprintf(buf, size, "%" PRIu64 "%c", bytes / m, units[i]);
+			snprintf(buf, size, "%" PRIu64 "%c", bytes / m,
+				 units[i]);
 			return;
 		}
 	}
@@ -246,13 +273,13 @@ static int parse_count(const struct key_desc *k, const char *s, union value *v,
 				 "\"%s\" is out of range (0%%..100%%)", s);
 			return -EINVAL;
 		}
-		v->cnt = (struct conf_count){ (uint32_t)n, true };
+		v->cnt = (struct conf_count){(uint32_t)n, true};
 		return 0;
 	}
 	if (r || n < k->min || n > k->max)
 		return out_of_range(k, s, why, wsize);
 	if (pct)
-		v->cnt = (struct conf_count){ (uint32_t)n, false };
+		v->cnt = (struct conf_count){(uint32_t)n, false};
 	else
 		v->u32 = (uint32_t)n;
 	return 0;
@@ -303,8 +330,8 @@ static int parse_time(const struct key_desc *k, const char *s, union value *v,
 	static const struct {
 		const char *unit;
 		uint64_t mult;
-	} u[] = { { "", US_PER_S },	 { "us", 1 },	 { "ms", US_PER_MS },
-		  { "s", US_PER_S },	 { "min", US_PER_MIN }, { "h", US_PER_H } };
+	} u[] = {{"", US_PER_S},  {"us", 1},	       {"ms", US_PER_MS},
+		 {"s", US_PER_S}, {"min", US_PER_MIN}, {"h", US_PER_H}};
 	const char *end;
 	uint64_t n;
 	size_t i;
@@ -350,15 +377,16 @@ static int parse_enum(const struct key_desc *k, const char *s, union value *v,
 	return -EINVAL;
 }
 
-static int parse_string(const struct key_desc *k, const char *s,
-			union value *v, char *why, size_t wsize)
+static int parse_string(const struct key_desc *k, const char *s, union value *v,
+			char *why, size_t wsize)
 {
 	size_t len = strlen(s);
 	const char *p;
 
 	if (len > k->max) {
-		snprintf(why, wsize, "\"%.40s...\" is too long (max %" PRIu64
-			 " bytes)", s, k->max);
+		snprintf(why, wsize,
+			 "\"%.40s...\" is too long (max %" PRIu64 " bytes)", s,
+			 k->max);
 		return -EINVAL;
 	}
 	if (k->type == T_PATH && len && s[0] != '/') {
@@ -396,8 +424,8 @@ static int parse_mode(const struct key_desc *k, const char *s, union value *v,
 	return 0;
 }
 
-static int parse_value(const struct key_desc *k, const char *s,
-		       union value *v, char *why, size_t wsize)
+static int parse_value(const struct key_desc *k, const char *s, union value *v,
+		       char *why, size_t wsize)
 {
 	switch (k->type) {
 	case T_COUNT:
@@ -450,8 +478,8 @@ static void fmt_count(struct conf_count v, char *buf, size_t size)
 	snprintf(buf, size, "%" PRIu32 "%s", v.value, v.percent ? "%" : "");
 }
 
-static void fmt_value(const struct conf *c, const struct key_desc *k,
-		      char *buf, size_t size)
+static void fmt_value(const struct conf *c, const struct key_desc *k, char *buf,
+		      size_t size)
 {
 	const char *p = (const char *)c + k->off;
 	struct conf_count cnt;
@@ -491,7 +519,8 @@ static void fmt_value(const struct conf *c, const struct key_desc *k,
 	}
 }
 
-/* --- init, free, copy, sources --------------------------------------------- */
+/* --- init, free, copy, sources ---------------------------------------------
+ */
 
 void conf_init(struct conf *c)
 {
@@ -589,7 +618,8 @@ void conf_src_format(const struct conf *c, struct conf_src s, char *buf,
 		snprintf(buf, size, "%s:%" PRIu32, c->files[s.file], s.line);
 }
 
-/* --- sections and keys ----------------------------------------------------- */
+/* --- sections and keys -----------------------------------------------------
+ */
 
 enum sec_kind { SEC_FIXED, SEC_CLIENT, SEC_UNKNOWN, SEC_BAD_CLIENT };
 
@@ -635,19 +665,19 @@ static int section_error(const char *where, const char *sec,
 
 	switch (parse_section(sec, &name, &len)) {
 	case SEC_UNKNOWN:
-		errf(err, "%s: [%s]: unknown section",
-			 where, sec);
+		errf(err, "%s: [%s]: unknown section", where, sec);
 		return -EINVAL;
 	case SEC_BAD_CLIENT:
 		if (len == 0)
-			errf(err, "%s: [%s]: a client section needs a name: "
-				 "[client NAME]",
-				 where, sec);
+			errf(err,
+			     "%s: [%s]: a client section needs a name: "
+			     "[client NAME]",
+			     where, sec);
 		else
-			errf(err, "%s: [%s]: \"%.*s\" is not a valid client name "
-				 "(1..%d characters of A-Z a-z 0-9 . _ -)",
-				 where, sec, (int)len, name,
-				 CONF_CLIENT_NAME_MAX);
+			errf(err,
+			     "%s: [%s]: \"%.*s\" is not a valid client name "
+			     "(1..%d characters of A-Z a-z 0-9 . _ -)",
+			     where, sec, (int)len, name, CONF_CLIENT_NAME_MAX);
 		return -EINVAL;
 	default:
 		return 0;
@@ -713,8 +743,7 @@ static int apply(struct conf *c, const char *sec, const char *key,
 
 	r = parse_value(k, value, &v, why, sizeof(why));
 	if (r) {
-		errf(err, "%s: [%s] %s: %s", where,
-			 sec, key, why);
+		errf(err, "%s: [%s] %s: %s", where, sec, key, why);
 		return r;
 	}
 	r = intern(c, label, &src.file);
@@ -752,12 +781,10 @@ static int apply(struct conf *c, const char *sec, const char *key,
 	return 0;
 
 unknown_key:
-	errf(err, "%s: [%s] %s: unknown key", where,
-		 sec, key);
+	errf(err, "%s: [%s] %s: unknown key", where, sec, key);
 	return -EINVAL;
 nomem:
-	errf(err, "%s: [%s] %s: out of memory",
-		 where, sec, key);
+	errf(err, "%s: [%s] %s: out of memory", where, sec, key);
 	return -ENOMEM;
 }
 
@@ -790,7 +817,7 @@ int conf_set(struct conf *c, const char *dotted_key, const char *value,
 	return apply(c, sec, key, value, label, 0, label, err);
 bad:
 	errf(err, "%s: %s: expected section.key or client.NAME.key", label,
-		 dotted_key);
+	     dotted_key);
 	return -EINVAL;
 }
 
@@ -803,7 +830,7 @@ int conf_set_option(struct conf *c, const char *assignment, const char *label,
 
 	if (!eq) {
 		errf(err, "%s: %s: expected section.key=value", label,
-			 assignment);
+		     assignment);
 		return -EINVAL;
 	}
 	key = strndup(assignment, (size_t)(eq - assignment));
@@ -816,7 +843,8 @@ int conf_set_option(struct conf *c, const char *assignment, const char *label,
 	return r;
 }
 
-/* --- files ----------------------------------------------------------------- */
+/* --- files -----------------------------------------------------------------
+ */
 
 struct parse_ctx {
 	struct conf *c;
@@ -824,10 +852,10 @@ struct parse_ctx {
 	FILE *f;
 	char *buf;
 	size_t bufsz;
-	unsigned int line;    /* lines handed to inih */
-	bool have_key;	      /* a key was seen in this section */
-	char section[256];    /* current section header, in full */
-	int err;	      /* first error we found, with its line */
+	unsigned int line; /* lines handed to inih */
+	bool have_key;	   /* a key was seen in this section */
+	char section[256]; /* current section header, in full */
+	int err;	   /* first error we found, with its line */
 	unsigned int err_line;
 	int read_errno;
 	struct conf_error *e;
@@ -853,8 +881,7 @@ static int reader_section(struct parse_ctx *p, const char *t)
 	for (rest = end + 1; isspace((unsigned char)*rest); rest++)
 		;
 	if (*rest && *rest != ';' && *rest != '#') {
-		errf(p->e, "%s: syntax error",
-			 where);
+		errf(p->e, "%s: syntax error", where);
 		return -EINVAL;
 	}
 	len = (size_t)(end - t - 1);
@@ -886,7 +913,7 @@ static char *reader(char *str, int num, void *stream)
 	if ((size_t)n + 1 > (size_t)num) {
 		/* inih reads num - 1 characters, newline included. */
 		errf(p->e, "%s:%u: line too long (max %d characters)", p->path,
-			 p->line, num - 2);
+		     p->line, num - 2);
 		ctx_error(p, -EINVAL, p->line);
 		return NULL;
 	}
@@ -901,7 +928,7 @@ static char *reader(char *str, int num, void *stream)
 		return str;
 	if (t > s && p->have_key) {
 		errf(p->e, "%s:%u: [%s]: continuation lines are not supported",
-			 p->path, p->line, p->section);
+		     p->path, p->line, p->section);
 		ctx_error(p, -EINVAL, p->line);
 		return NULL;
 	}
@@ -939,7 +966,7 @@ static int handler(void *user, const char *section, const char *name,
 static int load_file(struct conf *c, const char *path, bool missing_ok,
 		     struct conf_error *err)
 {
-	struct parse_ctx p = { .c = c, .path = path, .e = err };
+	struct parse_ctx p = {.c = c, .path = path, .e = err};
 	int r;
 
 	p.f = fopen(path, "re");
@@ -947,8 +974,7 @@ static int load_file(struct conf *c, const char *path, bool missing_ok,
 		r = -errno;
 		if (r == -ENOENT && missing_ok)
 			return 1;
-		errf(err, "%s: cannot open: %s",
-			 path, strerror(-r));
+		errf(err, "%s: cannot open: %s", path, strerror(-r));
 		return r;
 	}
 	r = ini_parse_stream(reader, &p, handler, &p);
@@ -956,8 +982,7 @@ static int load_file(struct conf *c, const char *path, bool missing_ok,
 	fclose(p.f);
 
 	if (r > 0 && (!p.err || (unsigned int)r < p.err_line)) {
-		errf(err, "%s:%d: syntax error", path,
-			 r);
+		errf(err, "%s:%d: syntax error", path, r);
 		return -EINVAL;
 	}
 	if (p.err)
@@ -967,8 +992,7 @@ static int load_file(struct conf *c, const char *path, bool missing_ok,
 		return -ENOMEM;
 	}
 	if (p.read_errno) {
-		errf(err, "%s: read error: %s", path,
-			 strerror(p.read_errno));
+		errf(err, "%s: read error: %s", path, strerror(p.read_errno));
 		return -p.read_errno;
 	}
 	return r ? -EIO : 0;
@@ -999,8 +1023,8 @@ static int load_dropins(struct conf *c, const char *main_path,
 	if (!slash)
 		snprintf(dir, sizeof(dir), "%s", CONF_DROPIN_DIR);
 	else
-		snprintf(dir, sizeof(dir), "%.*s/%s",
-			 (int)(slash - main_path), main_path, CONF_DROPIN_DIR);
+		snprintf(dir, sizeof(dir), "%.*s/%s", (int)(slash - main_path),
+			 main_path, CONF_DROPIN_DIR);
 
 	n = scandir(dir, &list, dropin_filter, dropin_cmp);
 	if (n < 0) {
@@ -1048,7 +1072,8 @@ int conf_load(struct conf *c, const char *main_path, bool explicit_path,
 	return 0;
 }
 
-/* --- consistency ----------------------------------------------------------- */
+/* --- consistency -----------------------------------------------------------
+ */
 
 uint64_t conf_resolve(struct conf_count v, uint64_t whole)
 {
@@ -1098,7 +1123,7 @@ static int check_le(const struct conf *c, const struct side *a,
 		snprintf(vb + strlen(vb), sizeof(vb) - strlen(vb),
 			 " = %" PRIu64, b->resolved);
 	errf(err, "%s: [%s] %s: %s (%s) is greater than %s (%s)", where,
-		 last->sec, last->key, a->what, va, b->what, vb);
+	     last->sec, last->key, a->what, va, b->what, vb);
 	return -EINVAL;
 }
 
@@ -1107,7 +1132,7 @@ static struct side side_key(const struct conf *c, enum conf_key key,
 {
 	const struct key_desc *k = &keys[key];
 	const char *p = (const char *)c + k->off;
-	struct side s = { k->section, k->name, k->name };
+	struct side s = {k->section, k->name, k->name};
 
 	if (k->type == T_COUNT_PCT)
 		memcpy(&s.v, p, sizeof(s.v));
@@ -1147,18 +1172,22 @@ int conf_validate(const struct conf *c, unsigned int ncpus,
 
 		snprintf(sec, sizeof(sec), "client %s", cl->name);
 		if (cl->has_min) {
-			mn = (struct side){ sec, "min_pages", "min_pages",
-					    cl->min_pages,
-					    conf_resolve(cl->min_pages, whole),
-					    cl->min_src };
+			mn = (struct side){sec,
+					   "min_pages",
+					   "min_pages",
+					   cl->min_pages,
+					   conf_resolve(cl->min_pages, whole),
+					   cl->min_src};
 		} else {
 			mn.what = "[limits] client_min_pages";
 		}
 		if (cl->has_max) {
-			mx = (struct side){ sec, "max_pages", "max_pages",
-					    cl->max_pages,
-					    conf_resolve(cl->max_pages, whole),
-					    cl->max_src };
+			mx = (struct side){sec,
+					   "max_pages",
+					   "max_pages",
+					   cl->max_pages,
+					   conf_resolve(cl->max_pages, whole),
+					   cl->max_src};
 		} else {
 			mx.what = "[limits] client_max_pages";
 		}
@@ -1169,7 +1198,8 @@ int conf_validate(const struct conf *c, unsigned int ncpus,
 	return 0;
 }
 
-/* --- printing -------------------------------------------------------------- */
+/* --- printing --------------------------------------------------------------
+ */
 
 static void print_line(const struct conf *c, FILE *f, const char *key,
 		       const char *value, struct conf_src src)

@@ -25,11 +25,11 @@
 #include <stdio.h>
 
 #define CONF_DEFAULT_PATH RCUPOOL_SYSCONFDIR "/rcupool/rcupoold.conf"
-#define CONF_DROPIN_DIR "rcupoold.conf.d"
+#define CONF_DROPIN_DIR	  "rcupoold.conf.d"
 
 #define CONF_CLIENT_NAME_MAX 63
-#define CONF_GROUP_MAX 255
-#define CONF_SOCKET_MAX 107 /* sizeof(sun_path) - 1 */
+#define CONF_GROUP_MAX	     255
+#define CONF_SOCKET_MAX	     107 /* sizeof(sun_path) - 1 */
 
 struct conf_error {
 	char msg[512];
@@ -37,9 +37,9 @@ struct conf_error {
 
 /* Where a value came from: file 0 is the built-in default. */
 struct conf_src {
-	uint32_t file;	/* index into conf.files[]; 0 = default */
-	uint32_t line;	/* 0 for a source label such as "command line" */
-	uint32_t seq;	/* order of application; 0 = default */
+	uint32_t file; /* index into conf.files[]; 0 = default */
+	uint32_t line; /* 0 for a source label such as "command line" */
+	uint32_t seq;  /* order of application; 0 = default */
 };
 
 /* A page count, or a percent of some whole (see conf_resolve). */

@@ -74,7 +74,8 @@ static void assert_same_values(const struct conf *a, const struct conf *b)
 	assert_int_equal(a->balance.interval_us, b->balance.interval_us);
 	assert_int_equal(a->balance.census_interval_us,
 			 b->balance.census_interval_us);
-	assert_int_equal(a->limits.client_min_pages, b->limits.client_min_pages);
+	assert_int_equal(a->limits.client_min_pages,
+			 b->limits.client_min_pages);
 	assert_true(same_count(a->limits.client_max_pages,
 			       b->limits.client_max_pages));
 	assert_int_equal(a->limits.protect_pages, b->limits.protect_pages);
@@ -115,7 +116,7 @@ static char *print_to_string(const struct conf *c)
 
 static void test_defaults(void **state)
 {
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	char path[PATH_MAX];
 	struct conf c;
 	char *out;
@@ -155,7 +156,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.src[CONF_BALANCE_LOW].file, 0);
 
 	out = print_to_string(&c);
-	assert_non_null(strstr(out, "[reserve]\npages_per_cpu = 1024 ; default\n"));
+	assert_non_null(
+		strstr(out, "[reserve]\npages_per_cpu = 1024 ; default\n"));
 	assert_non_null(strstr(out, "low = 25% ; default\n"));
 	assert_non_null(strstr(out, "interval = 100ms ; default\n"));
 	assert_non_null(strstr(out, "page_size = 4K ; default\n"));
@@ -171,7 +173,7 @@ static void test_defaults(void **state)
 static void test_shipped_conf(void **state)
 {
 	char src[PATH_MAX], path[PATH_MAX], line[512];
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	struct conf c, def;
 	const char *tail;
 	FILE *in, *out;
@@ -191,7 +193,8 @@ static void test_shipped_conf(void **state)
 	assert_non_null(out);
 	while (fgets(line, sizeof(line), in)) {
 		len = strspn(line + 1, "abcdefghijklmnopqrstuvwxyz_");
-		if (line[0] == '#' && len && strncmp(line + 1 + len, " =", 2) == 0)
+		if (line[0] == '#' && len &&
+		    strncmp(line + 1 + len, " =", 2) == 0)
 			fputs(line + 1, out);
 		else
 			fputs(line, out);
@@ -217,58 +220,61 @@ struct error_case {
 static void test_errors(void **state)
 {
 	static const struct error_case cases[] = {
-		{ "[reserve]\npages_per_cpu = 64\n[balanse]\nlow = 1\n",
-		  ":3: [balanse]: unknown section" },
-		{ "[reserve]\n[nosuch]\n", ":2: [nosuch]: unknown section" },
-		{ "[balance]\nlo = 1\n", ":2: [balance] lo: unknown key" },
-		{ "[reserve]\npages_per_cpu = lots\n",
-		  ":2: [reserve] pages_per_cpu: \"lots\" is not a valid count" },
-		{ "[balance]\ninterval = 5parsecs\n",
-		  ":2: [balance] interval: \"5parsecs\" has an unknown unit "
-		  "(use us, ms, s, min or h)" },
-		{ "[balance]\nlow = 120%\n",
-		  ":2: [balance] low: \"120%\" is out of range (0%..100%)" },
-		{ "[reserve]\npages_per_cpu = 8\n",
-		  ":2: [reserve] pages_per_cpu: \"8\" is out of range "
-		  "(16..1048576)" },
-		{ "[balance]\ninterval = 2min\n",
-		  ":2: [balance] interval: \"2min\" is out of range (1ms..1min)" },
-		{ "[reserve]\npage_size = 2M\n",
-		  ":2: [reserve] page_size: \"2M\" is not supported: only 4K "
-		  "pages are supported" },
-		{ "[reserve]\nlock_memory = maybe\n",
-		  ":2: [reserve] lock_memory: \"maybe\" is not one of no, yes, "
-		  "required" },
-		{ "[access]\nsocket_mode = 1777\n",
-		  ":2: [access] socket_mode: \"1777\" is out of range "
-		  "(0000..0777)" },
-		{ "[daemon]\nsocket = run/x.sock\n",
-		  ":2: [daemon] socket: \"run/x.sock\" is not an absolute path" },
-		{ "[client a/b]\n", ":1: [client a/b]: \"a/b\" is not a valid "
-				    "client name (1..63 characters of A-Z "
-				    "a-z 0-9 . _ -)" },
-		{ "[client]\nmin_pages = 1\n",
-		  ":1: [client]: a client section needs a name: [client NAME]" },
-		{ "[client db]\nmax = 1\n", ":2: [client db] max: unknown key" },
-		{ "low = 1\n", ":1: low: key outside of any section" },
-		/* Syntax errors, and line numbers through comments and blanks. */
-		{ "[reserve]\npages_per_cpu = 64\nthis is not ini\n",
-		  ":3: syntax error" },
-		{ "# comment\n; comment\n\n[reserve\n", ":4: syntax error" },
-		{ "[reserve] junk\n", ":1: syntax error" },
-		{ "\xEF\xBB\xBF# bom\n\n[balance]\n\n  # indented comment\n"
-		  "high = x\n",
-		  ":6: [balance] high: \"x\" is not a valid count or percent" },
+		{"[reserve]\npages_per_cpu = 64\n[balanse]\nlow = 1\n",
+		 ":3: [balanse]: unknown section"},
+		{"[reserve]\n[nosuch]\n", ":2: [nosuch]: unknown section"},
+		{"[balance]\nlo = 1\n", ":2: [balance] lo: unknown key"},
+		{"[reserve]\npages_per_cpu = lots\n",
+		 ":2: [reserve] pages_per_cpu: \"lots\" is not a valid count"},
+		{"[balance]\ninterval = 5parsecs\n",
+		 ":2: [balance] interval: \"5parsecs\" has an unknown unit "
+		 "(use us, ms, s, min or h)"},
+		{"[balance]\nlow = 120%\n",
+		 ":2: [balance] low: \"120%\" is out of range (0%..100%)"},
+		{"[reserve]\npages_per_cpu = 8\n",
+		 ":2: [reserve] pages_per_cpu: \"8\" is out of range "
+		 "(16..1048576)"},
+		{"[balance]\ninterval = 2min\n",
+		 ":2: [balance] interval: \"2min\" is out of range "
+		 "(1ms..1min)"},
+		{"[reserve]\npage_size = 2M\n",
+		 ":2: [reserve] page_size: \"2M\" is not supported: only 4K "
+		 "pages are supported"},
+		{"[reserve]\nlock_memory = maybe\n",
+		 ":2: [reserve] lock_memory: \"maybe\" is not one of no, yes, "
+		 "required"},
+		{"[access]\nsocket_mode = 1777\n",
+		 ":2: [access] socket_mode: \"1777\" is out of range "
+		 "(0000..0777)"},
+		{"[daemon]\nsocket = run/x.sock\n",
+		 ":2: [daemon] socket: \"run/x.sock\" is not an absolute path"},
+		{"[client a/b]\n", ":1: [client a/b]: \"a/b\" is not a valid "
+				   "client name (1..63 characters of A-Z "
+				   "a-z 0-9 . _ -)"},
+		{"[client]\nmin_pages = 1\n",
+		 ":1: [client]: a client section needs a name: [client NAME]"},
+		{"[client db]\nmax = 1\n", ":2: [client db] max: unknown key"},
+		{"low = 1\n", ":1: low: key outside of any section"},
+		/* Syntax errors, and line numbers through comments and blanks.
+		 */
+		{"[reserve]\npages_per_cpu = 64\nthis is not ini\n",
+		 ":3: syntax error"},
+		{"# comment\n; comment\n\n[reserve\n", ":4: syntax error"},
+		{"[reserve] junk\n", ":1: syntax error"},
+		{"\xEF\xBB\xBF# bom\n\n[balance]\n\n  # indented comment\n"
+		 "high = x\n",
+		 ":6: [balance] high: \"x\" is not a valid count or percent"},
 		/* The first error wins, whichever kind it is. */
-		{ "[balance]\nnot ini\nlo = 1\n", ":2: syntax error" },
-		{ "[balance]\nlo = 1\nnot ini\n", ":2: [balance] lo: unknown key" },
+		{"[balance]\nnot ini\nlo = 1\n", ":2: syntax error"},
+		{"[balance]\nlo = 1\nnot ini\n",
+		 ":2: [balance] lo: unknown key"},
 		/* Multi-line values are rejected, with or without '='. */
-		{ "[balance]\nlow = 10%\n  20%\n",
-		  ":3: [balance]: continuation lines are not supported" },
-		{ "[balance]\nlow = 10%\n\thigh = 90%\n",
-		  ":3: [balance]: continuation lines are not supported" },
-		{ "[reserve]\npages_per_cpu = 64\n\n# x\n   more\n",
-		  ":5: [reserve]: continuation lines are not supported" },
+		{"[balance]\nlow = 10%\n  20%\n",
+		 ":3: [balance]: continuation lines are not supported"},
+		{"[balance]\nlow = 10%\n\thigh = 90%\n",
+		 ":3: [balance]: continuation lines are not supported"},
+		{"[reserve]\npages_per_cpu = 64\n\n# x\n   more\n",
+		 ":5: [reserve]: continuation lines are not supported"},
 	};
 	char path[PATH_MAX], long_line[300];
 	struct conf_error err;
@@ -279,9 +285,9 @@ static void test_errors(void **state)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		conf_init(&c);
 		memset(&err, 0, sizeof(err));
-		assert_int_equal(load_text("errors.conf", cases[i].text, &c,
-					   &err, path),
-				 -EINVAL);
+		assert_int_equal(
+			load_text("errors.conf", cases[i].text, &c, &err, path),
+			-EINVAL);
 		expect_msg(&err, path, cases[i].msg);
 		/* A failed load changes nothing. */
 		assert_same_values(&c, &def);
@@ -317,7 +323,7 @@ static void test_errors(void **state)
 static void expect_set(struct conf *c, const char *key, const char *value,
 		       int ret, const char *msg)
 {
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 
 	assert_int_equal(conf_set(c, key, value, "command line", &err), ret);
 	if (msg)
@@ -326,8 +332,8 @@ static void expect_set(struct conf *c, const char *key, const char *value,
 
 static void test_units(void **state)
 {
-	static const char *const sizes[] = { "4K", "4k", "4KiB", "4KB",
-					     "4096", "4096B" };
+	static const char *const sizes[] = {"4K",  "4k",   "4KiB",
+					    "4KB", "4096", "4096B"};
 	struct conf c;
 	size_t i;
 
@@ -359,19 +365,22 @@ static void test_units(void **state)
 	assert_int_equal(c.limits.drain_interval_us, 3600000000ULL);
 	expect_set(&c, "balance.census_interval", "0", 0, NULL);
 	assert_int_equal(c.balance.census_interval_us, 0);
-	expect_set(&c, "balance.interval", "999us", -EINVAL,
-		   "command line: [balance] interval: \"999us\" is out of range "
-		   "(1ms..1min)");
+	expect_set(
+		&c, "balance.interval", "999us", -EINVAL,
+		"command line: [balance] interval: \"999us\" is out of range "
+		"(1ms..1min)");
 	expect_set(&c, "balance.interval", "-5", -EINVAL,
 		   "command line: [balance] interval: \"-5\" is not a valid "
 		   "time");
-	expect_set(&c, "balance.interval", "", -EINVAL,
-		   "command line: [balance] interval: \"\" is not a valid time");
+	expect_set(
+		&c, "balance.interval", "", -EINVAL,
+		"command line: [balance] interval: \"\" is not a valid time");
 	expect_set(&c, "balance.interval", "1.5s", -EINVAL, NULL);
 	expect_set(&c, "balance.interval", "ms", -EINVAL, NULL);
-	expect_set(&c, "balance.interval", "99999999999999999999ms", -EINVAL,
-		   "command line: [balance] interval: \"99999999999999999999ms\" "
-		   "is out of range (1ms..1min)");
+	expect_set(
+		&c, "balance.interval", "99999999999999999999ms", -EINVAL,
+		"command line: [balance] interval: \"99999999999999999999ms\" "
+		"is out of range (1ms..1min)");
 	expect_set(&c, "balance.interval", "18446744073709551615h", -EINVAL,
 		   NULL);
 	assert_int_equal(c.balance.interval_us, 1000);
@@ -409,14 +418,16 @@ static void test_units(void **state)
 	assert_int_equal(c.access.socket_mode, 0640);
 	expect_set(&c, "access.socket_mode", "0660", 0, NULL);
 	assert_int_equal(c.access.socket_mode, 0660);
-	expect_set(&c, "access.socket_mode", "0678", -EINVAL,
-		   "command line: [access] socket_mode: \"0678\" is not a valid "
-		   "octal mode");
+	expect_set(
+		&c, "access.socket_mode", "0678", -EINVAL,
+		"command line: [access] socket_mode: \"0678\" is not a valid "
+		"octal mode");
 	expect_set(&c, "access.admin_group", "", 0, NULL);
 	assert_string_equal(c.access.admin_group, "");
-	expect_set(&c, "access.attach_group", "a b", -EINVAL,
-		   "command line: [access] attach_group: \"a b\" is not a valid "
-		   "group name");
+	expect_set(
+		&c, "access.attach_group", "a b", -EINVAL,
+		"command line: [access] attach_group: \"a b\" is not a valid "
+		"group name");
 	expect_set(&c, "daemon.socket", "/run/x/rcupoold.sock", 0, NULL);
 	assert_string_equal(c.daemon.socket, "/run/x/rcupoold.sock");
 	conf_free(&c);
@@ -425,12 +436,13 @@ static void test_units(void **state)
 static void test_dropins(void **state)
 {
 	char main_path[PATH_MAX], path[PATH_MAX], exp[PATH_MAX + 64];
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	struct conf c;
 
-	write_file("d/rcupoold.conf",
-		   "[balance]\nlow = 10%\nhigh = 90%\n[limits]\nmax_clients = 8\n",
-		   main_path);
+	write_file(
+		"d/rcupoold.conf",
+		"[balance]\nlow = 10%\nhigh = 90%\n[limits]\nmax_clients = 8\n",
+		main_path);
 	write_file("d/rcupoold.conf.d/20-b.conf", "[balance]\nlow = 30%\n",
 		   path);
 	write_file("d/rcupoold.conf.d/10-a.conf",
@@ -479,15 +491,16 @@ static void test_dropins(void **state)
 		   path);
 	conf_init(&c);
 	assert_int_equal(conf_load(&c, main_path, true, &err), -EINVAL);
-	expect_msg(&err, path,
-		   ":2: [balance] high: \"1x\" is not a valid count or percent");
+	expect_msg(
+		&err, path,
+		":2: [balance] high: \"1x\" is not a valid count or percent");
 	assert_int_equal(c.balance.low.value, 25);
 	conf_free(&c);
 }
 
 static void test_missing_file(void **state)
 {
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	char path[PATH_MAX];
 	struct conf c;
 
@@ -504,33 +517,33 @@ static void test_missing_file(void **state)
 
 static void test_set_overrides(void **state)
 {
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	char path[PATH_MAX];
 	struct conf c;
 
 	conf_init(&c);
-	assert_int_equal(load_text("set.conf", "[balance]\nlow = 10%\n"
-					       "high = 90%\n",
+	assert_int_equal(load_text("set.conf",
+				   "[balance]\nlow = 10%\n"
+				   "high = 90%\n",
 				   &c, &err, path),
 			 0);
-	assert_int_equal(conf_set_option(&c, "balance.low=20%", "command line",
-					 &err),
-			 0);
+	assert_int_equal(
+		conf_set_option(&c, "balance.low=20%", "command line", &err),
+		0);
 	assert_int_equal(c.balance.low.value, 20);
-	assert_int_equal(conf_set(&c, "balance.high", "80%", "rcupoolctl set",
-				  &err),
-			 0);
+	assert_int_equal(
+		conf_set(&c, "balance.high", "80%", "rcupoolctl set", &err), 0);
 	assert_int_equal(c.balance.high.value, 80);
 
 	/* Failures leave the value and its source alone. */
-	assert_int_equal(conf_set(&c, "balance.low", "120%", "command line",
-				  &err),
-			 -EINVAL);
+	assert_int_equal(
+		conf_set(&c, "balance.low", "120%", "command line", &err),
+		-EINVAL);
 	assert_string_equal(err.msg, "command line: [balance] low: \"120%\" is "
 				     "out of range (0%..100%)");
-	assert_int_equal(conf_set(&c, "balance.high", "x", "rcupoolctl set",
-				  &err),
-			 -EINVAL);
+	assert_int_equal(
+		conf_set(&c, "balance.high", "x", "rcupoolctl set", &err),
+		-EINVAL);
 	assert_string_equal(err.msg, "rcupoolctl set: [balance] high: \"x\" is "
 				     "not a valid count or percent");
 	assert_int_equal(c.balance.low.value, 20);
@@ -539,21 +552,21 @@ static void test_set_overrides(void **state)
 	assert_int_equal(conf_set(&c, "nosuch.key", "1", "command line", &err),
 			 -EINVAL);
 	assert_string_equal(err.msg, "command line: [nosuch]: unknown section");
-	assert_int_equal(conf_set(&c, "balance.nosuch", "1", "command line",
-				  &err),
-			 -EINVAL);
+	assert_int_equal(
+		conf_set(&c, "balance.nosuch", "1", "command line", &err),
+		-EINVAL);
 	assert_string_equal(err.msg,
 			    "command line: [balance] nosuch: unknown key");
 	assert_int_equal(conf_set(&c, "balance", "1", "command line", &err),
 			 -EINVAL);
 	assert_string_equal(err.msg, "command line: balance: expected "
 				     "section.key or client.NAME.key");
-	assert_int_equal(conf_set(&c, "client.max_pages", "1", "command line",
-				  &err),
-			 -EINVAL);
-	assert_int_equal(conf_set_option(&c, "balance.low", "command line",
-					 &err),
-			 -EINVAL);
+	assert_int_equal(
+		conf_set(&c, "client.max_pages", "1", "command line", &err),
+		-EINVAL);
+	assert_int_equal(
+		conf_set_option(&c, "balance.low", "command line", &err),
+		-EINVAL);
 	assert_string_equal(err.msg, "command line: balance.low: expected "
 				     "section.key=value");
 	assert_int_equal(conf_validate(&c, 2, &err), 0);
@@ -565,7 +578,7 @@ static void test_set_overrides(void **state)
 static void test_validate(void **state)
 {
 	char main_path[PATH_MAX], drop[PATH_MAX];
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	struct conf c;
 
 	/* low set above the default target: names low. */
@@ -642,10 +655,11 @@ static void test_validate(void **state)
 
 	/* Per client: own min > own max; own min > [limits] max. */
 	conf_init(&c);
-	assert_int_equal(load_text("v4.conf",
-				   "[client db]\nmax_pages = 50\nmin_pages = 100\n",
-				   &c, &err, main_path),
-			 0);
+	assert_int_equal(
+		load_text("v4.conf",
+			  "[client db]\nmax_pages = 50\nmin_pages = 100\n", &c,
+			  &err, main_path),
+		0);
 	assert_int_equal(conf_validate(&c, 2, &err), -EINVAL);
 	expect_msg(&err, main_path,
 		   ":3: [client db] min_pages: min_pages (100) is greater than "
@@ -656,16 +670,17 @@ static void test_validate(void **state)
 				   &c, &err, main_path),
 			 0);
 	assert_int_equal(conf_validate(&c, 2, &err), -EINVAL);
-	expect_msg(&err, main_path,
-		   ":2: [client db] min_pages: min_pages (60% = 1843) is greater "
-		   "than [limits] client_max_pages (50% = 1536)");
+	expect_msg(
+		&err, main_path,
+		":2: [client db] min_pages: min_pages (60% = 1843) is greater "
+		"than [limits] client_max_pages (50% = 1536)");
 	conf_free(&c);
 }
 
 static void test_print(void **state)
 {
 	char main_path[PATH_MAX], drop[PATH_MAX], exp[PATH_MAX + 64];
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	struct conf c, back;
 	char *out;
 	FILE *f;
@@ -712,7 +727,7 @@ static void test_print(void **state)
 static void test_clients(void **state)
 {
 	char path[PATH_MAX], text[512], name[80];
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	const struct conf_client *cl;
 	struct conf c, copy;
 
@@ -778,7 +793,7 @@ static void test_clients(void **state)
  * place (the ASan build checks the leaks). */
 static void test_failed_load(void **state)
 {
-	struct conf_error err = { "" };
+	struct conf_error err = {""};
 	char path[PATH_MAX];
 	struct conf c;
 
@@ -815,16 +830,15 @@ static void test_resolve(void **state)
 {
 	struct conf c;
 
-	assert_int_equal(conf_resolve((struct conf_count){ 25, true }, 1024),
+	assert_int_equal(conf_resolve((struct conf_count){25, true}, 1024),
 			 256);
-	assert_int_equal(conf_resolve((struct conf_count){ 33, true }, 100),
-			 33);
-	assert_int_equal(conf_resolve((struct conf_count){ 60, true }, 1024),
+	assert_int_equal(conf_resolve((struct conf_count){33, true}, 100), 33);
+	assert_int_equal(conf_resolve((struct conf_count){60, true}, 1024),
 			 614);
-	assert_int_equal(conf_resolve((struct conf_count){ 1, true }, 16), 1);
-	assert_int_equal(conf_resolve((struct conf_count){ 0, true }, 16), 0);
-	assert_int_equal(conf_resolve((struct conf_count){ 50, true }, 0), 0);
-	assert_int_equal(conf_resolve((struct conf_count){ 77, false }, 16), 77);
+	assert_int_equal(conf_resolve((struct conf_count){1, true}, 16), 1);
+	assert_int_equal(conf_resolve((struct conf_count){0, true}, 16), 0);
+	assert_int_equal(conf_resolve((struct conf_count){50, true}, 0), 0);
+	assert_int_equal(conf_resolve((struct conf_count){77, false}, 16), 77);
 	conf_init(&c);
 	assert_int_equal(conf_reserve_pages(&c, 4), 5 * 1024);
 	conf_free(&c);
