@@ -79,7 +79,7 @@ enum conf_key {
 /* [client NAME]: per-client limits; unset ones fall back to [limits]. */
 struct conf_client {
 	char name[CONF_CLIENT_NAME_MAX + 1];
-	struct conf_count min_pages, max_pages; /* percents of the reserve */
+	struct conf_count min_pages, max_pages; /* or percents of the reserve */
 	bool has_min, has_max;
 	struct conf_src min_src, max_src;
 };
@@ -93,15 +93,16 @@ struct conf {
 		enum conf_huge hugepages;
 	} reserve;
 	struct {
-		/* percents of reserve.pages_per_cpu */
+		/* counts, or percents of reserve.pages_per_cpu */
 		struct conf_count low, target, high;
 		uint64_t interval_us;
 		uint64_t census_interval_us; /* 0 = off */
 	} balance;
 	struct {
 		uint32_t client_min_pages;
-		struct conf_count client_max_pages; /* percent of the reserve */
-		uint32_t protect_pages;		    /* per CPU */
+		struct conf_count
+			client_max_pages; /* or percent of the reserve */
+		uint32_t protect_pages;	  /* per CPU */
 		uint32_t max_clients;
 		uint32_t overflow_pages;
 		uint64_t drain_interval_us;
