@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef RCUPOOL_CONF_H
+#define RCUPOOL_CONF_H
+
+/*
+ * rcupoold configuration (DESIGN.md section 8).
+ *
+ * Sources, in order: built-in defaults (conf_init), the main file and the
+ * drop-ins beside it (conf_load), then command-line "-o section.key=value"
+ * options and live "rcupoolctl set" settings (conf_set, conf_set_option).
+ * Consistency between keys is checked once every source is applied
+ * (conf_validate).
+ *
+ * Every function returns 0 or -errno; content errors are -EINVAL.  Where a
+ * user needs a reason, it is written to a struct conf_error as
+ *   FILE:LINE: [section] key: what is wrong
+ * where FILE:LINE is the source label ("command line", "rcupoolctl set")
+ * for values that did not come from a file.  Nothing here prints (except
+ * conf_print), logs or exits.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONF_DEFAULT_PATH RCUPOOL_SYSCONFDIR "/rcupool/rcupoold.conf"
+#define CONF_DROPIN_DIR	  "rcupoold.conf.d"
+
+#define CONF_CLIENT_NAME_MAX 63
+#define CONF_GROUP_MAX	     255
+#define CONF_SOCKET_MAX	     107 /* sizeof(sun_path) - 1 */
+
+struct conf_error {
+	char msg[512];
+};
+
+/* Where a value came from: file 0 is the built-in default. */
+struct conf_src {
+	uint32_t file; /* index into conf.files[]; 0 = default */
+	uint32_t line; /* 0 for a source label such as "command line" */
+	uint32_t seq;  /* order of application; 0 = default */
+};
+
+/* A page count, or a percent of some whole (see conf_resolve). */
+struct conf_count {
+	uint32_t value; /* the count, or the percent (0..100) when percent */
+	bool percent;
+};
+
+enum conf_lock { CONF_LOCK_NO, CONF_LOCK_YES, CONF_LOCK_REQUIRED };
+enum conf_huge { CONF_HUGE_NO, CONF_HUGE_AUTO, CONF_HUGE_YES };
+
+/* One value per key of the fixed sections; indexes conf.src[]. */
+enum conf_key {
+	CONF_RESERVE_PAGES_PER_CPU,
+	CONF_RESERVE_GLOBAL_PAGES,
+	CONF_RESERVE_PAGE_SIZE,
+	CONF_RESERVE_LOCK_MEMORY,
+	CONF_RESERVE_HUGEPAGES,
+	CONF_BALANCE_LOW,
+	CONF_BALANCE_TARGET,
+	CONF_BALANCE_HIGH,
+	CONF_BALANCE_INTERVAL,
+	CONF_BALANCE_CENSUS_INTERVAL,
+	CONF_LIMITS_CLIENT_MIN_PAGES,
+	CONF_LIMITS_CLIENT_MAX_PAGES,
+	CONF_LIMITS_PROTECT_PAGES,
+	CONF_LIMITS_MAX_CLIENTS,
+	CONF_LIMITS_OVERFLOW_PAGES,
+	CONF_LIMITS_DRAIN_INTERVAL,
+	CONF_ACCESS_ATTACH_GROUP,
+	CONF_ACCESS_ADMIN_GROUP,
+	CONF_ACCESS_SOCKET_MODE,
+	CONF_DAEMON_SOCKET,
+	CONF_KEY_COUNT
+};
+
+/* [client NAME]: per-client limits; unset ones fall back to [limits]. */
+struct conf_client {
+	char name[CONF_CLIENT_NAME_MAX + 1];
+	struct conf_count min_pages, max_pages; /* or percents of the reserve */
+	bool has_min, has_max;
+	struct conf_src min_src, max_src;
+};
+
+struct conf {
+	struct {
+		uint32_t pages_per_cpu;
+		uint32_t global_pages;
+		uint32_t page_size; /* bytes */
+		enum conf_lock lock_memory;
+		enum conf_huge hugepages;
+	} reserve;
+	struct {
+		/* counts, or percents of reserve.pages_per_cpu */
+		struct conf_count low, target, high;
+		uint64_t interval_us;
+		uint64_t census_interval_us; /* 0 = off */
+	} balance;
+	struct {
+		uint32_t client_min_pages;
+		struct conf_count
+			client_max_pages; /* or percent of the reserve */
+		uint32_t protect_pages;	  /* per CPU */
+		uint32_t max_clients;
+		uint32_t overflow_pages;
+		uint64_t drain_interval_us;
+	} limits;
+	struct {
+		char attach_group[CONF_GROUP_MAX + 1]; /* "" = anyone */
+		char admin_group[CONF_GROUP_MAX + 1];  /* "" = root only */
+		uint32_t socket_mode;
+	} access;
+	struct {
+		char socket[CONF_SOCKET_MAX + 1]; /* "" = the standard rule */
+	} daemon;
+
+	struct conf_client *clients; /* in order of first appearance */
+	size_t n_clients;
+
+	struct conf_src src[CONF_KEY_COUNT];
+	char **files; /* source names; files[0] is NULL (default) */
+	size_t n_files;
+	uint32_t seq; /* last conf_src.seq handed out */
+};
+
+/* Fill *c with the built-in defaults.  Owns no memory until a conf_set or
+ * conf_load; always pair with conf_free. */
+void conf_init(struct conf *c);
+
+/* Release what *c owns and leave it at the defaults (conf_init). */
+void conf_free(struct conf *c);
+
+/* Deep copy; *dst must not hold memory (fresh, or conf_free'd).  On -ENOMEM
+ * *dst is left at the defaults. */
+int conf_copy(struct conf *dst, const struct conf *src);
+
+/*
+ * Apply the main file and then CONF_DROPIN_DIR/ *.conf beside it, in strcmp
+ * name order (other names are ignored).  main_path NULL means
+ * CONF_DEFAULT_PATH.  A missing main file is an error only when
+ * explicit_path.  Stops at the first error.  On any error *c is unchanged;
+ * on success it holds the values of the files over what it held before.
+ * Does not check consistency: call conf_validate after the last conf_set.
+ */
+int conf_load(struct conf *c, const char *main_path, bool explicit_path,
+	      struct conf_error *err);
+
+/*
+ * Set one key: "section.key" ("balance.low") or "client.NAME.key"
+ * ("client.db.max_pages").  label names the source in errors and in
+ * conf_print ("command line", "rcupoolctl set").  On error *c is unchanged.
+ */
+int conf_set(struct conf *c, const char *dotted_key, const char *value,
+	     const char *label, struct conf_error *err);
+
+/* Same, for "section.key=value" (the argument of -o). */
+int conf_set_option(struct conf *c, const char *assignment, const char *label,
+		    struct conf_error *err);
+
+/*
+ * Check the values against each other, percents resolved for a reserve of
+ * ncpus CPUs: low <= target <= high <= pages_per_cpu, protect_pages <=
+ * pages_per_cpu, client_min_pages <= client_max_pages, and for every
+ * client its min <= max (unset ones taken from [limits]).  The error names
+ * the source of the conflicting key that was set last.
+ */
+int conf_validate(const struct conf *c, unsigned int ncpus,
+		  struct conf_error *err);
+
+/* Percent -> count: whole * percent / 100, rounded down, but at least 1 when
+ * both the percent and the whole are non-zero.  A count is returned as is. */
+uint64_t conf_resolve(struct conf_count v, uint64_t whole);
+
+/* Whole reserve in pages: pages_per_cpu * ncpus + global_pages. */
+uint64_t conf_reserve_pages(const struct conf *c, unsigned int ncpus);
+
+/* [client NAME], or NULL. */
+const struct conf_client *conf_client_find(const struct conf *c,
+					   const char *name);
+
+/* Effective configuration in ini form; every key ends with a comment naming
+ * its source ("; default", "; FILE:LINE", "; command line").  The output
+ * parses back to the same values. */
+void conf_print(const struct conf *c, FILE *f);
+
+/* "FILE:LINE", a label, or "default". */
+void conf_src_format(const struct conf *c, struct conf_src s, char *buf,
+		     size_t size);
+
+#endif
