@@ -98,13 +98,78 @@ enum proto_setting_attr {
 #define PROTO_SETTING_MAX (__PROTO_SETTING_MAX - 1)
 
 /*
- * Nested attribute sets of PROTO_A_STATUS, PROTO_A_CPU and PROTO_A_CLIENT go
- * here (enum proto_status_attr, enum proto_cpu_attr, enum
- * proto_client_attr, each starting with an UNSPEC 0), defined with the
- * daemon.  Until then proto_parse only checks that their contents are a
- * well-formed attribute stream; their own policy is applied by whoever reads
- * them (nla_parse_nested + proto_errno), or added to proto.c's attr sets.
+ * Nested attribute sets of PROTO_A_STATUS, PROTO_A_CPU and PROTO_A_CLIENT.
+ * Their names, types and meanings are described once, in stats.h, which the
+ * daemon fills from and the CLI prints from.  New fields are appended.
  */
+enum proto_status_attr {
+	PROTO_STATUS_UNSPEC,
+	PROTO_STATUS_VERSION,	       /* string: daemon version */
+	PROTO_STATUS_PID,	       /* u32 */
+	PROTO_STATUS_UPTIME_USEC,      /* u64 */
+	PROTO_STATUS_PAGE_SIZE,	       /* u32 */
+	PROTO_STATUS_CPUS,	       /* u32: possible CPUs */
+	PROTO_STATUS_CPUS_ONLINE,      /* u32 */
+	PROTO_STATUS_PAGES_TOTAL,      /* u64: every page of the reserve */
+	PROTO_STATUS_PAGES_FREE,       /* u64: on a CPU list or the pool */
+	PROTO_STATUS_PAGES_GLOBAL,     /* u64: on the global pool */
+	PROTO_STATUS_PAGES_HELD,       /* u64: owned by clients */
+	PROTO_STATUS_CLIENTS,	       /* u32: attached now */
+	PROTO_STATUS_MAX_CLIENTS,      /* u32 */
+	PROTO_STATUS_DEPLETIONS,       /* u64: client requests that found all empty */
+	PROTO_STATUS_DENIED,	       /* u64: requests over a client's max */
+	PROTO_STATUS_FALLBACKS,	       /* u64: overflow + head + sync */
+	PROTO_STATUS_KICKS,	       /* u64: depletion kicks received */
+	PROTO_STATUS_BALANCE_RUNS,     /* u64 */
+	PROTO_STATUS_PAGES_MOVED,      /* u64: by the balancer */
+	PROTO_STATUS_PAGES_RECLAIMED,  /* u64: from clients that went away */
+	PROTO_STATUS_PAGES_REPAIRED,   /* u64: lost pages the census returned */
+	PROTO_STATUS_CENSUS_RUNS,      /* u64 */
+	PROTO_STATUS_BAD_INDEX,	       /* u64: corrupt indices seen */
+	PROTO_STATUS_LOCKED,	       /* u32: 1 when the reserve is mlocked */
+	PROTO_STATUS_HUGETLB,	       /* u32: 1 when backed by huge pages */
+	PROTO_STATUS_RELOADS,	       /* u64 */
+	__PROTO_STATUS_MAX,
+};
+#define PROTO_STATUS_MAX (__PROTO_STATUS_MAX - 1)
+
+enum proto_cpu_attr {
+	PROTO_CPU_UNSPEC,
+	PROTO_CPU_ID,	     /* u32 */
+	PROTO_CPU_ONLINE,    /* u32: 0 or 1 */
+	PROTO_CPU_FREE,	     /* u64: pages on its free list */
+	PROTO_CPU_PROTECT,   /* u64: pages on its protect list */
+	PROTO_CPU_LOW,	     /* u32: watermarks, in pages */
+	PROTO_CPU_TARGET,    /* u32 */
+	PROTO_CPU_HIGH,	     /* u32 */
+	PROTO_CPU_EMPTY,     /* u64: times a client found it empty */
+	PROTO_CPU_MOVED_IN,  /* u64: pages the balancer put there */
+	PROTO_CPU_MOVED_OUT, /* u64: pages the balancer took away */
+	__PROTO_CPU_MAX,
+};
+#define PROTO_CPU_MAX (__PROTO_CPU_MAX - 1)
+
+enum proto_client_attr {
+	PROTO_CLIENT_UNSPEC,
+	PROTO_CLIENT_SLOT,	  /* u32 */
+	PROTO_CLIENT_PID,	  /* u32 */
+	PROTO_CLIENT_UID,	  /* u32 */
+	PROTO_CLIENT_NAME,	  /* string */
+	PROTO_CLIENT_HELD,	  /* u64: reserve pages owned now */
+	PROTO_CLIENT_HELD_PEAK,	  /* u64 */
+	PROTO_CLIENT_MIN_PAGES,	  /* u32 */
+	PROTO_CLIENT_MAX_PAGES,	  /* u32 */
+	PROTO_CLIENT_PAGES_GOT,	  /* u64 */
+	PROTO_CLIENT_DENIED,	  /* u64 */
+	PROTO_CLIENT_DEPLETIONS,  /* u64 */
+	PROTO_CLIENT_FB_OVERFLOW, /* u64: heap pages used as fallback */
+	PROTO_CLIENT_FB_HEAD,	  /* u64: objects freed through their rcu_head */
+	PROTO_CLIENT_FB_SYNC,	  /* u64: objects freed after synchronize_rcu */
+	PROTO_CLIENT_ATTACHED_USEC, /* u64: how long ago it attached */
+	PROTO_CLIENT_OBJECTS,	  /* u64: objects freed through the reserve */
+	__PROTO_CLIENT_MAX,
+};
+#define PROTO_CLIENT_MAX (__PROTO_CLIENT_MAX - 1)
 
 /* A parsed message.  tb[] and message point into the receive buffer. */
 struct proto_msg {

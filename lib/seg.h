@@ -99,6 +99,7 @@ struct seg_slot {
 	_Atomic uint64_t fb_overflow; /* fallback: heap page */
 	_Atomic uint64_t fb_head;     /* fallback: the object's rcu_head */
 	_Atomic uint64_t fb_sync;     /* fallback: synchronize_rcu() */
+	_Atomic uint64_t objects;     /* objects freed through the reserve */
 } __attribute__((aligned(SEG_CACHELINE)));
 
 struct seg_header {
@@ -118,9 +119,9 @@ struct seg_header {
 	uint64_t size; /* bytes the layout needs; the file may be larger */
 	uint32_t flags;
 	uint32_t daemon_pid;
-	/* Global limits, written by the daemon. */
-	_Atomic uint32_t client_min_pages;
-	_Atomic uint32_t client_max_pages;
+	/* Limits for every client, written by the daemon, read per request. */
+	_Atomic uint32_t overflow_pages;    /* heap pages a client may add */
+	_Atomic uint32_t drain_interval_ms; /* how long a partial page waits */
 	/* Corruption seen by anyone: an index out of range, a bad owner. */
 	_Atomic uint64_t bad_index;
 	_Atomic uint64_t generation; /* bumped by each daemon start */

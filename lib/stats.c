@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <errno.h>
+#include <string.h>
+#include <netlink/attr.h>
+
+#include "stats.h"
+
+#define F(a, t, k, n, h) {.attr = a, .type = t, .kind = k, .name = n, .help = h}
+
+static const struct stats_field status_fields[] = {
+	F(PROTO_STATUS_VERSION, STATS_STR, STATS_INFO, "version", "Daemon version"),
+	F(PROTO_STATUS_PID, STATS_U32, STATS_INFO, "pid", "Daemon process id"),
+	F(PROTO_STATUS_UPTIME_USEC, STATS_U64, STATS_GAUGE, "uptime_usec", "Microseconds since the daemon started"),
+	F(PROTO_STATUS_PAGE_SIZE, STATS_U32, STATS_GAUGE, "page_size", "Bytes per reserve page"),
+	F(PROTO_STATUS_CPUS, STATS_U32, STATS_GAUGE, "cpus", "Possible CPUs, one list each"),
+	F(PROTO_STATUS_CPUS_ONLINE, STATS_U32, STATS_GAUGE, "cpus_online", "CPUs online now"),
+	F(PROTO_STATUS_PAGES_TOTAL, STATS_U64, STATS_GAUGE, "pages_total", "Every page of the reserve"),
+	F(PROTO_STATUS_PAGES_FREE, STATS_U64, STATS_GAUGE, "pages_free", "Pages on a CPU list or in the global pool"),
+	F(PROTO_STATUS_PAGES_GLOBAL, STATS_U64, STATS_GAUGE, "pages_global", "Pages in the global pool"),
+	F(PROTO_STATUS_PAGES_HELD, STATS_U64, STATS_GAUGE, "pages_held", "Pages owned by clients (filling or waiting for a grace period)"),
+	F(PROTO_STATUS_CLIENTS, STATS_U32, STATS_GAUGE, "clients", "Clients attached now"),
+	F(PROTO_STATUS_MAX_CLIENTS, STATS_U32, STATS_GAUGE, "max_clients", "Client slots"),
+	F(PROTO_STATUS_DEPLETIONS, STATS_U64, STATS_COUNTER, "depletions", "Page requests that found every list empty"),
+	F(PROTO_STATUS_DENIED, STATS_U64, STATS_COUNTER, "denied", "Page requests refused by a client's max_pages"),
+	F(PROTO_STATUS_FALLBACKS, STATS_U64, STATS_COUNTER, "fallbacks", "Frees that took a fallback (overflow, head or sync)"),
+	F(PROTO_STATUS_KICKS, STATS_U64, STATS_COUNTER, "kicks", "Depletion kicks received from clients"),
+	F(PROTO_STATUS_BALANCE_RUNS, STATS_U64, STATS_COUNTER, "balance_runs", "Balancer passes"),
+	F(PROTO_STATUS_PAGES_MOVED, STATS_U64, STATS_COUNTER, "pages_moved", "Pages the balancer moved between lists"),
+	F(PROTO_STATUS_PAGES_RECLAIMED, STATS_U64, STATS_COUNTER, "pages_reclaimed", "Pages taken back from clients that went away"),
+	F(PROTO_STATUS_PAGES_REPAIRED, STATS_U64, STATS_COUNTER, "pages_repaired", "Lost pages the census found and returned"),
+	F(PROTO_STATUS_CENSUS_RUNS, STATS_U64, STATS_COUNTER, "census_runs", "Censuses taken"),
+	F(PROTO_STATUS_BAD_INDEX, STATS_U64, STATS_COUNTER, "bad_index", "Corrupt page indices seen in shared memory"),
+	F(PROTO_STATUS_LOCKED, STATS_U32, STATS_GAUGE, "locked", "1 when the reserve is locked in memory"),
+	F(PROTO_STATUS_HUGETLB, STATS_U32, STATS_GAUGE, "hugetlb", "1 when the reserve is backed by huge pages"),
+	F(PROTO_STATUS_RELOADS, STATS_U64, STATS_COUNTER, "reloads", "Configuration reloads that took effect"),
+};
+
+static const struct stats_field cpu_fields[] = {
+	F(PROTO_CPU_ID, STATS_U32, STATS_LABEL, "cpu", "CPU number"),
+	F(PROTO_CPU_ONLINE, STATS_U32, STATS_GAUGE, "online", "1 when the CPU is online"),
+	F(PROTO_CPU_FREE, STATS_U64, STATS_GAUGE, "free", "Pages on the CPU's free list"),
+	F(PROTO_CPU_PROTECT, STATS_U64, STATS_GAUGE, "protect", "Pages on the CPU's protect list (for clients under their min)"),
+	F(PROTO_CPU_LOW, STATS_U32, STATS_GAUGE, "low", "Low watermark, pages"),
+	F(PROTO_CPU_TARGET, STATS_U32, STATS_GAUGE, "target", "Refill target, pages"),
+	F(PROTO_CPU_HIGH, STATS_U32, STATS_GAUGE, "high", "High watermark, pages"),
+	F(PROTO_CPU_EMPTY, STATS_U64, STATS_COUNTER, "empty", "Times a client found the CPU's list empty"),
+	F(PROTO_CPU_MOVED_IN, STATS_U64, STATS_COUNTER, "moved_in", "Pages the balancer put on the CPU's lists"),
+	F(PROTO_CPU_MOVED_OUT, STATS_U64, STATS_COUNTER, "moved_out", "Pages the balancer took off the CPU's lists"),
+};
+
+static const struct stats_field client_fields[] = {
+	F(PROTO_CLIENT_SLOT, STATS_U32, STATS_LABEL, "slot", "Client slot in the reserve"),
+	F(PROTO_CLIENT_PID, STATS_U32, STATS_LABEL, "pid", "Client process id"),
+	F(PROTO_CLIENT_UID, STATS_U32, STATS_INFO, "uid", "Client user id"),
+	F(PROTO_CLIENT_NAME, STATS_STR, STATS_LABEL, "name", "Client name"),
+	F(PROTO_CLIENT_HELD, STATS_U64, STATS_GAUGE, "held", "Reserve pages the client owns now"),
+	F(PROTO_CLIENT_HELD_PEAK, STATS_U64, STATS_GAUGE, "held_peak", "Most reserve pages the client owned at once"),
+	F(PROTO_CLIENT_MIN_PAGES, STATS_U32, STATS_GAUGE, "min_pages", "Protected minimum, pages"),
+	F(PROTO_CLIENT_MAX_PAGES, STATS_U32, STATS_GAUGE, "max_pages", "Hard maximum, pages"),
+	F(PROTO_CLIENT_PAGES_GOT, STATS_U64, STATS_COUNTER, "pages_got", "Pages taken from the reserve"),
+	F(PROTO_CLIENT_DENIED, STATS_U64, STATS_COUNTER, "denied", "Page requests refused by max_pages"),
+	F(PROTO_CLIENT_DEPLETIONS, STATS_U64, STATS_COUNTER, "depletions", "Page requests that found every list empty"),
+	F(PROTO_CLIENT_FB_OVERFLOW, STATS_U64, STATS_COUNTER, "fallback_overflow", "Heap pages used as fallback"),
+	F(PROTO_CLIENT_FB_HEAD, STATS_U64, STATS_COUNTER, "fallback_head", "Objects freed through their own rcu_head"),
+	F(PROTO_CLIENT_FB_SYNC, STATS_U64, STATS_COUNTER, "fallback_sync", "Objects freed after synchronize_rcu()"),
+	F(PROTO_CLIENT_ATTACHED_USEC, STATS_U64, STATS_GAUGE, "attached_usec", "Microseconds since the client attached"),
+	F(PROTO_CLIENT_OBJECTS, STATS_U64, STATS_COUNTER, "objects", "Objects passed to rcupool_free"),
+};
+
+#define SET(n, m, f) {.name = n, .maxattr = m, .fields = f, .nfields = sizeof(f) / sizeof(f[0])}
+
+const struct stats_set stats_status = SET("status", PROTO_STATUS_MAX, status_fields);
+const struct stats_set stats_cpu = SET("cpu", PROTO_CPU_MAX, cpu_fields);
+const struct stats_set stats_client = SET("client", PROTO_CLIENT_MAX, client_fields);
+
+_Static_assert(PROTO_STATUS_MAX <= STATS_ATTR_MAX, "stats row too small");
+_Static_assert(PROTO_CPU_MAX <= STATS_ATTR_MAX, "stats row too small");
+_Static_assert(PROTO_CLIENT_MAX <= STATS_ATTR_MAX, "stats row too small");
+
+const struct stats_field *stats_field(const struct stats_set *set, int attr)
+{
+	for (size_t i = 0; i < set->nfields; i++)
+		if (set->fields[i].attr == attr)
+			return &set->fields[i];
+	return NULL;
+}
+
+int stats_put(const struct stats_set *set, struct nl_msg *msg, int nest_attr,
+	      const struct stats_row *row)
+{
+	struct nlattr *nest = nla_nest_start(msg, nest_attr);
+	int r = 0;
+
+	if (!nest)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->nfields && r >= 0; i++) {
+		const struct stats_field *f = &set->fields[i];
+
+		if (!row->has[f->attr])
+			continue;
+		switch (f->type) {
+		case STATS_U32:
+			r = nla_put_u32(msg, f->attr, (uint32_t)row->u[f->attr]);
+			break;
+		case STATS_U64:
+			r = nla_put_u64(msg, f->attr, row->u[f->attr]);
+			break;
+		case STATS_STR:
+			r = nla_put_string(msg, f->attr,
+					   row->s[f->attr] ? row->s[f->attr] : "");
+			break;
+		}
+	}
+	if (r < 0) {
+		nla_nest_cancel(msg, nest);
+		return proto_errno(r);
+	}
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+int stats_parse(const struct stats_set *set, const struct nlattr *nest,
+		struct stats_row *row)
+{
+	const struct nlattr *nla;
+	int rem;
+
+	memset(row, 0, sizeof(*row));
+	nla_for_each_nested(nla, (struct nlattr *)nest, rem)
+	{
+		const struct stats_field *f = stats_field(set, nla_type(nla));
+		int len = nla_len(nla);
+
+		if (!f)
+			continue; /* newer daemon: a field we do not know */
+		switch (f->type) {
+		case STATS_U32:
+			if (len != 4)
+				return -EBADMSG;
+			row->u[f->attr] = nla_get_u32((struct nlattr *)nla);
+			break;
+		case STATS_U64:
+			if (len != 8)
+				return -EBADMSG;
+			row->u[f->attr] = nla_get_u64((struct nlattr *)nla);
+			break;
+		case STATS_STR:
+			if (len < 1 || memchr(nla_data(nla), '\0', len) !=
+						(char *)nla_data(nla) + len - 1)
+				return -EBADMSG;
+			row->s[f->attr] = nla_data(nla);
+			break;
+		}
+		row->has[f->attr] = true;
+	}
+	return rem == 0 ? 0 : -EBADMSG;
+}

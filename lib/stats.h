@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef RCUPOOL_STATS_H
+#define RCUPOOL_STATS_H
+
+/*
+ * What the daemon reports, described once: every field of the STATUS, CPU
+ * and CLIENT attribute sets (proto.h) with its snake_case name (the JSON
+ * key; the Prometheus metric is rcupool_<set>_<name>, plus _total for a
+ * counter), its type, whether it is a counter or a gauge, and one line of
+ * help.  The daemon fills a row by attribute and puts it; the CLI parses a
+ * row and prints it as a table, JSON or Prometheus text from this table.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netlink/msg.h>
+
+#include "proto.h"
+
+enum stats_type {
+	STATS_U32,
+	STATS_U64,
+	STATS_STR,
+};
+
+enum stats_kind {
+	STATS_GAUGE,
+	STATS_COUNTER,
+	STATS_LABEL, /* identifies the row (cpu id, client slot, pid, name) */
+	STATS_INFO,  /* a fact, not a measurement (version) */
+};
+
+struct stats_field {
+	uint16_t attr;
+	enum stats_type type;
+	enum stats_kind kind;
+	const char *name;
+	const char *help;
+};
+
+#define STATS_ATTR_MAX 31
+
+struct stats_set {
+	const char *name; /* "status", "cpu", "client" */
+	int maxattr;
+	const struct stats_field *fields;
+	size_t nfields;
+};
+
+extern const struct stats_set stats_status, stats_cpu, stats_client;
+
+/* One row of values, indexed by attribute. */
+struct stats_row {
+	bool has[STATS_ATTR_MAX + 1];
+	uint64_t u[STATS_ATTR_MAX + 1];
+	const char *s[STATS_ATTR_MAX + 1]; /* points into the message */
+};
+
+static inline void stats_set_u(struct stats_row *r, int attr, uint64_t v)
+{
+	r->has[attr] = true;
+	r->u[attr] = v;
+}
+
+static inline void stats_set_s(struct stats_row *r, int attr, const char *v)
+{
+	r->has[attr] = true;
+	r->s[attr] = v;
+}
+
+/* The field of set for attr, or NULL. */
+const struct stats_field *stats_field(const struct stats_set *set, int attr);
+
+/* Put row as one nested attribute of type nest_attr.  0 or -errno. */
+int stats_put(const struct stats_set *set, struct nl_msg *msg, int nest_attr,
+	      const struct stats_row *row);
+
+/* Parse a nested attribute into row, checking each field's type and size;
+ * unknown (newer) attributes are ignored.  0 or -EBADMSG. */
+int stats_parse(const struct stats_set *set, const struct nlattr *nest,
+		struct stats_row *row);
+
+#endif
