@@ -100,8 +100,11 @@ benches: $(BENCHES)
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(call say,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS_ALL) \
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(EXTRA_INC) $(CPPFLAGS) $(CFLAGS_ALL) \
 		$(call pc_cflags,$(TEST_PKGS)) -c -o $@ $<
+
+# Tests and benchmarks see the daemon's, the CLI's and the test helpers' headers.
+$(B)/tests/%.o $(B)/bench/%.o: EXTRA_INC := -Itests/lib -Idaemon -Icli
 
 $(B)/librcupool.a: $(LIB_OBJ)
 	@mkdir -p $(@D)

@@ -1210,6 +1210,41 @@ static void print_line(const struct conf *c, FILE *f, const char *key,
 	fprintf(f, "%s = %s ; %s\n", key, value, where);
 }
 
+void conf_foreach(const struct conf *c,
+		  void (*fn)(void *ud, const char *key, const char *value,
+			     const char *source),
+		  void *ud)
+{
+	char val[CONF_GROUP_MAX + 1], key[CONF_CLIENT_NAME_MAX + 64],
+		src[PATH_MAX + 32];
+
+	for (int k = 0; k < CONF_KEY_COUNT; k++) {
+		snprintf(key, sizeof(key), "%s.%s", keys[k].section,
+			 keys[k].name);
+		fmt_value(c, &keys[k], val, sizeof(val));
+		conf_src_format(c, c->src[k], src, sizeof(src));
+		fn(ud, key, val, src);
+	}
+	for (size_t i = 0; i < c->n_clients; i++) {
+		const struct conf_client *cl = &c->clients[i];
+
+		if (cl->has_min) {
+			snprintf(key, sizeof(key), "client.%s.min_pages",
+				 cl->name);
+			fmt_count(cl->min_pages, val, sizeof(val));
+			conf_src_format(c, cl->min_src, src, sizeof(src));
+			fn(ud, key, val, src);
+		}
+		if (cl->has_max) {
+			snprintf(key, sizeof(key), "client.%s.max_pages",
+				 cl->name);
+			fmt_count(cl->max_pages, val, sizeof(val));
+			conf_src_format(c, cl->max_src, src, sizeof(src));
+			fn(ud, key, val, src);
+		}
+	}
+}
+
 void conf_print(const struct conf *c, FILE *f)
 {
 	const char *sec = NULL;

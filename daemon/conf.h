@@ -185,6 +185,16 @@ const struct conf_client *conf_client_find(const struct conf *c,
  * parses back to the same values. */
 void conf_print(const struct conf *c, FILE *f);
 
+/*
+ * Call fn for every key in conf_print's order, as a dotted key
+ * ("balance.low", "client.NAME.max_pages"), its value as the config file
+ * would spell it, and where it came from ("default", "FILE:LINE", ...).
+ */
+void conf_foreach(const struct conf *c,
+		  void (*fn)(void *ud, const char *key, const char *value,
+			     const char *source),
+		  void *ud);
+
 /* "FILE:LINE", a label, or "default". */
 void conf_src_format(const struct conf *c, struct conf_src s, char *buf,
 		     size_t size);

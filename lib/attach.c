@@ -58,8 +58,6 @@ int attach_open(const char *path, const char *name, uint32_t min_pages,
 		goto fail;
 	if (name && *name)
 		r = proto_errno(nla_put_string(req, PROTO_A_NAME, name));
-	if (r >= 0)
-		r = proto_errno(nla_put_u32(req, PROTO_A_PID, (uint32_t)getpid()));
 	if (r >= 0 && min_pages)
 		r = proto_errno(nla_put_u32(req, PROTO_A_MIN_PAGES, min_pages));
 	if (r >= 0 && max_pages)

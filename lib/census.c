@@ -4,36 +4,54 @@
 
 #include "census.h"
 
-/* Walk one list, marking its pages; returns how many pages were new. */
+/*
+ * Walk one list into scratch; a walk counts only if the head was the same
+ * before and after it.  Returns the pages it newly marked listed.
+ */
 static uint32_t census_walk(const struct seg *s, struct census *c,
-			    struct seg_stack *st)
+			    struct seg_stack *st, uint32_t *scratch)
 {
-	uint32_t cur = (uint32_t)atomic_load_explicit(&st->head,
-						      memory_order_acquire);
-	uint32_t n = 0;
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t head = atomic_load_explicit(&st->head,
+						     memory_order_acquire);
+		uint32_t cur = (uint32_t)head, n = 0, bad = 0;
 
-	for (uint32_t steps = 0; cur; steps++) {
-		uint32_t page = cur - 1;
+		while (cur) {
+			if (cur > s->npages) {
+				bad = 1;
+				break;
+			}
+			if (n >= s->npages)
+				break; /* a cycle: caught below as a repeat */
+			scratch[n++] = cur - 1;
+			cur = atomic_load_explicit(&s->next[cur - 1],
+						   memory_order_relaxed);
+		}
+		if (atomic_load_explicit(&st->head, memory_order_acquire) != head)
+			continue;
 
-		if (cur > s->npages) {
-			c->bad++;
-			break;
+		uint32_t fresh = 0;
+
+		c->bad += bad;
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t page = scratch[i], owner;
+
+			if (c->where[page] == CENSUS_LISTED) {
+				/* Twice on lists: a cross-link or a cycle. */
+				c->duplicated++;
+				break;
+			}
+			c->where[page] = CENSUS_LISTED;
+			fresh++;
+			owner = atomic_load_explicit(&s->owner[page],
+						     memory_order_relaxed);
+			if (owner != SEG_OWNER_FREE && owner != SEG_OWNER_REPAIR)
+				c->duplicated++;
 		}
-		if (c->where[page] == CENSUS_LISTED || steps >= s->npages) {
-			/* Twice on lists: a cross-link or a cycle; stop here. */
-			c->duplicated++;
-			break;
-		}
-		c->where[page] = CENSUS_LISTED;
-		n++;
-		if (atomic_load_explicit(&s->owner[page],
-					 memory_order_relaxed) !=
-		    SEG_OWNER_FREE)
-			c->duplicated++;
-		cur = atomic_load_explicit(&s->next[page],
-					   memory_order_relaxed);
+		return fresh;
 	}
-	return n;
+	c->unstable++;
+	return 0;
 }
 
 int census_take(const struct seg *s, struct census *c)
@@ -47,16 +65,22 @@ int census_take(const struct seg *s, struct census *c)
 		.slot_held = calloc(s->nslots, sizeof(uint32_t)),
 		.where = calloc(s->npages, 1),
 	};
-	if (!c->cpu_free || !c->cpu_protect || !c->slot_held || !c->where) {
+	uint32_t *scratch = malloc((size_t)s->npages * sizeof(uint32_t));
+
+	if (!scratch || !c->cpu_free || !c->cpu_protect || !c->slot_held ||
+	    !c->where) {
+		free(scratch);
 		census_release(c);
 		return -ENOMEM;
 	}
 
-	c->global = census_walk(s, c, &s->global->free);
+	c->global = census_walk(s, c, &s->global->free, scratch);
 	for (uint32_t i = 0; i < s->ncpus; i++) {
-		c->cpu_free[i] = census_walk(s, c, &s->cpu[i].free);
-		c->cpu_protect[i] = census_walk(s, c, &s->cpu[i].protect);
+		c->cpu_free[i] = census_walk(s, c, &s->cpu[i].free, scratch);
+		c->cpu_protect[i] =
+			census_walk(s, c, &s->cpu[i].protect, scratch);
 	}
+	free(scratch);
 	for (uint32_t p = 0; p < s->npages; p++) {
 		uint32_t owner;
 
@@ -65,7 +89,7 @@ int census_take(const struct seg *s, struct census *c)
 			continue;
 		}
 		owner = atomic_load_explicit(&s->owner[p], memory_order_relaxed);
-		if (owner == SEG_OWNER_FREE) {
+		if (owner == SEG_OWNER_FREE || owner == SEG_OWNER_REPAIR) {
 			c->where[p] = CENSUS_LOST;
 			c->lost++;
 		} else if (owner <= s->nslots) {

@@ -9,10 +9,16 @@
  * twice on one, or on a list while owned (duplicated), an owner value or a
  * link out of range (bad).
  *
- * Taken while pages move, a census sees pages in transit as lost: between
- * a client's pop and its owner[] store, or a bulk move's two CASes.  Only a
- * census of a quiet segment is exact; the daemon's periodic one acts only
- * on pages lost in two censuses in a row.
+ * Each list is walked until a walk starts and ends with the same head (its
+ * tag changes on every update), so a walk is a true snapshot of that list;
+ * a list that kept changing is counted in `unstable`.  Taken while pages
+ * move, a census still sees pages in transit as lost (between a client's
+ * pop and its owner[] store, or between two lists), so a live census never
+ * proves a page lost.  The daemon repairs in two steps: it marks a suspect
+ * (owner FREE -> OWNER_REPAIR, by CAS), and returns it only if a later
+ * stable census still finds it on no list with the mark intact: a client
+ * that touched it would have overwritten the mark, and a page nobody
+ * touched cannot leave its list behind a stable walk.
  */
 
 #include <stdint.h>
@@ -35,6 +41,7 @@ struct census {
 	uint32_t lost;
 	uint32_t duplicated;
 	uint32_t bad;
+	uint32_t unstable;     /* lists that changed under every walk tried */
 	uint32_t *cpu_free;    /* [ncpus] on each CPU's free list */
 	uint32_t *cpu_protect; /* [ncpus] on each CPU's protect list */
 	uint32_t *slot_held;   /* [nslots] */
@@ -49,7 +56,7 @@ void census_release(struct census *c);
 /* True when every page is in exactly one place. */
 static inline int census_clean(const struct census *c)
 {
-	return !c->lost && !c->duplicated && !c->bad;
+	return !c->lost && !c->duplicated && !c->bad && !c->unstable;
 }
 
 #endif

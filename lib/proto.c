@@ -144,6 +144,7 @@ static const char *const setting_names[__PROTO_SETTING_MAX] = {
 	[PROTO_SETTING_UNSPEC] = "UNSPEC",
 	[PROTO_SETTING_KEY] = "KEY",
 	[PROTO_SETTING_VALUE] = "VALUE",
+	[PROTO_SETTING_SOURCE] = "SOURCE",
 };
 
 /* --- policies ------------------------------------------------------------ */
@@ -186,6 +187,7 @@ static const struct nla_policy empty_policy[PROTO_A_MAX + 1];
 static const struct nla_policy setting_policy[PROTO_SETTING_MAX + 1] = {
 	[PROTO_SETTING_KEY] = POL_STR(PROTO_KEY_MAX),
 	[PROTO_SETTING_VALUE] = POL_STR(PROTO_VALUE_MAX),
+	[PROTO_SETTING_SOURCE] = POL_STR(PROTO_VALUE_MAX),
 };
 
 const struct nla_policy *proto_request_policy(uint8_t cmd)
@@ -617,7 +619,8 @@ int proto_new(struct nl_msg **ret, uint8_t cmd, uint32_t seq, bool request)
 	struct nl_msg *msg;
 
 	*ret = NULL;
-	if (!proto_cmd_name(cmd))
+	/* A reply echoes whatever command it answers, even an unknown one. */
+	if (request && !proto_cmd_name(cmd))
 		return -EINVAL;
 	msg = nlmsg_alloc_size(PROTO_MSG_MAX);
 	if (!msg)

@@ -93,6 +93,8 @@ enum proto_setting_attr {
 	PROTO_SETTING_UNSPEC,
 	PROTO_SETTING_KEY,   /* string < PROTO_KEY_MAX */
 	PROTO_SETTING_VALUE, /* string < PROTO_VALUE_MAX */
+	PROTO_SETTING_SOURCE, /* string < PROTO_VALUE_MAX: where a value came
+				 from (GET_LIMITS replies) */
 	__PROTO_SETTING_MAX,
 };
 #define PROTO_SETTING_MAX (__PROTO_SETTING_MAX - 1)

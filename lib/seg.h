@@ -30,8 +30,14 @@
 #define SEG_MAX_SLOTS	 4096
 #define SEG_NAME_MAX	 64
 
-/* owner[] values: a page on a list is OWNER_FREE, a held one its slot + 1. */
-#define SEG_OWNER_FREE 0u
+/*
+ * owner[] values: a page on a list is OWNER_FREE, a held one its slot + 1.
+ * OWNER_REPAIR marks a page the daemon's census suspects lost: any client
+ * that takes or gives back the page overwrites the mark, which is how the
+ * daemon knows the page was not lost after all (see census.h).
+ */
+#define SEG_OWNER_FREE	 0u
+#define SEG_OWNER_REPAIR UINT32_MAX
 #define seg_owner_of_slot(slot) ((uint32_t)(slot) + 1u)
 
 struct seg_stack {

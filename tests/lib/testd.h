@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef RCUPOOL_TEST_TESTD_H
+#define RCUPOOL_TEST_TESTD_H
+
+/*
+ * The real daemon for tests: started from the build directory under test
+ * ($RCUPOOL_BUILD, default build/) on a socket in a fresh temporary
+ * directory, with its own config file, its stderr kept in DIR/stderr.
+ */
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+struct testd {
+	pid_t pid;
+	char dir[256];
+	char sock[PATH_MAX];
+	char conf[PATH_MAX];
+	char log[PATH_MAX];
+};
+
+/* Path of a program of the build under test ("rcupoold", "rcupoolctl"). */
+const char *testd_program(const char *name, char *buf, size_t len);
+
+/*
+ * Write conf_text (NULL: empty) to DIR/rcupoold.conf and start the daemon
+ * with extra arguments (NULL-terminated, may be NULL) and extra environment
+ * entries ("K=V", NULL-terminated, may be NULL); wait until it answers.
+ * 0 or -errno.
+ */
+int testd_start(struct testd *t, const char *conf_text,
+		const char *const *args, const char *const *env);
+
+/* SIGTERM, wait (SIGKILL after 10 s), return its exit status (or -1). */
+int testd_stop(struct testd *t);
+
+/* Stop if running, then remove its directory. */
+void testd_cleanup(struct testd *t);
+
+/* Whether DIR/stderr contains text. */
+bool testd_log_has(const struct testd *t, const char *text);
+
+/*
+ * One request on a fresh connection: cmd with settings ("key=value",
+ * NULL-terminated, may be NULL).  reply points into *buf (malloc'ed,
+ * caller frees).  Returns proto_call's result; errmsg gets the message.
+ */
+int testd_call(const char *sock, uint8_t cmd, const char *const *settings,
+	       struct proto_msg *reply, void **buf, char *errmsg,
+	       size_t errlen);
+
+/* A u64/u32 field of the reply's STATUS, or UINT64_MAX if absent. */
+uint64_t testd_status_field(const char *sock, int attr);
+
+#endif
