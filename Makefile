@@ -161,6 +161,25 @@ $(B)/rcupool.pc: rcupool.pc.in Makefile
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    $< > $@
 
+# systemd units name the installed binaries: generated like rcupool.pc,
+# and generated again whenever the directories change (make install
+# PREFIX=... after a plain make): $(B)/units/dirs holds the values used and
+# is rewritten only when they differ.
+UNITS := $(B)/units/rcupoold.service $(B)/units/rcupoold.socket
+UNIT_DIRS := SBINDIR=$(SBINDIR) BINDIR=$(BINDIR)
+
+$(B)/units/dirs: FORCE
+	@mkdir -p $(@D)
+	@echo '$(UNIT_DIRS)' | cmp -s - $@ 2>/dev/null || echo '$(UNIT_DIRS)' > $@
+
+FORCE:
+
+$(B)/units/%: units/%.in $(B)/units/dirs Makefile
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)
+	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	    $< > $@
+
 # --- the two commands of the README -----------------------------------------
 
 deps:
@@ -192,7 +211,11 @@ bench: deps
 
 # --- installation -----------------------------------------------------------
 
-install: all
+SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+
+install: all $(UNITS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)
 	install -m 0755 $(B)/rcupoold $(DESTDIR)$(SBINDIR)/rcupoold
@@ -205,12 +228,25 @@ install: all
 	install -m 0644 $(B)/rcupool.pc $(DESTDIR)$(LIBDIR)/pkgconfig/rcupool.pc
 	install -d $(DESTDIR)$(SYSCONFDIR)/rcupool/rcupoold.conf.d
 	install -m 0644 conf/rcupoold.conf $(DESTDIR)$(SYSCONFDIR)/rcupool/rcupoold.conf
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLETIONDIR)
+	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
+	install -m 0644 units/rcupool.sysusers $(DESTDIR)$(SYSUSERSDIR)/rcupool.conf
+	install -m 0644 units/rcupool.tmpfiles $(DESTDIR)$(TMPFILESDIR)/rcupool.conf
+	install -m 0644 man/rcupoold.conf.5 $(DESTDIR)$(MANDIR)/man5/rcupoold.conf.5
+	install -m 0644 man/rcupoold.8 man/rcupoolctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 completion/rcupoolctl $(DESTDIR)$(COMPLETIONDIR)/rcupoolctl
 
+# The configuration file is left alone: it may hold local changes.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/rcupoold $(DESTDIR)$(BINDIR)/rcupoolctl \
 		$(DESTDIR)$(LIBDIR)/$(SOFILE) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/librcupool.so $(DESTDIR)$(LIBDIR)/librcupool.a \
-		$(DESTDIR)$(INCLUDEDIR)/rcupool.h $(DESTDIR)$(LIBDIR)/pkgconfig/rcupool.pc
+		$(DESTDIR)$(INCLUDEDIR)/rcupool.h $(DESTDIR)$(LIBDIR)/pkgconfig/rcupool.pc \
+		$(DESTDIR)$(UNITDIR)/rcupoold.service $(DESTDIR)$(UNITDIR)/rcupoold.socket \
+		$(DESTDIR)$(SYSUSERSDIR)/rcupool.conf $(DESTDIR)$(TMPFILESDIR)/rcupool.conf \
+		$(DESTDIR)$(MANDIR)/man5/rcupoold.conf.5 $(DESTDIR)$(MANDIR)/man8/rcupoold.8 \
+		$(DESTDIR)$(MANDIR)/man8/rcupoolctl.8 $(DESTDIR)$(COMPLETIONDIR)/rcupoolctl
 
 clean:
 	rm -rf build

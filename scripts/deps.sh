@@ -6,7 +6,7 @@ set -eu
 
 PKGS="gcc make pkg-config liburcu-dev libsystemd-dev libnl-3-dev
 libnl-genl-3-dev libinih-dev libcmocka-dev jq systemd valgrind
-util-linux procps"
+util-linux procps groff-base man-db"
 
 missing=""
 for p in $PKGS; do

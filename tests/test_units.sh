@@ -1,0 +1,275 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# systemd units, sysusers/tmpfiles snippets, man pages, bash completion and
+# make install, checked the way a distribution would use them:
+#
+#  - make install DESTDIR=... PREFIX=/usr installs every file;
+#  - systemd-analyze verify prints nothing on stderr (it exits 0 on unknown
+#    keys, so stderr is what counts); the units are verified as installed
+#    by "make install PREFIX=$tmp/prefix" so that ExecStart= exists and
+#    Documentation=man: finds the installed pages;
+#  - systemd-analyze security --offline=true: exposure at most 4.0;
+#  - systemd-sysusers / systemd-tmpfiles --root on the DESTDIR;
+#  - the installed daemon, socket-activated on a seqpacket socket the way
+#    rcupoold.socket does it, answers "rcupoolctl status".
+#
+# Runs as root (CI) or not: nothing here touches the host's configuration.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib/tap.sh
+
+build=${RCUPOOL_BUILD:-build}
+tmp=$(mktemp -d /tmp/rcupool-units.XXXXXX)
+daemon_pid=
+cleanup() {
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+root=$tmp/root     # make install DESTDIR=$root PREFIX=/usr
+prefix=$tmp/prefix # make install PREFIX=$prefix (for systemd-analyze verify)
+
+# Run "$@", keeping stdout and stderr apart in $tmp/out and $tmp/err.
+run() {
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+}
+show() { # show FILE: its lines as TAP diagnostics
+	sed 's/^/#   /' "$1"
+}
+
+# --- make install -----------------------------------------------------------
+
+run make --no-print-directory B="$build" install DESTDIR="$root" PREFIX=/usr
+if [ "$rc" -eq 0 ]; then
+	ok "make install DESTDIR=... PREFIX=/usr"
+else
+	not_ok "make install DESTDIR=... PREFIX=/usr (exit $rc)"
+	show "$tmp/err"
+fi
+
+multiarch=$(${CC:-cc} -dumpmachine)
+libdir=/usr/lib/$multiarch
+missing=""
+for f in /usr/sbin/rcupoold /usr/bin/rcupoolctl \
+	"$libdir/librcupool.so.0.1.0" "$libdir/librcupool.a" \
+	/usr/include/rcupool.h "$libdir/pkgconfig/rcupool.pc" \
+	/usr/lib/systemd/system/rcupoold.service \
+	/usr/lib/systemd/system/rcupoold.socket \
+	/usr/lib/sysusers.d/rcupool.conf /usr/lib/tmpfiles.d/rcupool.conf \
+	/etc/rcupool/rcupoold.conf \
+	/usr/share/man/man8/rcupoold.8 /usr/share/man/man8/rcupoolctl.8 \
+	/usr/share/man/man5/rcupoold.conf.5 \
+	/usr/share/bash-completion/completions/rcupoolctl; do
+	[ -f "$root$f" ] || missing="$missing $f"
+done
+[ -d "$root/etc/rcupool/rcupoold.conf.d" ] || missing="$missing /etc/rcupool/rcupoold.conf.d/"
+if [ -z "$missing" ]; then
+	ok "make install installs every file"
+else
+	not_ok "make install installs every file; missing:$missing"
+fi
+check "soname links: librcupool.so -> librcupool.so.0 -> librcupool.so.0.1.0" \
+	test "$(readlink "$root$libdir/librcupool.so")" = librcupool.so.0 -a \
+	"$(readlink "$root$libdir/librcupool.so.0")" = librcupool.so.0.1.0 -a \
+	-x "$root$libdir/librcupool.so.0.1.0"
+check "installed rcupoold.service runs /usr/sbin/rcupoold" \
+	grep -qx 'ExecStart=/usr/sbin/rcupoold' \
+	"$root/usr/lib/systemd/system/rcupoold.service"
+check "installed rcupoold.socket listens on /run/rcupool/rcupoold.sock" \
+	grep -qx 'ListenSequentialPacket=/run/rcupool/rcupoold.sock' \
+	"$root/usr/lib/systemd/system/rcupoold.socket"
+
+run make --no-print-directory B="$build" uninstall DESTDIR="$root" PREFIX=/usr
+left=$(cd "$root" && find . ! -type d ! -path ./etc/rcupool/rcupoold.conf | sort)
+if [ "$rc" -eq 0 ] && [ -z "$left" ]; then
+	ok "make uninstall removes every file but the configuration"
+else
+	not_ok "make uninstall removes every file but the configuration (exit $rc)"
+	echo "$left" | sed 's/^/#   left: /'
+fi
+run make --no-print-directory B="$build" install DESTDIR="$root" PREFIX=/usr
+[ "$rc" -eq 0 ] || { diag "make install again failed"; show "$tmp/err"; }
+
+# --- systemd-analyze --------------------------------------------------------
+
+run make --no-print-directory B="$build" install PREFIX="$prefix"
+[ "$rc" -eq 0 ] || { diag "make install PREFIX=$prefix failed"; show "$tmp/err"; }
+units=("$prefix/lib/systemd/system/rcupoold.service"
+	"$prefix/lib/systemd/system/rcupoold.socket")
+# Documentation=man:... is checked against the installed pages.
+MANPATH="$prefix/share/man:" run systemd-analyze verify "${units[@]}"
+if [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]; then
+	ok "systemd-analyze verify: exit 0, nothing on stderr"
+else
+	not_ok "systemd-analyze verify: exit $rc, stderr:"
+	show "$tmp/err"
+fi
+
+run systemd-analyze security --offline=true "${units[0]}"
+exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$tmp/out")
+if [ -n "$exposure" ]; then
+	diag "systemd-analyze security exposure: $exposure"
+	check "systemd-analyze security: exposure $exposure <= 4.0" \
+		awk -v e="$exposure" 'BEGIN { exit !(e <= 4.0) }'
+else
+	not_ok "systemd-analyze security printed no exposure (exit $rc)"
+	show "$tmp/err"
+fi
+
+# Settings the issue asks for, and those that must not be there.
+svc=${units[0]}
+want=(Type=notify 'ExecReload=/bin/kill -HUP $MAINPID' WatchdogSec=
+	Restart=on-failure User=rcupool LimitMEMLOCK= ProtectSystem=strict
+	ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes
+	'RestrictAddressFamilies=AF_UNIX AF_NETLINK'
+	SystemCallFilter=@system-service CapabilityBoundingSet= RuntimeDirectory=rcupool)
+bad=""
+for w in "${want[@]}"; do
+	grep -qF -- "$w" <(grep -v '^#' "$svc") || bad="$bad missing:$w"
+done
+for w in DynamicUser RemoveIPC PrivateNetwork PrivateUsers Type=notify-reload; do
+	grep -q "^$w" "$svc" && bad="$bad present:$w"
+done
+if [ -z "$bad" ]; then
+	ok "rcupoold.service has the required settings and none of the forbidden"
+else
+	not_ok "rcupoold.service settings:$bad"
+fi
+check "rcupoold.socket: SocketGroup=rcupool, SocketMode=0666" \
+	grep -qzP 'SocketGroup=rcupool\n(.*\n)*SocketMode=0666\n' "${units[1]}"
+
+# --- sysusers and tmpfiles on the DESTDIR -----------------------------------
+
+run systemd-sysusers --root="$root"
+if [ "$rc" -eq 0 ]; then
+	ok "systemd-sysusers --root"
+else
+	not_ok "systemd-sysusers --root (exit $rc)"
+	show "$tmp/err"
+fi
+uid=$(awk -F: '$1 == "rcupool" { print $3 }' "$root/etc/passwd" 2>/dev/null)
+gid=$(awk -F: '$1 == "rcupool" { print $3 }' "$root/etc/group" 2>/dev/null)
+check "user rcupool in etc/passwd, with its group rcupool" \
+	test -n "$uid" -a -n "$gid" -a \
+	"$(awk -F: '$1 == "rcupool" { print $4 }' "$root/etc/passwd")" = "$gid"
+check "group rcupool-admin in etc/group" \
+	grep -q '^rcupool-admin:' "$root/etc/group"
+
+run systemd-tmpfiles --root="$root" --create
+if [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]; then
+	ok "systemd-tmpfiles --root --create"
+else
+	not_ok "systemd-tmpfiles --root --create (exit $rc)"
+	show "$tmp/err"
+fi
+check "run/rcupool: a directory, 0755, owned by rcupool:rcupool" \
+	test -d "$root/run/rcupool" -a \
+	"$(stat -c '%a %u %g' "$root/run/rcupool" 2>/dev/null)" = "755 $uid $gid"
+check "etc/rcupool/rcupoold.conf.d is a directory" \
+	test -d "$root/etc/rcupool/rcupoold.conf.d"
+
+# --- man pages ----------------------------------------------------------------
+
+for page in man/rcupoold.8 man/rcupoolctl.8 man/rcupoold.conf.5; do
+	run groff -man -Tutf8 -ww -z "$page"
+	if [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]; then
+		ok "groff -man -ww $page: no warning"
+	else
+		not_ok "groff -man -ww $page: exit $rc"
+		show "$tmp/err"
+	fi
+done
+MANWIDTH=80 run man -l "$root/usr/share/man/man8/rcupoolctl.8"
+check "man -l renders the installed rcupoolctl(8)" \
+	grep -q 'reset-stats' "$tmp/out"
+
+# rcupoold.conf(5) documents every key of the shipped configuration.
+undoc=""
+section=""
+while IFS= read -r line; do
+	case $line in
+	'['*']') section=${line#[}; section=${section%]} ;;
+	'#'[a-z]*' = '* | '#'[a-z]*' ='*)
+		key=${line#\#}; key=${key%% *}
+		grep -q "^\.B $key\$\|^\.BR $key " man/rcupoold.conf.5 ||
+			undoc="$undoc $section.$key"
+		;;
+	esac
+done <conf/rcupoold.conf
+if [ -z "$undoc" ]; then
+	ok "rcupoold.conf(5) documents every key of conf/rcupoold.conf"
+else
+	not_ok "rcupoold.conf(5) lacks:$undoc"
+fi
+
+# --- bash completion ------------------------------------------------------------
+
+complete_words() { # complete_words WORD...: COMPREPLY for the last word
+	bash -c '
+		. completion/rcupoolctl
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+		COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+		f=$(complete -p rcupoolctl | sed -n "s/.*-F \([^ ]*\) .*/\1/p")
+		"$f" rcupoolctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' completion "$@" 2>&1
+}
+check "completion: rcupoolctl s -> set stats status" \
+	test "$(complete_words rcupoolctl s | sort | tr '\n' ' ')" = "set stats status "
+check "completion: rcupoolctl --json re -> reload reset-stats" \
+	test "$(complete_words rcupoolctl --json re | sort | tr '\n' ' ')" = "reload reset-stats "
+check "completion: rcupoolctl set balance.l -> balance.low=" \
+	test "$(complete_words rcupoolctl set balance.l)" = "balance.low="
+check "completion: rcupoolctl stats --f -> --format=" \
+	test "$(complete_words rcupoolctl stats --f)" = "--format="
+
+# --- the installed daemon, socket-activated -------------------------------------
+
+sock=$tmp/sock/rcupoold.sock
+mkdir -p "$tmp/sock"
+if ! "$build/rcupoold" --version >/dev/null 2>&1; then
+	not_ok "rcupoold --version works"
+else
+	systemd-socket-activate --seqpacket -l "$sock" \
+		"$root/usr/sbin/rcupoold" --config /dev/null >"$tmp/daemon.log" 2>&1 &
+	daemon_pid=$!
+	# systemd-socket-activate listens before it execs the daemon, so a
+	# request waits in the backlog until the daemon reads it.
+	for _ in $(seq 50); do
+		[ -S "$sock" ] && break
+		sleep 0.1
+	done
+	run timeout 20 "$root/usr/bin/rcupoolctl" --socket "$sock" status
+	# Until the daemon and the CLI land, their stubs say "not implemented":
+	# skip rather than fail then (and only then).
+	if [ "$rc" -ne 0 ] && grep -qs 'not implemented' "$tmp/err" "$tmp/daemon.log"; then
+		why="rcupoolctl exit $rc: $(cat "$tmp/err" "$tmp/daemon.log" | grep -m1 'not implemented')"
+		echo "ok $((_tap_n + 1)) # SKIP socket-activated rcupoold answers rcupoolctl status ($why)"
+		_tap_n=$((_tap_n + 1))
+		echo "ok $((_tap_n + 1)) # SKIP rcupoold stops on SIGTERM with exit 0 (stub)"
+		_tap_n=$((_tap_n + 1))
+	else
+		if [ "$rc" -eq 0 ]; then
+			ok "socket-activated rcupoold answers rcupoolctl status"
+			show "$tmp/out"
+		else
+			not_ok "socket-activated rcupoold answers rcupoolctl status (exit $rc)"
+			show "$tmp/err"
+			show "$tmp/daemon.log"
+		fi
+		kill -TERM "$daemon_pid" 2>/dev/null
+		wait "$daemon_pid"
+		drc=$?
+		daemon_pid=
+		if [ "$drc" -eq 0 ]; then
+			ok "rcupoold stops on SIGTERM with exit 0"
+		else
+			not_ok "rcupoold stops on SIGTERM with exit 0 (exit $drc)"
+			show "$tmp/daemon.log"
+		fi
+	fi
+fi
+
+done_testing
