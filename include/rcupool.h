@@ -79,7 +79,7 @@ struct rcupool_options {
 	/* Private reserve only (the daemon's configuration rules otherwise). */
 	size_t private_pages;	     /* 0: 64 per possible CPU, at least 256 */
 	uint32_t overflow_pages;     /* heap pages allowed; 0: 256 */
-	uint32_t drain_interval_ms;  /* 0: 5000 */
+	uint32_t drain_interval_ms;  /* 0: 1000, the daemon's default */
 	/* If not NULL, a human reason when rcupool_open() fails. */
 	char *errbuf;
 	size_t errbuf_len;

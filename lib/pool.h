@@ -37,7 +37,7 @@
 #define POOL_MAX_OPEN	 32
 #define POOL_HEAP	 UINT32_MAX /* batch page: a heap page */
 #define POOL_DEF_OVERFLOW 256
-#define POOL_DEF_DRAIN_MS 5000
+#define POOL_DEF_DRAIN_MS 1000 /* as the daemon's limits.drain_interval */
 
 #define pool_likely(x)	 __builtin_expect(!!(x), 1)
 #define pool_unlikely(x) __builtin_expect(!!(x), 0)
