@@ -49,6 +49,17 @@
  * Limits (max_pages, min_pages, overflow_pages, watermarks) are read from
  * the shared segment on every page request: a change made with rcupoolctl
  * takes effect at once.
+ *
+ * fork(): in the child every pool is detached (stats: forked = 1, counters
+ * from zero).  It never touches the reserve it shares with the parent; it
+ * frees through heap pages and the fallbacks.  Objects the parent had
+ * queued are the parent's: the child never frees its copies of them.
+ * Call liburcu's call_rcu_before_fork()/_after_fork_parent()/_child()
+ * around fork() as liburcu requires: the child's barrier needs them.
+ *
+ * Daemon death: pages already mapped stay valid, frees keep working (lists
+ * until they run dry, then the fallbacks), rcupool_stats() says attached =
+ * 0.  The pool does not re-attach to a new daemon by itself: open a new one.
  */
 
 #include <stddef.h>
