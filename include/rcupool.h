@@ -6,11 +6,184 @@
  * librcupool: deferred frees for liburcu programs, batched into pages of a
  * preallocated reserve owned by rcupoold.  Build with
  * `pkg-config --cflags --libs rcupool`.
+ *
+ * rcupool_free(pool, p) is a drop-in for call_rcu(&p->head, free_cb) without
+ * the rcu_head: the pointer is stored in the calling thread's current batch
+ * page (no atomic read-modify-write, no lock, no system call per object);
+ * a full page is submitted with one call_rcu of the application's liburcu
+ * flavor, and after the grace period every pointer on it is freed with the
+ * pool's free function and the page goes back to the reserve.
+ *
+ * Rules, as for any liburcu use:
+ *  - threads calling rcupool_free(), rcupool_free_head() and rcupool_flush()
+ *    must be registered with the pool's flavor (rcu_register_thread()) and,
+ *    for qsbr, online;
+ *  - rcupool_barrier() and rcupool_close() block for grace periods: never
+ *    call them inside a read-side critical section nor from a call_rcu
+ *    callback (for qsbr, calling them is a quiescent state);
+ *  - rcupool_free() and rcupool_free_head() may be called inside a
+ *    read-side critical section: they never block there and never wait
+ *    for a grace period, whatever is depleted.
+ *
+ * Where pages come from, per page (never per object): the current CPU's
+ * list of the reserve, then the global pool, then -- only while the pool
+ * holds fewer than min_pages -- the CPU's protected list, then a depletion
+ * kick to the daemon and the fallback chain below.  (DESIGN.md also says
+ * "other CPUs": a CPU's list is only ever updated from that CPU through
+ * rseq, so stealing from another CPU is not possible without migrating;
+ * the daemon's balancer, woken by the kick, moves pages instead.)
+ *
+ * Fallbacks when no reserve page may be had (each counted in the stats):
+ *  1. overflow: a page from the heap (malloc), up to the segment's
+ *     overflow_pages per pool, batched exactly like a reserve page;
+ *  2. head (rcupool_free_head() only): the object's own rcu_head is used
+ *     to chain it, with no memory at all; chains are freed after one grace
+ *     period by the pool's drain thread (liburcu callbacks cannot carry the
+ *     field's offset, so the library does not call_rcu the head itself);
+ *  3. sync: synchronize_rcu() then free, only outside a read-side section;
+ *  4. emergency: inside a read-side section with 1-3 impossible, a heap
+ *     page beyond the overflow bound is taken rather than block.  If even
+ *     malloc() fails the object is leaked (counted as `lost`), never freed
+ *     early.
+ *
+ * Limits (max_pages, min_pages, overflow_pages, watermarks) are read from
+ * the shared segment on every page request: a change made with rcupoolctl
+ * takes effect at once.
+ *
+ * fork(): in the child every pool is detached (stats: forked = 1, counters
+ * from zero).  It never touches the reserve it shares with the parent; it
+ * frees through heap pages and the fallbacks.  Objects the parent had
+ * queued are the parent's: the child never frees its copies of them.
+ * Call liburcu's call_rcu_before_fork()/_after_fork_parent()/_child()
+ * around fork() as liburcu requires: the child's barrier needs them.
+ *
+ * Daemon death: pages already mapped stay valid, frees keep working (lists
+ * until they run dry, then the fallbacks), rcupool_stats() says attached =
+ * 0.  The pool does not re-attach to a new daemon by itself: open a new one.
  */
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct rcu_head;
+struct rcu_flavor_struct;
+struct rcupool;
+
+enum rcupool_mode {
+	RCUPOOL_MODE_AUTO = 0, /* attach to rcupoold, else a private reserve */
+	RCUPOOL_MODE_DAEMON,   /* attach to rcupoold or fail */
+	RCUPOOL_MODE_PRIVATE,  /* an in-process reserve of the same layout */
+};
+
+struct rcupool_options {
+	size_t size;		 /* sizeof(struct rcupool_options) */
+	const char *socket_path; /* NULL: $RCUPOOL_SOCKET, then the default */
+	const char *name;	 /* shown by rcupoolctl; NULL: program name */
+	enum rcupool_mode mode;	 /* RCUPOOL_MODE_AUTO (default), _DAEMON, _PRIVATE */
+	const struct rcu_flavor_struct *flavor; /* NULL: urcu_memb_flavor */
+	void (*free_fn)(void *);		/* NULL: free() */
+	size_t min_pages, max_pages; /* requested limits; 0: daemon's default */
+	/* Private reserve only (the daemon's configuration rules otherwise). */
+	size_t private_pages;	     /* 0: 64 per possible CPU, at least 256 */
+	uint32_t overflow_pages;     /* heap pages allowed; 0: 256 */
+	uint32_t drain_interval_ms;  /* 0: 1000, the daemon's default */
+	/* If not NULL, a human reason when rcupool_open() fails. */
+	char *errbuf;
+	size_t errbuf_len;
+};
+
+/*
+ * Open a pool.  opts may be NULL (all defaults).  Starts the pool's drain
+ * thread.  May block: connects to the daemon (AUTO, DAEMON) or allocates
+ * and populates the private reserve.  Returns 0 and *ret, or -errno:
+ *   -ENOENT, -ECONNREFUSED  (DAEMON) no daemon listens on the socket
+ *   -EACCES   (DAEMON) not allowed to attach;  -EUSERS  no free client slot
+ *   -EBADMSG  (DAEMON) a bad segment or reply;  -EINVAL  bad options
+ *   -EMFILE   too many pools open in this process (32)
+ *   -ENOMEM
+ * AUTO falls back to a private reserve on any attach failure (the reason
+ * is in rcupool_stats().attach_error).
+ */
+int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret);
+
+/*
+ * Free ptr with the pool's free_fn once a grace period has passed.
+ * ptr may not be NULL.  Never blocks inside a read-side critical section;
+ * outside one, may block in synchronize_rcu() only when the reserve, the
+ * overflow bound and everything else are exhausted (counted: fallback_sync).
+ */
+void rcupool_free(struct rcupool *pool, void *ptr);
+
+/*
+ * As rcupool_free(), with ptr->field (a struct rcu_head) usable as a last
+ * resort that needs no page and never blocks (fallback_head).
+ */
+#define rcupool_free_head(pool, ptr, field)                                    \
+	rcupool_free_head_offset(                                              \
+		(pool), (ptr),                                                 \
+		offsetof(__typeof__(*(ptr)), field) +                          \
+			0 * sizeof(&(ptr)->field == (struct rcu_head *)0))
+
+/* What rcupool_free_head() calls; offset is that of the rcu_head in *ptr. */
+void rcupool_free_head_offset(struct rcupool *pool, void *ptr, size_t offset);
+
+/*
+ * Submit the calling thread's partial page now (one call_rcu).  Never
+ * blocks; fine inside a read-side critical section.
+ */
+void rcupool_flush(struct rcupool *pool);
+
+/*
+ * Wait until every object passed to the pool so far, by any thread, has
+ * been freed: partial pages of every thread are taken and freed after a
+ * grace period, then the flavor's rcu_barrier() waits for the rest.
+ * Blocks.  Inside a read-side critical section (where waiting would
+ * deadlock) it only submits the partial pages and returns.
+ */
+void rcupool_barrier(struct rcupool *pool);
+
+struct rcupool_stats {
+	size_t size;	    /* set by the caller: sizeof(struct rcupool_stats) */
+	enum rcupool_mode mode; /* DAEMON or PRIVATE: what the pool runs on */
+	int attached;	    /* 1 while attached to a live daemon */
+	int forked;	    /* 1 in a child forked after rcupool_open() */
+	int attach_error;   /* AUTO: errno of the failed attach, else 0 */
+	uint32_t page_size; /* bytes per reserve page */
+	uint32_t page_capacity; /* pointers per page */
+	uint32_t min_pages, max_pages; /* the limits in force now */
+	uint64_t objects;	/* objects submitted (pages, heads, syncs) */
+	uint64_t pages_submitted; /* batches submitted (reserve + heap) */
+	uint64_t pages_drained;	  /* of which partial, by drain/flush/exit */
+	uint64_t pages_got;	  /* reserve pages taken */
+	uint64_t fallback_overflow; /* heap pages taken (emergency included) */
+	uint64_t fallback_emergency; /* heap pages beyond overflow_pages */
+	uint64_t fallback_head;	  /* objects chained through their rcu_head */
+	uint64_t fallback_sync;	  /* objects freed after synchronize_rcu() */
+	uint64_t lost;		  /* objects leaked: no memory at all */
+	uint64_t denied;	  /* page requests refused by max_pages */
+	uint64_t depletions;	  /* page requests that found every list empty */
+	uint64_t held;		  /* reserve pages owned now */
+	uint64_t held_peak;
+	uint64_t heap_pages;	  /* heap pages in use now */
+	uint64_t sync_wait_ns;	  /* time spent blocked in the sync fallback */
+};
+
+/*
+ * Fill *ret (set ret->size first; fields beyond it are left alone).
+ * Never blocks.  0, or -EINVAL for a NULL argument or a size too small.
+ */
+int rcupool_stats(struct rcupool *pool, struct rcupool_stats *ret);
+
+/*
+ * rcupool_barrier(), stop the drain thread, give every page back (held
+ * reaches 0), detach from the daemon, unmap and free.  Blocks.  No thread
+ * may use the pool during or after the call.  NULL is a no-op.
+ */
+void rcupool_close(struct rcupool *pool);
 
 /* The library's version, "MAJOR.MINOR.PATCH".  Never fails. */
 const char *rcupool_version(void);

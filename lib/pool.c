@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * rcupool_open/close/stats, the choice of mode, and fork().
+ *
+ * fork(): the child's copy of the segment mapping is SHARED with the
+ * parent, so a child must never push, pop or count in it.  In the child
+ * (pthread_atfork handler) every pool is marked forked: it stops using the
+ * segment, its counters move to a private slot starting at zero, its
+ * copies of the daemon connection and kick fd are closed (the parent's
+ * stay open: the daemon sees nothing), the forking thread's partial batch
+ * and the parent's pending work are dropped without being touched (they
+ * are the parent's to free; in the child they leak), and frees go through
+ * heap pages (overflow, bounded by overflow_pages), then sync/emergency.
+ * The drain thread is restarted on the child's first page request.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <urcu/urcu-memb.h>
+
+#include "pool.h"
+#include "stack.h"
+
+pthread_mutex_t pool_glock = PTHREAD_MUTEX_INITIALIZER;
+pthread_key_t pool_key;
+static struct rcupool *pool_all;
+static uint32_t pool_idx_used;
+static uint64_t pool_serial_last;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static int pool_init_err;
+
+static void pool_atfork_prepare(void)
+{
+	pthread_mutex_lock(&pool_glock);
+	for (struct rcupool *p = pool_all; p; p = p->gnext)
+		pthread_mutex_lock(&p->lock);
+}
+
+static void pool_atfork_parent(void)
+{
+	for (struct rcupool *p = pool_all; p; p = p->gnext)
+		pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&pool_glock);
+}
+
+static void pool_forked_child(struct rcupool *p)
+{
+	struct pool_tls_ent *e = &pool_tls[p->idx];
+	struct pool_tcache *tc, *next, *mine = NULL;
+	uint32_t min = atomic_load(&p->slot->min_pages);
+	uint32_t max = atomic_load(&p->slot->max_pages);
+
+	p->use_seg = false;
+	p->fork_gen++;
+	atomic_store(&p->forked, true);
+	atomic_store(&p->attached, false);
+	memset(&p->own_slot, 0, sizeof(p->own_slot));
+	atomic_store(&p->own_slot.min_pages, min);
+	atomic_store(&p->own_slot.max_pages, max);
+	p->slot = &p->own_slot;
+	if (p->att.sock >= 0)
+		close(p->att.sock);
+	if (p->att.kick_fd >= 0)
+		close(p->att.kick_fd);
+	p->att.sock = p->att.kick_fd = -1;
+	atomic_store(&p->inflight, 0);
+	atomic_store(&p->heap_pages, 0);
+	atomic_store(&p->submitted, 0);
+	atomic_store(&p->drained, 0);
+	atomic_store(&p->emergency, 0);
+	atomic_store(&p->lost, 0);
+	atomic_store(&p->sync_ns, 0);
+	atomic_store(&p->heads, NULL);
+	/* Only the forking thread lives on; its batch is the parent's. */
+	for (tc = p->caches; tc; tc = next) {
+		next = tc->next;
+		if (e->serial == p->serial && e->tc == tc) {
+			atomic_store(&tc->cur, NULL);
+			tc->seen = NULL;
+			tc->next = NULL;
+			mine = tc;
+		} else {
+			free(tc);
+		}
+	}
+	p->caches = mine;
+	p->orphans = NULL;
+	p->draining = false;
+	p->stop = false;
+	p->drain_running = false;
+	pthread_cond_init(&p->cond, NULL);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+static void pool_atfork_child(void)
+{
+	for (struct rcupool *p = pool_all; p; p = p->gnext) {
+		pool_forked_child(p);
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&pool_glock);
+}
+
+static void pool_init_once(void)
+{
+	pool_init_err = pthread_key_create(&pool_key, pool_thread_exit);
+	if (!pool_init_err)
+		pool_init_err = pthread_atfork(pool_atfork_prepare,
+					       pool_atfork_parent,
+					       pool_atfork_child);
+}
+
+int pool_process_init(void)
+{
+	pthread_once(&pool_once, pool_init_once);
+	return -pool_init_err;
+}
+
+static void pool_errmsg(const struct rcupool_options *o, const char *msg)
+{
+	if (o->errbuf && o->errbuf_len) {
+		strncpy(o->errbuf, msg, o->errbuf_len - 1);
+		o->errbuf[o->errbuf_len - 1] = 0;
+	}
+}
+
+static uint32_t pool_u32(size_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static int pool_open_private(struct rcupool *p, const struct rcupool_options *o,
+			     char *why, size_t whylen)
+{
+	struct seg_params sp = {.nslots = 1, .name = "rcupool-private"};
+	struct seg_error serr;
+	struct seg_slot *sl;
+	size_t npages = o->private_pages;
+	const char *name = o->name ? o->name : program_invocation_short_name;
+	int r;
+
+	if (!npages) {
+		r = (int)sysconf(_SC_NPROCESSORS_CONF);
+		npages = 64 * (size_t)(r > 0 ? r : 1);
+		if (npages < 256)
+			npages = 256;
+	}
+	sp.npages = pool_u32(npages);
+	r = seg_create(&sp, &p->own_seg, &serr);
+	if (r < 0) {
+		snprintf(why, whylen, "private reserve: %s", serr.msg);
+		return r;
+	}
+	p->seg = &p->own_seg;
+	p->slot_idx = 0;
+	sl = &p->seg->slot[0];
+	strncpy(sl->name, name, SEG_NAME_MAX - 1);
+	atomic_store(&sl->pid, (uint32_t)getpid());
+	atomic_store(&sl->min_pages, pool_u32(o->min_pages));
+	atomic_store(&sl->max_pages,
+		     o->max_pages ? pool_u32(o->max_pages) : sp.npages);
+	atomic_store(&sl->generation, 1);
+	atomic_store(&sl->state, SEG_SLOT_ATTACHED);
+	pool_private_setup(p,
+			   o->overflow_pages ? o->overflow_pages
+					     : POOL_DEF_OVERFLOW,
+			   o->drain_interval_ms ? o->drain_interval_ms
+						: POOL_DEF_DRAIN_MS);
+	p->mode = RCUPOOL_MODE_PRIVATE;
+	return 0;
+}
+
+int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
+{
+	struct rcupool_options o = {0};
+	char why[512] = "";
+	struct rcupool *p;
+	void *mem;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	*ret = NULL;
+	if (opts) {
+		/* size 0: a caller that only knows DESIGN.md's fields. */
+		size_t n = opts->size ? opts->size
+				      : offsetof(struct rcupool_options,
+						 private_pages);
+		memcpy(&o, opts, n < sizeof(o) ? n : sizeof(o));
+	}
+	if ((unsigned)o.mode > RCUPOOL_MODE_PRIVATE ||
+	    (o.min_pages && o.max_pages && o.min_pages > o.max_pages)) {
+		pool_errmsg(&o, "bad options: unknown mode or min_pages > max_pages");
+		return -EINVAL;
+	}
+	r = pool_process_init();
+	if (r < 0)
+		return r;
+	if (posix_memalign(&mem, SEG_CACHELINE, sizeof(*p)))
+		return -ENOMEM;
+	p = mem;
+	memset(p, 0, sizeof(*p));
+	p->att = (struct attach){.sock = -1, .kick_fd = -1, .seg.fd = -1};
+	p->flavor = o.flavor ? o.flavor : &urcu_memb_flavor;
+	p->free_fn = o.free_fn ? o.free_fn : free;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->wake_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+
+	if (o.mode != RCUPOOL_MODE_PRIVATE) {
+		r = attach_open(o.socket_path,
+				o.name ? o.name : program_invocation_short_name,
+				pool_u32(o.min_pages), pool_u32(o.max_pages),
+				&p->att, why, sizeof(why));
+		if (r == 0) {
+			p->mode = RCUPOOL_MODE_DAEMON;
+			p->seg = &p->att.seg;
+			p->slot_idx = p->att.slot;
+			atomic_store(&p->attached, true);
+		} else if (o.mode == RCUPOOL_MODE_DAEMON) {
+			pool_errmsg(&o, why);
+			goto fail;
+		} else {
+			p->attach_error = -r;
+		}
+	}
+	if (!p->seg) {
+		r = pool_open_private(p, &o, why, sizeof(why));
+		if (r < 0) {
+			pool_errmsg(&o, why);
+			goto fail;
+		}
+	}
+	p->use_seg = true;
+	p->slot = &p->seg->slot[p->slot_idx];
+	p->cap = p->seg->page_size / sizeof(void *);
+	if (!p->refill)
+		p->refill = 1;
+	p->desc = calloc(p->seg->npages, sizeof(*p->desc));
+	p->cpu_est = calloc(p->seg->ncpus, sizeof(*p->cpu_est));
+	if (!p->desc || !p->cpu_est) {
+		r = -ENOMEM;
+		goto fail;
+	}
+
+	pthread_mutex_lock(&pool_glock);
+	if (pool_idx_used == UINT32_MAX) {
+		pthread_mutex_unlock(&pool_glock);
+		pool_errmsg(&o, "too many pools open in this process");
+		r = -EMFILE;
+		goto fail;
+	}
+	p->idx = (unsigned)__builtin_ctz(~pool_idx_used);
+	pool_idx_used |= 1u << p->idx;
+	p->serial = ++pool_serial_last;
+	p->gnext = pool_all;
+	pool_all = p;
+	pthread_mutex_unlock(&pool_glock);
+
+	r = pool_drain_start(p);
+	if (r < 0) {
+		pool_errmsg(&o, "cannot start the drain thread");
+		rcupool_close(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+
+fail:
+	if (p->mode == RCUPOOL_MODE_DAEMON)
+		attach_close(&p->att);
+	else if (p->seg)
+		seg_unmap(&p->own_seg);
+	free(p->desc);
+	free(p->cpu_est);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+	return r;
+}
+
+int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
+{
+	struct rcupool_stats st = {0};
+	struct seg_slot *sl;
+
+	if (!p || !ret || ret->size < offsetof(struct rcupool_stats, objects))
+		return -EINVAL;
+	sl = p->slot;
+	st.size = ret->size;
+	st.mode = p->mode;
+	st.forked = atomic_load(&p->forked);
+	st.attached = p->mode == RCUPOOL_MODE_DAEMON && !st.forked &&
+		      atomic_load(&p->attached);
+	st.attach_error = p->attach_error;
+	st.page_size = p->seg->page_size;
+	st.page_capacity = p->cap;
+	st.min_pages = atomic_load(&sl->min_pages);
+	st.max_pages = atomic_load(&sl->max_pages);
+	st.objects = atomic_load(&sl->objects);
+	st.pages_submitted = atomic_load(&p->submitted);
+	st.pages_drained = atomic_load(&p->drained);
+	st.pages_got = atomic_load(&sl->pages_got);
+	st.fallback_overflow = atomic_load(&sl->fb_overflow);
+	st.fallback_emergency = atomic_load(&p->emergency);
+	st.fallback_head = atomic_load(&sl->fb_head);
+	st.fallback_sync = atomic_load(&sl->fb_sync);
+	st.lost = atomic_load(&p->lost);
+	st.denied = atomic_load(&sl->denied);
+	st.depletions = atomic_load(&sl->depletions);
+	st.held = atomic_load(&sl->held);
+	st.held_peak = atomic_load(&sl->held_peak);
+	st.heap_pages = atomic_load(&p->heap_pages);
+	st.sync_wait_ns = atomic_load(&p->sync_ns);
+	memcpy(ret, &st, ret->size < sizeof(st) ? ret->size : sizeof(st));
+	return 0;
+}
+
+/* No thread can reach p through its TLS any more (other than stale). */
+static void pool_unregister(struct rcupool *p)
+{
+	struct rcupool **pp;
+
+	pthread_mutex_lock(&pool_glock);
+	for (pp = &pool_all; *pp; pp = &(*pp)->gnext)
+		if (*pp == p) {
+			*pp = p->gnext;
+			break;
+		}
+	pool_idx_used &= ~(1u << p->idx);
+	pthread_mutex_lock(&p->lock);
+	for (struct pool_tcache *tc = p->caches; tc; tc = tc->next) {
+		/* A batch left by a thread that used the pool during close. */
+		struct pool_batch *b = atomic_exchange(&tc->cur, NULL);
+
+		if (b) {
+			pool_batch_count_claimed(p, b);
+			b->next = p->orphans;
+			p->orphans = b;
+		}
+		tc->pool = NULL; /* freed by its thread's exit */
+	}
+	p->caches = NULL;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&pool_glock);
+	pool_tls_forget(p);
+}
+
+void rcupool_close(struct rcupool *p)
+{
+	if (!p)
+		return;
+	pool_drain_stop(p);
+	rcupool_barrier(p);
+	pool_unregister(p);
+	pool_drain_all(p); /* whatever pool_unregister() found */
+	if (p->mode == RCUPOOL_MODE_DAEMON)
+		attach_close(&p->att);
+	else
+		seg_unmap(&p->own_seg);
+	free(p->desc);
+	free(p->cpu_est);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}

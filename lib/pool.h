@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef RCUPOOL_POOL_H
+#define RCUPOOL_POOL_H
+
+/*
+ * librcupool internals (include/rcupool.h is the API).
+ *
+ *  pool.c        open/close, modes, stats, fork
+ *  pool_page.c   taking and giving back reserve pages, heap pages, batches
+ *  pool_free.c   the per-thread cache and rcupool_free() itself
+ *  pool_drain.c  the drain thread, barrier, thread exit
+ *
+ * A batch is a page being filled with pointers.  Its bookkeeping (the
+ * rcu_head for call_rcu, count, page index) lives in a private descriptor,
+ * desc[page] for a reserve page, in front of the page for a heap page:
+ * the whole page holds pointers.
+ *
+ * Filling: each thread has a cache entry per pool with `cur`, the batch it
+ * fills.  The owner fills inside a read-side section of the pool's flavor
+ * with plain stores; another thread (drain, barrier) takes the batch with
+ * an atomic exchange of `cur`, then waits one grace period, after which no
+ * fill is in progress and every object on it may be freed at once.
+ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <urcu/call-rcu.h>
+#include <urcu/flavor.h>
+
+#include "attach.h"
+#include "rcupool.h"
+#include "seg.h"
+
+#define POOL_MAX_OPEN	 32
+#define POOL_HEAP	 UINT32_MAX /* batch page: a heap page */
+#define POOL_DEF_OVERFLOW 256
+#define POOL_DEF_DRAIN_MS 1000 /* as the daemon's limits.drain_interval */
+
+#define pool_likely(x)	 __builtin_expect(!!(x), 1)
+#define pool_unlikely(x) __builtin_expect(!!(x), 0)
+
+struct rcupool;
+
+struct pool_batch {
+	struct rcu_head head; /* call_rcu */
+	struct rcupool *pool;
+	void **ptrs; /* the page */
+	uint32_t n, cap;
+	uint32_t page;	   /* reserve page index, or POOL_HEAP */
+	uint32_t fork_gen; /* pool->fork_gen when taken */
+	struct pool_batch *next; /* on a claimed or orphan list */
+	bool emergency;
+};
+
+/* One per (thread, pool); the thread's TLS points at it. */
+struct pool_tcache {
+	_Atomic(struct pool_batch *) cur;
+	struct rcupool *pool;	  /* NULL once the pool is closed (glock) */
+	struct pool_tcache *next; /* pool->caches, under pool->lock */
+	_Atomic uint64_t gen;	  /* bumped by the owner at each install */
+	struct pool_batch *seen;  /* the drain's last look: cur and gen */
+	uint64_t seen_gen;
+};
+
+struct pool_tls_ent {
+	uint64_t serial; /* the pool's, 0: none */
+	struct pool_tcache *tc;
+};
+
+extern __thread struct pool_tls_ent pool_tls[POOL_MAX_OPEN];
+
+struct rcupool {
+	uint64_t serial; /* unique in the process, never 0 */
+	unsigned idx;	 /* into pool_tls[] */
+	const struct rcu_flavor_struct *flavor;
+	void (*free_fn)(void *);
+	enum rcupool_mode mode; /* resolved: DAEMON or PRIVATE */
+	int attach_error;
+
+	struct attach att;  /* DAEMON */
+	struct seg own_seg; /* PRIVATE */
+	struct seg *seg;
+	uint32_t slot_idx;
+	struct seg_slot *slot; /* counters: seg->slot[slot_idx] or own_slot */
+	bool use_seg;	       /* false in a forked child */
+	_Atomic bool attached;
+	_Atomic bool forked;
+	uint32_t fork_gen;
+	uint32_t cap;		 /* pointers per page */
+	uint32_t refill;	 /* PRIVATE: pages moved global -> CPU at once */
+	struct pool_batch *desc; /* [npages] */
+	_Atomic uint32_t *cpu_est; /* [ncpus] pages we left on each CPU list */
+
+	_Atomic uint64_t inflight;   /* batches given to call_rcu, not done */
+	_Atomic uint64_t heap_pages; /* heap batches in use */
+	_Atomic uint64_t submitted, drained, emergency, lost, sync_ns;
+	_Atomic int64_t last_kick_ns;
+	_Atomic(struct rcu_head *) heads; /* head fallback chain */
+
+	pthread_mutex_t lock; /* caches, orphans, draining, drain thread */
+	pthread_cond_t cond;
+	struct pool_tcache *caches;
+	struct pool_batch *orphans; /* from exited threads, to drain */
+	bool draining;		    /* someone holds claimed batches */
+	bool stop;
+	bool drain_running;
+	pthread_t drain_thread;
+	int wake_fd; /* eventfd: wakes the drain thread */
+
+	struct rcupool *gnext; /* pool_all, under pool_glock */
+	struct seg_slot own_slot;
+};
+
+/* pool.c */
+extern pthread_mutex_t pool_glock;
+int pool_process_init(void);
+
+/* pool_page.c */
+struct pool_batch *pool_batch_get(struct rcupool *p, bool in_read_side);
+void pool_batch_submit(struct rcupool *p, struct pool_batch *b);
+void pool_batch_complete(struct rcupool *p, struct pool_batch *b);
+void pool_batch_release(struct rcupool *p, struct pool_batch *b);
+void pool_batch_count_claimed(struct rcupool *p, struct pool_batch *b);
+void pool_heads_free(struct rcupool *p, struct rcu_head *h);
+void pool_private_setup(struct rcupool *p, uint32_t overflow,
+			uint32_t drain_ms);
+void pool_count(struct rcupool *p, _Atomic uint64_t *field, uint64_t n);
+uint64_t pool_now_ns(void);
+
+/* pool_free.c */
+struct pool_tcache *pool_tcache_get(struct rcupool *p);
+void pool_tls_forget(struct rcupool *p);
+void pool_thread_exit(void *unused);
+
+/* pool_drain.c */
+int pool_drain_start(struct rcupool *p);
+void pool_drain_stop(struct rcupool *p);
+void pool_drain_wake(struct rcupool *p);
+void pool_drain_all(struct rcupool *p);
+
+#endif

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Pages for batches: the reserve (per-CPU list, global pool, protect list),
+ * then heap pages; submission with call_rcu and the return of a page after
+ * its grace period.
+ *
+ * Ownership protocol (the daemon's census relies on it): after taking a
+ * page, owner[page] = our slot and held += 1; before giving one back,
+ * owner[page] = free and held -= 1, then push.  A page waiting for its grace
+ * period stays ours: if the process dies the daemon reclaims it.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pcpu.h"
+#include "pool.h"
+#include "stack.h"
+
+uint64_t pool_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void pool_count(struct rcupool *p, _Atomic uint64_t *field, uint64_t n)
+{
+	atomic_fetch_add_explicit(field, n, memory_order_relaxed);
+}
+
+static void pool_held_add(struct rcupool *p)
+{
+	struct seg_slot *sl = p->slot;
+	uint64_t held = atomic_fetch_add_explicit(&sl->held, 1,
+						  memory_order_relaxed) + 1;
+	uint64_t peak = atomic_load_explicit(&sl->held_peak,
+					     memory_order_relaxed);
+
+	while (held > peak &&
+	       !atomic_compare_exchange_weak_explicit(&sl->held_peak, &peak,
+						      held, memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+/* A private reserve has no balancer: refill our CPU list from the pool. */
+static int pool_refill_local(struct rcupool *p, uint32_t *page)
+{
+	struct seg *s = p->seg;
+	uint32_t first = 0, last = 0;
+	int n, r;
+
+	n = stack_pop_chain(s, &s->global->free, p->refill, &first, &last);
+	if (n <= 0)
+		return -ENOENT;
+	*page = first;
+	if (n > 1) {
+		uint32_t rest = atomic_load_explicit(&s->next[first],
+						     memory_order_relaxed) - 1;
+
+		r = pcpu_push_chain(s, PCPU_FREE, rest, last);
+		if (r >= 0)
+			atomic_fetch_add_explicit(&p->cpu_est[r], (uint32_t)n - 1,
+						  memory_order_relaxed);
+		else
+			stack_push_chain(s, &s->global->free, rest, last);
+	}
+	return 0;
+}
+
+static void pool_kick(struct rcupool *p)
+{
+	int64_t now, last;
+
+	if (p->mode != RCUPOOL_MODE_DAEMON ||
+	    !atomic_load_explicit(&p->attached, memory_order_relaxed))
+		return;
+	/* At most one write per millisecond while every list is empty. */
+	now = (int64_t)pool_now_ns();
+	last = atomic_load_explicit(&p->last_kick_ns, memory_order_relaxed);
+	if (now - last < 1000000 ||
+	    !atomic_compare_exchange_strong_explicit(&p->last_kick_ns, &last,
+						     now, memory_order_relaxed,
+						     memory_order_relaxed))
+		return;
+	attach_kick(&p->att);
+}
+
+/* A reserve page, or -EDQUOT (max_pages), -ENOSPC (all empty). */
+static int pool_page_take(struct rcupool *p, uint32_t *page)
+{
+	struct seg *s = p->seg;
+	struct seg_slot *sl = p->slot;
+	uint64_t held = atomic_load_explicit(&sl->held, memory_order_relaxed);
+	uint32_t max = atomic_load_explicit(&sl->max_pages, memory_order_relaxed);
+	uint32_t min = atomic_load_explicit(&sl->min_pages, memory_order_relaxed);
+	int cpu = -1, r;
+
+	if (max && held >= max) {
+		pool_count(p, &sl->denied, 1);
+		return -EDQUOT;
+	}
+	r = pcpu_pop(s, PCPU_FREE, page, &cpu);
+	if (r >= 0) {
+		uint32_t e = atomic_load_explicit(&p->cpu_est[r],
+						  memory_order_relaxed);
+
+		if (e)
+			atomic_store_explicit(&p->cpu_est[r], e - 1,
+					      memory_order_relaxed);
+		goto got;
+	}
+	if (r == -ENOENT) {
+		if (cpu >= 0 && (uint32_t)cpu < s->ncpus)
+			atomic_fetch_add_explicit(&s->cpu[cpu].stats.empty, 1,
+						  memory_order_relaxed);
+		if (p->mode == RCUPOOL_MODE_PRIVATE &&
+		    pool_refill_local(p, page) == 0)
+			goto got;
+	}
+	/* -EOPNOTSUPP (no rseq), -ENODEV (CPU offline): the global pool. */
+	if (stack_pop(s, &s->global->free, page) == 0)
+		goto got;
+	atomic_fetch_add_explicit(&s->global->stats.empty, 1,
+				  memory_order_relaxed);
+	if (held < min && pcpu_pop(s, PCPU_PROTECT, page, &cpu) >= 0)
+		goto got;
+	pool_count(p, &sl->depletions, 1);
+	pool_kick(p);
+	return -ENOSPC;
+got:
+	atomic_store_explicit(&s->owner[*page], seg_owner_of_slot(p->slot_idx),
+			      memory_order_relaxed);
+	pool_held_add(p);
+	pool_count(p, &sl->pages_got, 1);
+	return 0;
+}
+
+static void pool_page_give(struct rcupool *p, uint32_t page)
+{
+	struct seg *s = p->seg;
+	int c = pcpu_current_cpu(), r;
+
+	atomic_store_explicit(&s->owner[page], SEG_OWNER_FREE,
+			      memory_order_relaxed);
+	atomic_fetch_sub_explicit(&p->slot->held, 1, memory_order_relaxed);
+	/*
+	 * Back on this CPU's list unless we already left it `high` pages
+	 * (our own estimate: counting the list would walk it); the global
+	 * pool otherwise, and when the CPU's list is out of reach.
+	 */
+	if (c >= 0 && (uint32_t)c < s->ncpus &&
+	    atomic_load_explicit(&p->cpu_est[c], memory_order_relaxed) <
+		    atomic_load_explicit(&s->cpu[c].high, memory_order_relaxed)) {
+		r = pcpu_push(s, PCPU_FREE, page);
+		if (r >= 0) {
+			atomic_fetch_add_explicit(&p->cpu_est[r], 1,
+						  memory_order_relaxed);
+			return;
+		}
+	}
+	stack_push(s, &s->global->free, page);
+}
+
+static struct pool_batch *pool_heap_batch(struct rcupool *p, bool emergency)
+{
+	struct pool_batch *b;
+	uint32_t bound = atomic_load_explicit(&p->seg->hdr->overflow_pages,
+					      memory_order_relaxed);
+
+	if (!emergency && atomic_load_explicit(&p->heap_pages,
+					       memory_order_relaxed) >= bound)
+		return NULL;
+	b = malloc(sizeof(*b) + p->seg->page_size);
+	if (!b)
+		return NULL;
+	atomic_fetch_add_explicit(&p->heap_pages, 1, memory_order_relaxed);
+	*b = (struct pool_batch){
+		.pool = p,
+		.ptrs = (void **)(b + 1),
+		.cap = p->cap,
+		.page = POOL_HEAP,
+		.emergency = emergency,
+	};
+	pool_count(p, &p->slot->fb_overflow, 1);
+	if (emergency)
+		pool_count(p, &p->emergency, 1);
+	return b;
+}
+
+struct pool_batch *pool_batch_get(struct rcupool *p, bool emergency)
+{
+	struct pool_batch *b = NULL;
+	uint32_t page = 0;
+
+	if (!emergency && p->use_seg && pool_page_take(p, &page) == 0) {
+		b = &p->desc[page];
+		b->pool = p;
+		b->ptrs = seg_page(p->seg, page);
+		b->cap = p->cap;
+		b->page = page;
+		b->emergency = false;
+	} else {
+		b = pool_heap_batch(p, emergency);
+		if (!b)
+			return NULL;
+	}
+	b->n = 0;
+	b->next = NULL;
+	b->fork_gen = p->fork_gen;
+	return b;
+}
+
+/* Free every pointer of a batch whose grace period has passed. */
+static void pool_batch_free_ptrs(struct rcupool *p, struct pool_batch *b)
+{
+	void (*fn)(void *) = p->free_fn;
+
+	for (uint32_t i = 0; i < b->n; i++)
+		fn(b->ptrs[i]);
+}
+
+/* Give the page of a batch back (the batch is dead after). */
+void pool_batch_release(struct rcupool *p, struct pool_batch *b)
+{
+	if (b->page == POOL_HEAP) {
+		free(b);
+		atomic_fetch_sub_explicit(&p->heap_pages, 1,
+					  memory_order_relaxed);
+	} else if (p->use_seg) {
+		pool_page_give(p, b->page);
+	}
+	/* else: a forked child never gives back the parent's pages. */
+}
+
+/* Grace period over: free the objects, give the page back. */
+void pool_batch_complete(struct rcupool *p, struct pool_batch *b)
+{
+	if (b->fork_gen != p->fork_gen) {
+		/*
+		 * Queued by the parent before fork() and run in the child:
+		 * the page (shared) and the objects are the parent's to free.
+		 */
+		if (b->page == POOL_HEAP)
+			free(b);
+		return;
+	}
+	pool_batch_free_ptrs(p, b);
+	pool_batch_release(p, b);
+}
+
+static void pool_batch_cb(struct rcu_head *h)
+{
+	struct pool_batch *b = caa_container_of(h, struct pool_batch, head);
+	struct rcupool *p = b->pool;
+	bool ours = b->fork_gen == p->fork_gen;
+
+	pool_batch_complete(p, b);
+	/* Last touch of the pool: rcupool_barrier() may return after it. */
+	if (ours)
+		atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
+}
+
+/* Counted per page: the objects and the page. */
+static void pool_batch_count(struct rcupool *p, struct pool_batch *b)
+{
+	pool_count(p, &p->slot->objects, b->n);
+	pool_count(p, &p->submitted, 1);
+	if (b->n < b->cap)
+		pool_count(p, &p->drained, 1);
+}
+
+void pool_batch_submit(struct rcupool *p, struct pool_batch *b)
+{
+	pool_batch_count(p, b);
+	atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
+	p->flavor->update_call_rcu(&b->head, pool_batch_cb);
+}
+
+/* Claimed batches are counted here, freed by the drain after a GP. */
+void pool_batch_count_claimed(struct rcupool *p, struct pool_batch *b)
+{
+	pool_batch_count(p, b);
+}
+
+/*
+ * Head fallback chain: word 0 of each rcu_head links to the next, word 1
+ * holds the offset of the head in its object.
+ */
+void pool_heads_free(struct rcupool *p, struct rcu_head *h)
+{
+	while (h) {
+		void **w = (void **)h;
+		struct rcu_head *next = w[0];
+		size_t off = (size_t)(uintptr_t)w[1];
+
+		p->free_fn((char *)h - off);
+		h = next;
+	}
+}
+
+void pool_private_setup(struct rcupool *p, uint32_t overflow,
+			uint32_t drain_ms)
+{
+	struct seg *s = p->seg;
+	uint32_t per = s->npages / (2 * s->ncpus);
+
+	if (!per)
+		per = 1;
+	p->refill = per;
+	atomic_store(&s->hdr->overflow_pages, overflow);
+	atomic_store(&s->hdr->drain_interval_ms, drain_ms);
+	for (uint32_t c = 0; c < s->ncpus; c++) {
+		atomic_store(&s->cpu[c].target, per);
+		atomic_store(&s->cpu[c].low, per / 2);
+		atomic_store(&s->cpu[c].high, 2 * per);
+		atomic_store(&s->cpu[c].protect_pages, 0);
+	}
+}

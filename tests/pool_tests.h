@@ -1,0 +1,802 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The client library's tests, written once for every liburcu flavor:
+ * include <urcu/urcu-FLAVOR.h> (its rcu_* names map to the flavor), define
+ * POOL_TEST_QSBR for qsbr, then this file.  Private mode throughout (the
+ * daemon's tests are in test_pool_daemon.c).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "census.h"
+#include "pcpu.h"
+#include "pool.h"
+#include "rcupool.h"
+#include "stack.h"
+
+#define OBJ_LIVE   0x4c4956454f424a31ull
+#define OBJ_POISON 0xdeaddeaddeaddeadull
+
+struct obj {
+	uint64_t magic;
+	int keep; /* the test frees it itself */
+	struct rcu_head head;
+	char pad[24];
+};
+
+static _Atomic uint64_t freed, double_freed;
+
+/* Poisons: a reader that sees OBJ_POISON saw an early free. */
+static void obj_free(void *p)
+{
+	struct obj *o = p;
+
+	if (o->magic != OBJ_LIVE) {
+		atomic_fetch_add(&double_freed, 1);
+		return;
+	}
+	o->magic = OBJ_POISON;
+	atomic_fetch_add(&freed, 1);
+	if (!o->keep)
+		free(o);
+}
+
+static struct obj *obj_new(void)
+{
+	struct obj *o = calloc(1, sizeof(*o));
+
+	assert_non_null(o);
+	o->magic = OBJ_LIVE;
+	return o;
+}
+
+static void counters_reset(void)
+{
+	atomic_store(&freed, 0);
+	atomic_store(&double_freed, 0);
+}
+
+static struct rcupool *open_private(struct rcupool_options *extra)
+{
+	struct rcupool_options o = {.size = sizeof(o)};
+	struct rcupool *p = NULL;
+	char err[256] = "";
+
+	if (extra)
+		o = *extra;
+	o.size = sizeof(o);
+	o.mode = RCUPOOL_MODE_PRIVATE;
+	o.flavor = &rcu_flavor;
+	o.free_fn = obj_free;
+	o.errbuf = err;
+	o.errbuf_len = sizeof(err);
+	assert_int_equal(rcupool_open(&o, &p), 0);
+	assert_non_null(p);
+	return p;
+}
+
+static struct rcupool_stats stats_of(struct rcupool *p)
+{
+	struct rcupool_stats st = {.size = sizeof(st)};
+
+	assert_int_equal(rcupool_stats(p, &st), 0);
+	return st;
+}
+
+static void msleep(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Wait (offline, for qsbr) until freed reaches want; false after 10 s. */
+static bool wait_freed(uint64_t want)
+{
+	bool ok = false;
+
+	rcu_thread_offline();
+	for (int i = 0; i < 2000; i++) {
+		if (atomic_load(&freed) >= want) {
+			ok = true;
+			break;
+		}
+		msleep(5);
+	}
+	rcu_thread_online();
+	return ok;
+}
+
+static void census_check(struct rcupool *p, uint64_t held)
+{
+	struct census c;
+
+	assert_int_equal(census_take(p->seg, &c), 0);
+	assert_true(census_clean(&c));
+	assert_int_equal(c.held, held);
+	assert_int_equal(c.slot_held[p->slot_idx], held);
+	census_release(&c);
+}
+
+static int setup(void **state)
+{
+	rcu_register_thread();
+	counters_reset();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	rcu_unregister_thread();
+	return 0;
+}
+
+/* --- every object exactly once, pages counted per page ------------------- */
+
+static void test_exactly_once(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	struct rcupool_stats st;
+	uint32_t cap;
+	uint64_t n;
+
+	st = stats_of(p);
+	assert_int_equal(st.mode, RCUPOOL_MODE_PRIVATE);
+	assert_int_equal(st.attached, 0);
+	cap = st.page_capacity;
+	assert_int_equal(cap, st.page_size / sizeof(void *));
+	n = 10 * (uint64_t)cap + 17;
+	for (uint64_t i = 0; i < n; i++)
+		rcupool_free(p, obj_new());
+	st = stats_of(p);
+	assert_int_equal(st.pages_submitted, 10); /* the 11th is partial */
+	assert_int_equal(st.objects, 10 * (uint64_t)cap);
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	st = stats_of(p);
+	assert_int_equal(st.objects, n);
+	assert_int_equal(st.pages_submitted, 11);
+	assert_int_equal(st.pages_drained, 1);
+	assert_int_equal(st.pages_got, 11);
+	assert_int_equal(st.held, 0);
+	assert_true(st.held_peak >= 1);
+	assert_int_equal(st.fallback_overflow + st.fallback_sync +
+				 st.fallback_head + st.lost,
+			 0);
+	census_check(p, 0);
+	rcupool_close(p);
+}
+
+/* --- never before a grace period ----------------------------------------- */
+
+struct reader_arg {
+	struct obj *o;
+	_Atomic int phase; /* 1: inside, holding o; 2: may leave */
+	uint64_t seen_magic;
+};
+
+static void *reader(void *arg)
+{
+	struct reader_arg *a = arg;
+
+	rcu_register_thread();
+	rcu_read_lock();
+	atomic_store(&a->phase, 1);
+	while (atomic_load(&a->phase) != 2)
+		msleep(1);
+	a->seen_magic = a->o->magic; /* still inside the section */
+	rcu_read_unlock();
+	rcu_quiescent_state();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_grace_period(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	struct reader_arg a = {.o = obj_new()};
+	uint32_t cap = stats_of(p).page_capacity;
+	pthread_t t;
+
+	a.o->keep = 1;
+	assert_int_equal(pthread_create(&t, NULL, reader, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		msleep(1);
+	/* The reader holds o: free it, fill the page so it is submitted. */
+	rcupool_free(p, a.o);
+	for (uint32_t i = 0; i < 3 * cap; i++)
+		rcupool_free(p, obj_new());
+	rcupool_flush(p);
+	rcu_thread_offline();
+	msleep(200); /* call_rcu and the drain had time to free it early */
+	rcu_thread_online();
+	assert_int_equal(a.o->magic, OBJ_LIVE);
+	atomic_store(&a.phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	assert_int_equal(a.seen_magic, OBJ_LIVE);
+	rcupool_barrier(p);
+	assert_int_equal(a.o->magic, OBJ_POISON);
+	assert_int_equal(atomic_load(&freed), 3 * (uint64_t)cap + 1);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	free(a.o);
+	rcupool_close(p);
+}
+
+/* --- limits: max_pages, overflow, emergency inside a read section -------- */
+
+struct blocker_arg {
+	_Atomic int phase;
+};
+
+/* Holds a read-side section (qsbr: stays online without a QS). */
+static void *blocker(void *arg)
+{
+	struct blocker_arg *a = arg;
+
+	rcu_register_thread();
+	rcu_read_lock();
+	atomic_store(&a->phase, 1);
+	while (atomic_load(&a->phase) != 2)
+		msleep(1);
+	rcu_read_unlock();
+	rcu_quiescent_state();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_limits_read_side(void **state)
+{
+	struct rcupool_options o = {.max_pages = 2, .overflow_pages = 3};
+	struct rcupool *p = open_private(&o);
+	struct blocker_arg a = {0};
+	uint32_t cap = stats_of(p).page_capacity;
+	uint64_t n = 7 * (uint64_t)cap;
+	struct rcupool_stats st;
+	pthread_t t;
+
+	assert_int_equal(stats_of(p).max_pages, 2);
+	assert_int_equal(pthread_create(&t, NULL, blocker, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		msleep(1);
+	/* No grace period can end: 2 reserve pages, 3 heap, then beyond. */
+	rcu_read_lock();
+	for (uint64_t i = 0; i < n; i++)
+		rcupool_free(p, obj_new());
+	rcu_read_unlock();
+	st = stats_of(p);
+	assert_int_equal(st.pages_got, 2);
+	assert_int_equal(st.held, 2);
+	assert_int_equal(st.held_peak, 2);
+	assert_true(st.denied >= 1);
+	assert_int_equal(st.fallback_overflow, 5);
+	assert_int_equal(st.fallback_emergency, 2);
+	assert_int_equal(st.fallback_sync, 0);
+	assert_int_equal(atomic_load(&freed), 0);
+	census_check(p, 2);
+	atomic_store(&a.phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	rcupool_barrier(p);
+	st = stats_of(p);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(st.held, 0);
+	assert_int_equal(st.heap_pages, 0);
+	census_check(p, 0);
+	rcupool_close(p);
+}
+
+/* A thread that takes one page (one object) and sits on it, idle. */
+struct sitter_arg {
+	struct rcupool *p;
+	_Atomic int phase;
+};
+
+static void *sitter(void *arg)
+{
+	struct sitter_arg *a = arg;
+
+	rcu_register_thread();
+	rcupool_free(a->p, obj_new());
+	rcu_thread_offline();
+	atomic_store(&a->phase, 1);
+	while (atomic_load(&a->phase) != 2)
+		msleep(1);
+	rcu_thread_online();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/* Limits are read from the segment per page: changes apply at once. */
+static void test_limits_live(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	struct sitter_arg a = {.p = p};
+	uint32_t cap = stats_of(p).page_capacity;
+	struct rcupool_stats st;
+	pthread_t t;
+
+	/* What rcupoolctl set would do through the daemon. */
+	atomic_store(&p->seg->slot[p->slot_idx].max_pages, 1);
+	atomic_store(&p->seg->hdr->overflow_pages, 0);
+	assert_int_equal(pthread_create(&t, NULL, sitter, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		msleep(1);
+	assert_int_equal(stats_of(p).held, 1);
+	for (int i = 0; i < 5; i++)
+		rcupool_free(p, obj_new());
+	st = stats_of(p);
+#ifdef POOL_TEST_QSBR
+	/* qsbr: an online thread is always in a read-side section. */
+	assert_int_equal(st.denied, 1);
+	assert_int_equal(st.fallback_sync, 0);
+	assert_int_equal(st.fallback_emergency, 1);
+#else
+	assert_int_equal(st.denied, 5);
+	assert_int_equal(st.fallback_sync, 5);
+	assert_true(st.sync_wait_ns > 0);
+	assert_int_equal(atomic_load(&freed), 5);
+#endif
+	/* Raise the limit: the next request is served from the reserve. */
+	atomic_store(&p->seg->slot[p->slot_idx].max_pages, 10);
+	rcupool_flush(p);
+	rcupool_free(p, obj_new());
+	st = stats_of(p);
+	assert_int_equal(st.pages_got, 2);
+	atomic_store(&a.phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), 7);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(stats_of(p).held, 0);
+	(void)cap;
+	rcupool_close(p);
+}
+
+/* The head fallback: no page, no heap, no blocking. */
+static void test_free_head(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	struct sitter_arg a = {.p = p};
+	struct rcupool_stats st;
+	pthread_t t;
+
+	atomic_store(&p->seg->slot[p->slot_idx].max_pages, 1);
+	atomic_store(&p->seg->hdr->overflow_pages, 0);
+	assert_int_equal(pthread_create(&t, NULL, sitter, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		msleep(1);
+	rcu_read_lock();
+	for (int i = 0; i < 100; i++) {
+		struct obj *o = obj_new();
+
+		rcupool_free_head(p, o, head);
+	}
+	rcu_read_unlock();
+	st = stats_of(p);
+	assert_int_equal(st.fallback_head, 100);
+	assert_int_equal(st.fallback_sync + st.fallback_emergency, 0);
+	/* The drain thread frees the chain after a grace period. */
+	assert_true(wait_freed(100));
+	atomic_store(&a.phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), 101);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+/* --- min_pages: the protect list serves a client under its minimum ------ */
+
+static int pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void unpin(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		CPU_SET(c, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void test_min_pages_protect(void **state)
+{
+	struct rcupool_options o = {.private_pages = 64, .min_pages = 2};
+	struct rcupool *p;
+	struct seg *s;
+	struct blocker_arg a = {0};
+	uint32_t first = 0, last = 0, page = 0, stash_first = 0, stash_last = 0, cap;
+	int n, stashed = 0, cpu;
+	struct rcupool_stats st;
+	pthread_t t;
+
+	if (!pcpu_available())
+		skip();
+	p = open_private(&o);
+	s = p->seg;
+	cap = p->cap;
+	assert_int_equal(pin(0), 0);
+	/* The daemon's job: 3 pages on CPU 0's protect list. */
+	assert_int_equal(stack_pop_chain(s, &s->global->free, 3, &first, &last),
+			 3);
+	assert_int_equal(pcpu_push_chain(s, PCPU_PROTECT, first, last), 0);
+	/* Another client drains everything else (the global pool here). */
+	n = stack_pop_chain(s, &s->global->free, s->npages, &stash_first,
+			    &stash_last);
+	assert_int_equal(n, 61);
+	stashed = n;
+	atomic_store(&s->hdr->overflow_pages, 100);
+
+	assert_int_equal(pthread_create(&t, NULL, blocker, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		msleep(1);
+	rcu_read_lock();
+	for (uint32_t i = 0; i < 3 * cap; i++)
+		rcupool_free(p, obj_new());
+	rcu_read_unlock();
+	st = stats_of(p);
+	/* Two pages from the protect list (min 2), then the heap. */
+	assert_int_equal(st.pages_got, 2);
+	assert_int_equal(st.fallback_overflow, 1);
+	assert_true(st.depletions >= 1);
+	assert_int_equal(pcpu_pop(s, PCPU_PROTECT, &page, &cpu), 0);
+	assert_int_equal(pcpu_push(s, PCPU_PROTECT, page), 0);
+	atomic_store(&a.phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), 3 * (uint64_t)cap);
+	stack_push_chain(s, &s->global->free, stash_first, stash_last);
+	(void)stashed;
+	census_check(p, 0);
+	unpin();
+	rcupool_close(p);
+}
+
+/* --- partial pages: idle drain, thread exit, flush ------------------------ */
+
+static void *idle_freer(void *arg)
+{
+	struct sitter_arg *a = arg;
+
+	rcu_register_thread();
+	for (int i = 0; i < 5; i++)
+		rcupool_free(a->p, obj_new());
+	rcu_thread_offline();
+	atomic_store(&a->phase, 1);
+	while (atomic_load(&a->phase) != 2)
+		msleep(1);
+	rcu_thread_online();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_idle_drain(void **state)
+{
+	struct rcupool_options o = {.drain_interval_ms = 50};
+	struct rcupool *p = open_private(&o);
+	struct sitter_arg a = {.p = p};
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, idle_freer, &a), 0);
+	/* No barrier, no flush: the drain thread must do it. */
+	assert_true(wait_freed(5));
+	assert_int_equal(stats_of(p).pages_drained, 1);
+	assert_int_equal(stats_of(p).held, 0);
+	atomic_store(&a.phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+static void *exiting_freer(void *arg)
+{
+	struct rcupool *p = arg;
+
+	rcu_register_thread();
+	for (int i = 0; i < 7; i++)
+		rcupool_free(p, obj_new());
+	rcu_unregister_thread(); /* before the key destructor runs */
+	return NULL;
+}
+
+static void test_thread_exit(void **state)
+{
+	struct rcupool *p = open_private(NULL); /* drain interval 5 s */
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, exiting_freer, p), 0);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	assert_true(wait_freed(7)); /* well before the 5 s interval */
+	assert_int_equal(stats_of(p).held, 0);
+	rcupool_close(p);
+}
+
+static void test_flush(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+
+	for (int i = 0; i < 3; i++)
+		rcupool_free(p, obj_new());
+	rcupool_flush(p);
+	assert_int_equal(stats_of(p).pages_submitted, 1);
+	assert_true(wait_freed(3));
+	rcupool_close(p);
+}
+
+/* --- barrier and close with many threads ---------------------------------- */
+
+#define NTHREADS 4
+#define PER_THREAD 3000
+
+struct many_arg {
+	struct rcupool *p;
+	_Atomic int *go;
+	_Atomic int done;
+};
+
+static void *many_freer(void *arg)
+{
+	struct many_arg *a = arg;
+
+	rcu_register_thread();
+	for (int i = 0; i < PER_THREAD; i++) {
+		rcupool_free(a->p, obj_new());
+		if (i % 256 == 0)
+			rcu_quiescent_state();
+	}
+	atomic_fetch_add(&a->done, 1);
+	rcu_thread_offline();
+	/* Stay alive with a partial page until told. */
+	while (!atomic_load(a->go))
+		msleep(1);
+	rcu_thread_online();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_barrier_threads(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	_Atomic int go = 0;
+	struct many_arg a = {.p = p, .go = &go};
+	pthread_t t[NTHREADS];
+
+	for (int i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, many_freer, &a), 0);
+	rcu_thread_offline();
+	while (atomic_load(&a.done) != NTHREADS)
+		msleep(1);
+	rcu_thread_online();
+	/* All threads are done freeing (partial pages left): barrier. */
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), NTHREADS * PER_THREAD);
+	assert_int_equal(stats_of(p).held, 0);
+	census_check(p, 0);
+	atomic_store(&go, 1);
+	rcu_thread_offline();
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	rcu_thread_online();
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+static void test_close_frees_everything(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	_Atomic int go = 0;
+	struct many_arg a = {.p = p, .go = &go};
+	pthread_t t[2];
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, many_freer, &a), 0);
+	rcu_thread_offline();
+	while (atomic_load(&a.done) != 2)
+		msleep(1);
+	rcu_thread_online();
+	for (int i = 0; i < 100; i++)
+		rcupool_free(p, obj_new());
+	rcupool_close(p); /* threads still alive, idle */
+	assert_int_equal(atomic_load(&freed), 2 * PER_THREAD + 100);
+	atomic_store(&go, 1);
+	rcu_thread_offline();
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL); /* their caches go with them */
+	rcu_thread_online();
+	assert_int_equal(atomic_load(&double_freed), 0);
+}
+
+/* --- fork: the child never touches the parent's pages or counters ------- */
+
+static void test_fork(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	struct rcupool_stats before, after;
+	uint32_t cap = p->cap;
+	int status, fds[2], bad = -1;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	for (uint32_t i = 0; i < cap + 10; i++)
+		rcupool_free(p, obj_new());
+	before = stats_of(p);
+	call_rcu_before_fork();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rcupool_stats c;
+
+		bad = 0;
+		call_rcu_after_fork_child();
+		c = stats_of(p);
+		bad |= !c.forked << 0;
+		bad |= (c.attached || c.held || c.pages_got) << 1;
+		counters_reset();
+		for (uint32_t i = 0; i < 5 * cap; i++)
+			rcupool_free(p, obj_new());
+		rcupool_barrier(p);
+		c = stats_of(p);
+		bad |= (atomic_load(&freed) != 5 * (uint64_t)cap) << 2;
+		bad |= (c.pages_got != 0 || c.held != 0) << 3;
+		bad |= (c.fallback_overflow != 5) << 4;
+		bad |= (atomic_load(&double_freed) != 0) << 5;
+		rcupool_close(p);
+		/* Through a pipe: valgrind may own the exit status. */
+		if (write(fds[1], &bad, sizeof(bad)) != sizeof(bad))
+			_exit(99);
+		_exit(0);
+	}
+	call_rcu_after_fork_parent();
+	close(fds[1]);
+	rcu_thread_offline();
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	rcu_thread_online();
+	assert_true(WIFEXITED(status));
+	assert_int_equal(read(fds[0], &bad, sizeof(bad)), sizeof(bad));
+	close(fds[0]);
+	assert_int_equal(bad, 0);
+	after = stats_of(p);
+	assert_int_equal(after.pages_got, before.pages_got);
+	assert_int_equal(after.fallback_overflow, before.fallback_overflow);
+	census_check(p, after.held);
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), cap + 10);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(stats_of(p).held, 0);
+	census_check(p, 0);
+	rcupool_close(p);
+}
+
+/* --- options, modes, stats ABI -------------------------------------------- */
+
+static void test_modes_and_options(void **state)
+{
+	struct rcupool_options o = {.size = sizeof(o)};
+	struct rcupool *p = NULL;
+	struct rcupool_stats st = {.size = offsetof(struct rcupool_stats,
+						    pages_submitted)};
+	char err[256] = "";
+
+	o.socket_path = "/nonexistent/rcupoold.sock";
+	o.mode = RCUPOOL_MODE_DAEMON;
+	o.flavor = &rcu_flavor;
+	o.errbuf = err;
+	o.errbuf_len = sizeof(err);
+	assert_int_equal(rcupool_open(&o, &p), -ENOENT);
+	assert_null(p);
+	assert_true(strstr(err, "/nonexistent/rcupoold.sock") != NULL);
+
+	o.mode = RCUPOOL_MODE_AUTO;
+	o.free_fn = obj_free;
+	assert_int_equal(rcupool_open(&o, &p), 0);
+	/* A short size: what lies beyond it is left alone. */
+	memset((char *)&st + st.size, 0xa5, sizeof(st) - st.size);
+	assert_int_equal(rcupool_stats(p, &st), 0);
+	assert_int_equal(st.mode, RCUPOOL_MODE_PRIVATE);
+	assert_int_equal(st.attach_error, ENOENT);
+	assert_int_equal((unsigned char)((char *)&st)[sizeof(st) - 1], 0xa5);
+	st.size = 4;
+	assert_int_equal(rcupool_stats(p, &st), -EINVAL);
+	rcupool_free(p, obj_new());
+	rcupool_close(p);
+	assert_int_equal(atomic_load(&freed), 1);
+
+	o.mode = 7;
+	assert_int_equal(rcupool_open(&o, &p), -EINVAL);
+	o.mode = RCUPOOL_MODE_PRIVATE;
+	o.min_pages = 5;
+	o.max_pages = 4;
+	assert_int_equal(rcupool_open(&o, &p), -EINVAL);
+
+	/* NULL options: memb and free(). */
+	assert_int_equal(rcupool_open(NULL, &p), 0);
+	rcupool_close(p);
+	rcupool_close(NULL);
+}
+
+/* Two pools at once, one thread: caches are per (thread, pool). */
+static void test_two_pools(void **state)
+{
+	struct rcupool *a = open_private(NULL), *b = open_private(NULL);
+
+	for (int i = 0; i < 1000; i++) {
+		rcupool_free(a, obj_new());
+		rcupool_free(b, obj_new());
+	}
+	rcupool_close(a); /* b's full pages may be freed meanwhile */
+	assert_true(atomic_load(&freed) >= 1000);
+	/* a's index is reused by c: the stale TLS entry must not be. */
+	a = open_private(NULL);
+	for (int i = 0; i < 10; i++)
+		rcupool_free(a, obj_new());
+	rcupool_close(b);
+	rcupool_close(a);
+	assert_int_equal(atomic_load(&freed), 2010);
+	assert_int_equal(atomic_load(&double_freed), 0);
+}
+
+static int run_pool_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exactly_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_grace_period, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_limits_read_side, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_limits_live, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_free_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_min_pages_protect, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_idle_drain, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_thread_exit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_barrier_threads, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_close_frees_everything,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_modes_and_options, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_two_pools, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
