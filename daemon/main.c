@@ -17,6 +17,7 @@
 
 #include "cpu.h"
 #include "daemon.h"
+#include "hotplug.h"
 #include "log.h"
 
 /* A configured group that does not exist: nobody is a member. */
@@ -296,6 +297,7 @@ int main(int argc, char **argv)
 	r = load_config(&d, &d.conf, &err);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", err.msg);
+		free(d.options);
 		return EX_CONFIG;
 	}
 	if (check) {
@@ -307,14 +309,17 @@ int main(int argc, char **argv)
 		free(d.options);
 		return 0;
 	}
-	if (resolve_groups(&d) < 0)
+	if (resolve_groups(&d) < 0) {
+		conf_free(&d.conf);
+		free(d.options);
 		return EX_CONFIG;
+	}
 
 	r = run(&d, socket_option);
 	server_close(&d);
 	reserve_destroy(&d);
-	if (d.hotplug_src)
-		sd_event_source_disable_unref(d.hotplug_src);
+	sd_event_source_disable_unref(d.hotplug_src);
+	hotplug_close(d.hotplug);
 	sd_event_source_disable_unref(d.balance_timer);
 	sd_event_source_disable_unref(d.census_timer);
 	sd_event_unref(d.event);

@@ -208,7 +208,7 @@ static int drain(struct daemon *d, unsigned int cpu, enum pcpu_list which,
 static int64_t wanted(struct daemon *d, struct seg_stack *st, uint32_t low,
 		      uint32_t target, uint32_t high)
 {
-	int64_t n = stack_count(&d->seg, st, high + 1);
+	int64_t n = stack_count(&d->seg, st, d->seg.npages);
 
 	if (n < 0)
 		return 0; /* corrupt: counted; the census deals with it */
