@@ -154,27 +154,32 @@ $(B)/bench/%: $(B)/bench/%.o $(B)/librcupool.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
 
-$(B)/rcupool.pc: rcupool.pc.in Makefile
+# The directories compiled into the programs (SYSCONFDIR) and written into
+# rcupool.pc and the units: $(B)/dirs holds the values used and is rewritten
+# only when they differ, so `make install PREFIX=/usr` after a plain `make`
+# rebuilds what names them, and nothing else.
+DIRS := PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR) \
+	SYSCONFDIR=$(SYSCONFDIR) SBINDIR=$(SBINDIR) BINDIR=$(BINDIR)
+
+$(B)/dirs: FORCE
+	@mkdir -p $(@D)
+	@echo '$(DIRS)' | cmp -s - $@ 2>/dev/null || echo '$(DIRS)' > $@
+
+FORCE:
+
+$(B)/daemon/conf.o $(CLI_OBJ) $(B)/cli/main.o: $(B)/dirs
+
+$(B)/rcupool.pc: rcupool.pc.in Makefile $(B)/dirs
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    $< > $@
 
-# systemd units name the installed binaries: generated like rcupool.pc,
-# and generated again whenever the directories change (make install
-# PREFIX=... after a plain make): $(B)/units/dirs holds the values used and
-# is rewritten only when they differ.
+# systemd units name the installed binaries: generated like rcupool.pc.
 UNITS := $(B)/units/rcupoold.service $(B)/units/rcupoold.socket
-UNIT_DIRS := SBINDIR=$(SBINDIR) BINDIR=$(BINDIR)
 
-$(B)/units/dirs: FORCE
-	@mkdir -p $(@D)
-	@echo '$(UNIT_DIRS)' | cmp -s - $@ 2>/dev/null || echo '$(UNIT_DIRS)' > $@
-
-FORCE:
-
-$(B)/units/%: units/%.in $(B)/units/dirs Makefile
+$(B)/units/%: units/%.in $(B)/dirs Makefile
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)
 	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \

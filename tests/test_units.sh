@@ -21,6 +21,9 @@ cd "$(dirname "$0")/.." || exit 1
 
 build=${RCUPOOL_BUILD:-build}
 tmp=$(mktemp -d /tmp/rcupool-units.XXXXXX)
+# Installing with other directories rebuilds what names them: do it in a
+# build directory of our own, not under the other tests' feet.
+ibuild=$tmp/build
 daemon_pid=
 cleanup() {
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
@@ -42,7 +45,7 @@ show() { # show FILE: its lines as TAP diagnostics
 
 # --- make install -----------------------------------------------------------
 
-run make --no-print-directory B="$build" install DESTDIR="$root" PREFIX=/usr
+run make -j2 --no-print-directory B="$ibuild" install DESTDIR="$root" PREFIX=/usr
 if [ "$rc" -eq 0 ]; then
 	ok "make install DESTDIR=... PREFIX=/usr"
 else
@@ -82,7 +85,7 @@ check "installed rcupoold.socket listens on /run/rcupool/rcupoold.sock" \
 	grep -qx 'ListenSequentialPacket=/run/rcupool/rcupoold.sock' \
 	"$root/usr/lib/systemd/system/rcupoold.socket"
 
-run make --no-print-directory B="$build" uninstall DESTDIR="$root" PREFIX=/usr
+run make -j2 --no-print-directory B="$ibuild" uninstall DESTDIR="$root" PREFIX=/usr
 left=$(cd "$root" && find . ! -type d ! -path ./etc/rcupool/rcupoold.conf | sort)
 if [ "$rc" -eq 0 ] && [ -z "$left" ]; then
 	ok "make uninstall removes every file but the configuration"
@@ -90,12 +93,12 @@ else
 	not_ok "make uninstall removes every file but the configuration (exit $rc)"
 	echo "$left" | sed 's/^/#   left: /'
 fi
-run make --no-print-directory B="$build" install DESTDIR="$root" PREFIX=/usr
+run make -j2 --no-print-directory B="$ibuild" install DESTDIR="$root" PREFIX=/usr
 [ "$rc" -eq 0 ] || { diag "make install again failed"; show "$tmp/err"; }
 
 # --- systemd-analyze --------------------------------------------------------
 
-run make --no-print-directory B="$build" install PREFIX="$prefix"
+run make -j2 --no-print-directory B="$ibuild" install PREFIX="$prefix"
 [ "$rc" -eq 0 ] || { diag "make install PREFIX=$prefix failed"; show "$tmp/err"; }
 units=("$prefix/lib/systemd/system/rcupoold.service"
 	"$prefix/lib/systemd/system/rcupoold.socket")
