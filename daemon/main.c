@@ -44,14 +44,18 @@ static void usage(FILE *f)
 		CONF_DEFAULT_PATH);
 }
 
-static int resolve_group(const char *key, const char *name, gid_t *ret)
+static int resolve_group(const char *key, const char *name, bool configured,
+			 gid_t *ret)
 {
 	int r = peer_group_lookup(name, ret);
 
 	if (r == -ENOENT) {
-		log_warning("%s: group \"%s\" does not exist: only root and "
-			    "this daemon's user qualify",
-			    key, name);
+		/* The built-in name on a machine without the package's groups
+		 * (make run) is expected; a configured one is a mistake. */
+		log_msg(configured ? LOG_WARNING : LOG_NOTICE,
+			"%s: group \"%s\" does not exist: only root and this "
+			"daemon's user qualify",
+			key, name);
 		*ret = NO_MEMBERS;
 		return 0;
 	}
@@ -80,11 +84,15 @@ static int load_config(struct daemon *d, struct conf *c, struct conf_error *err)
 static int resolve_groups(struct daemon *d)
 {
 	int r = resolve_group("access.attach_group",
-			      d->conf.access.attach_group, &d->attach_gid);
+			      d->conf.access.attach_group,
+			      d->conf.src[CONF_ACCESS_ATTACH_GROUP].seq != 0,
+			      &d->attach_gid);
 
 	if (r >= 0)
 		r = resolve_group("access.admin_group",
-				  d->conf.access.admin_group, &d->admin_gid);
+				  d->conf.access.admin_group,
+				  d->conf.src[CONF_ACCESS_ADMIN_GROUP].seq != 0,
+				  &d->admin_gid);
 	return r;
 }
 
