@@ -112,6 +112,7 @@ static const char *const cmd_names[__PROTO_CMD_MAX] = {
 	[PROTO_CMD_SET_LIMITS] = "SET_LIMITS",
 	[PROTO_CMD_RESET_STATS] = "RESET_STATS",
 	[PROTO_CMD_RELOAD] = "RELOAD",
+	[PROTO_CMD_CENSUS] = "CENSUS",
 };
 
 const char *proto_cmd_name(uint8_t cmd)
@@ -204,6 +205,7 @@ const struct nla_policy *proto_request_policy(uint8_t cmd)
 	case PROTO_CMD_GET_LIMITS:
 	case PROTO_CMD_RESET_STATS:
 	case PROTO_CMD_RELOAD:
+	case PROTO_CMD_CENSUS:
 		return empty_policy;
 	default:
 		return NULL;

@@ -65,6 +65,7 @@ enum proto_cmd {
 	PROTO_CMD_SET_LIMITS,  /* SETTING+ */
 	PROTO_CMD_RESET_STATS,
 	PROTO_CMD_RELOAD,
+	PROTO_CMD_CENSUS, /* take a census now and repair (admin) */
 	__PROTO_CMD_MAX,
 };
 #define PROTO_CMD_MAX (__PROTO_CMD_MAX - 1)

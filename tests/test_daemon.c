@@ -572,6 +572,86 @@ static void test_second_instance_refused(void **state)
 	testd_cleanup(&t);
 }
 
+static void test_client_section_and_kick(void **state)
+{
+	struct testd t;
+	struct attach a, b;
+	char why[512];
+	uint64_t kicks;
+
+	assert_int_equal(testd_start(&t, SMALL_RESERVE
+				  "[client special]\nmin_pages = 3\n"
+				  "max_pages = 5\n",
+				  NULL, NULL),
+			 0);
+	/* [client NAME] limits apply to a client attaching under that name. */
+	assert_int_equal(attach_open(t.sock, "special", 0, 0, &a, why,
+				     sizeof(why)),
+			 0);
+	assert_int_equal(atomic_load(&a.seg.slot[a.slot].min_pages), 3);
+	assert_int_equal(atomic_load(&a.seg.slot[a.slot].max_pages), 5);
+	assert_int_equal(a.max_pages, 5);
+	/* A client may ask for less than the config allows, never more. */
+	assert_int_equal(attach_open(t.sock, "special", 1, 100, &b, why,
+				     sizeof(why)),
+			 0);
+	assert_int_equal(atomic_load(&b.seg.slot[b.slot].min_pages), 1);
+	assert_int_equal(atomic_load(&b.seg.slot[b.slot].max_pages), 5);
+	attach_close(&b);
+
+	/* A depletion kick wakes the daemon, and is counted. */
+	kicks = testd_status_field(t.sock, PROTO_STATUS_KICKS);
+	assert_int_equal(attach_kick(&a), 0);
+	for (int i = 0; i < 200 &&
+			testd_status_field(t.sock, PROTO_STATUS_KICKS) == kicks;
+	     i++)
+		sleep_ms(5);
+	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_KICKS),
+			 kicks + 1);
+	attach_close(&a);
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
+static void test_census_on_demand(void **state)
+{
+	struct testd t;
+	struct attach a;
+	struct proto_msg m;
+	char why[512];
+	void *buf = NULL;
+	uint32_t page = 0;
+
+	/* No timer census: only the one asked for. */
+	assert_int_equal(testd_start(&t, SMALL_RESERVE, (const char *[]){
+		"-o", "balance.census_interval=0", NULL}, NULL),
+			 0);
+	assert_int_equal(attach_open(t.sock, "loser", 0, 0, &a, why,
+				     sizeof(why)),
+			 0);
+	/* A page taken and never recorded: on no list, owned by nobody. */
+	assert_int_equal(stack_pop(&a.seg, &a.seg.global->free, &page), 0);
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_CENSUS, NULL, &m, &buf,
+				    why, sizeof(why)),
+			 0);
+	if (!strstr(m.message, "1 on no list") ||
+	    !strstr(m.message, "0 returned now"))
+		fail_msg("first census: %s", m.message);
+	free(buf);
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_CENSUS, NULL, &m, &buf,
+				    why, sizeof(why)),
+			 0);
+	if (!strstr(m.message, "0 on no list") ||
+	    !strstr(m.message, "1 returned now"))
+		fail_msg("second census: %s", m.message);
+	free(buf);
+	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_REPAIRED),
+			 1);
+	attach_close(&a);
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +664,8 @@ int main(void)
 		cmocka_unit_test(test_sd_notify),
 		cmocka_unit_test(test_socket_activation),
 		cmocka_unit_test(test_second_instance_refused),
+		cmocka_unit_test(test_client_section_and_kick),
+		cmocka_unit_test(test_census_on_demand),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
