@@ -13,6 +13,7 @@
 
 #include "cpu.h"
 #include "hotplug.h"
+#include "proto.h"
 
 /* The kernel's uevent buffer is 2048 bytes; leave room for larger ones. */
 #define HOTPLUG_MSG_MAX	     (8 * 1024)
@@ -123,66 +124,6 @@ int hotplug_parse(const char *buf, size_t len, struct hotplug_event *ev)
 	return 1;
 }
 
-int hotplug_errno_from_nle(int nle)
-{
-	switch (abs(nle)) {
-	case NLE_SUCCESS:
-		return 0;
-	case NLE_INTR:
-	case NLE_DUMP_INTR:
-		return -EINTR;
-	case NLE_BAD_SOCK:
-		return -EBADF;
-	case NLE_AGAIN:
-		return -EAGAIN;
-	case NLE_NOMEM:
-		return -ENOMEM;
-	case NLE_EXIST:
-		return -EEXIST;
-	case NLE_INVAL:
-	case NLE_ATTRSIZE:
-	case NLE_MISSING_ATTR:
-	case NLE_NOATTR:
-		return -EINVAL;
-	case NLE_RANGE:
-		return -ERANGE;
-	case NLE_MSGSIZE:
-	case NLE_MSG_TRUNC:
-	case NLE_MSG_OVERFLOW:
-	case NLE_MSG_TOOSHORT:
-		return -EMSGSIZE;
-	case NLE_OPNOTSUPP:
-	case NLE_SRCRT_NOSUPPORT:
-	case NLE_MSGTYPE_NOSUPPORT:
-		return -EOPNOTSUPP;
-	case NLE_AF_NOSUPPORT:
-		return -EAFNOSUPPORT;
-	case NLE_OBJ_NOTFOUND:
-		return -ENOENT;
-	case NLE_NOADDR:
-		return -EADDRNOTAVAIL;
-	case NLE_BUSY:
-		return -EBUSY;
-	case NLE_PROTO_MISMATCH:
-		return -EPROTONOSUPPORT;
-	case NLE_NOACCESS:
-		return -EACCES;
-	case NLE_PERM:
-		return -EPERM;
-	case NLE_NODEV:
-		return -ENODEV;
-	case NLE_IMMUTABLE:
-		return -EROFS;
-	case NLE_SEQ_MISMATCH:
-	case NLE_AF_MISMATCH:
-	case NLE_OBJ_MISMATCH:
-	case NLE_PARSE_ERR:
-		return -EBADMSG;
-	default:
-		return -EIO;
-	}
-}
-
 int hotplug_open(struct hotplug **ret)
 {
 	struct hotplug *h;
@@ -224,7 +165,7 @@ int hotplug_open(struct hotplug **ret)
 fail:
 	nl_socket_free(h->sk);
 	free(h);
-	return hotplug_errno_from_nle(r);
+	return proto_errno(r);
 }
 
 int hotplug_fd(const struct hotplug *h)

@@ -73,7 +73,5 @@ void hotplug_get_counters(const struct hotplug *h,
 /* Free everything; NULL is fine. */
 void hotplug_close(struct hotplug *h);
 
-/* libnl error (NLE_*, either sign) to -errno; 0 stays 0. */
-int hotplug_errno_from_nle(int nle);
 
 #endif

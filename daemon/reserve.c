@@ -317,6 +317,19 @@ void reserve_resync_cpus(struct daemon *d)
 	}
 }
 
+/* Every counter of a slot back to zero; the peak restarts from now. */
+static void slot_zero_counters(struct seg_slot *sl)
+{
+	atomic_store(&sl->held_peak, atomic_load(&sl->held));
+	atomic_store(&sl->pages_got, 0);
+	atomic_store(&sl->denied, 0);
+	atomic_store(&sl->depletions, 0);
+	atomic_store(&sl->fb_overflow, 0);
+	atomic_store(&sl->fb_head, 0);
+	atomic_store(&sl->fb_sync, 0);
+	atomic_store(&sl->objects, 0);
+}
+
 uint32_t reserve_reclaim_slot(struct daemon *d, uint32_t slot)
 {
 	struct seg *s = &d->seg;
@@ -344,14 +357,7 @@ uint32_t reserve_reclaim_slot(struct daemon *d, uint32_t slot)
 
 	/* Counters fold into nothing: the slot is new for its next client. */
 	atomic_store(&sl->held, 0);
-	atomic_store(&sl->held_peak, 0);
-	atomic_store(&sl->pages_got, 0);
-	atomic_store(&sl->denied, 0);
-	atomic_store(&sl->depletions, 0);
-	atomic_store(&sl->fb_overflow, 0);
-	atomic_store(&sl->fb_head, 0);
-	atomic_store(&sl->fb_sync, 0);
-	atomic_store(&sl->objects, 0);
+	slot_zero_counters(sl);
 	atomic_store(&sl->pid, 0);
 	memset(sl->name, 0, sizeof(sl->name));
 	atomic_store(&sl->state, SEG_SLOT_FREE);
@@ -457,14 +463,7 @@ void reserve_reset_stats(struct daemon *d)
 	for (uint32_t i = 0; i < s->nslots; i++) {
 		struct seg_slot *sl = &s->slot[i];
 
-		atomic_store(&sl->held_peak, atomic_load(&sl->held));
-		atomic_store(&sl->pages_got, 0);
-		atomic_store(&sl->denied, 0);
-		atomic_store(&sl->depletions, 0);
-		atomic_store(&sl->fb_overflow, 0);
-		atomic_store(&sl->fb_head, 0);
-		atomic_store(&sl->fb_sync, 0);
-		atomic_store(&sl->objects, 0);
+		slot_zero_counters(sl);
 	}
 	atomic_store(&s->hdr->bad_index, 0);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cpupin.h"
 #include "census.h"
 #include "pcpu.h"
 #include "pool.h"
@@ -406,25 +407,6 @@ static void test_free_head(void **state)
 }
 
 /* --- min_pages: the protect list serves a client under its minimum ------ */
-
-static int pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set);
-}
-
-static void unpin(void)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		CPU_SET(c, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
 
 static void test_min_pages_protect(void **state)
 {

@@ -17,6 +17,7 @@
 
 #include "cpu.h"
 #include "../daemon/hotplug.h"
+#include "proto.h"
 
 /*
  * A message literal is written without its final NUL: sizeof() counts the
@@ -215,16 +216,15 @@ static void test_parse_malformed(void **state)
 
 static void test_nle_errno(void **state)
 {
-	assert_int_equal(hotplug_errno_from_nle(0), 0);
-	assert_int_equal(hotplug_errno_from_nle(-NLE_NOMEM), -ENOMEM);
-	assert_int_equal(hotplug_errno_from_nle(NLE_NOMEM), -ENOMEM);
-	assert_int_equal(hotplug_errno_from_nle(-NLE_AGAIN), -EAGAIN);
-	assert_int_equal(hotplug_errno_from_nle(-NLE_PERM), -EPERM);
-	assert_int_equal(hotplug_errno_from_nle(-NLE_PROTO_MISMATCH),
-			 -EPROTONOSUPPORT);
-	assert_int_equal(hotplug_errno_from_nle(-NLE_BAD_SOCK), -EBADF);
-	assert_int_equal(hotplug_errno_from_nle(-NLE_FAILURE), -EIO);
-	assert_int_equal(hotplug_errno_from_nle(-1000), -EIO);
+	assert_int_equal(proto_errno(0), 0);
+	assert_int_equal(proto_errno(-NLE_NOMEM), -ENOMEM);
+	assert_int_equal(proto_errno(NLE_NOMEM), -ENOMEM);
+	assert_int_equal(proto_errno(-NLE_AGAIN), -EAGAIN);
+	assert_int_equal(proto_errno(-NLE_PERM), -EPERM);
+	assert_int_equal(proto_errno(-NLE_PROTO_MISMATCH), -EPROTO);
+	assert_int_equal(proto_errno(-NLE_BAD_SOCK), -EBADF);
+	assert_int_equal(proto_errno(-NLE_FAILURE), -EIO);
+	assert_int_equal(proto_errno(-1000), -EIO);
 }
 
 /* Open, or skip when this environment has no uevent socket for us. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cpupin.h"
 #include "census.h"
 #include "pcpu.h"
 #include "seg.h"
@@ -37,25 +38,6 @@ static int teardown(void **state)
 	seg_unmap(*state);
 	free(*state);
 	return 0;
-}
-
-static int pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set);
-}
-
-static void unpin(void)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		CPU_SET(c, &set);
-	sched_setaffinity(0, sizeof(set), &set);
 }
 
 static void test_local_list(void **state)

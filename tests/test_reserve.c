@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cpupin.h"
 #include "census.h"
 #include "conf.h"
 #include "cpu.h"
@@ -72,25 +73,6 @@ static void census_of(struct daemon *d, struct census *c)
 	assert_true(census_clean(c));
 }
 
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
-}
-
-static void unpin(void)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		CPU_SET(c, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
-
 static void test_initial_fill_and_watermarks(void **state)
 {
 	struct daemon *d = *state;
@@ -112,7 +94,7 @@ static void test_initial_fill_and_watermarks(void **state)
 	census_release(&c);
 
 	/* Below low (25% = 16): back to target on the next pass. */
-	pin(0);
+	assert_int_equal(pin(0), 0);
 	assert_int_equal(pcpu_pop_chain(&d->seg, PCPU_FREE, 20, &first, &last,
 					&cpu),
 			 20);
@@ -127,7 +109,7 @@ static void test_initial_fill_and_watermarks(void **state)
 	census_release(&c);
 
 	/* Above high (100% = 64): back down to target. */
-	pin(0);
+	assert_int_equal(pin(0), 0);
 	assert_int_equal(stack_pop_chain(&d->seg, &d->seg.global->free, 40,
 					 &first, &last),
 			 40);
@@ -191,7 +173,7 @@ static void test_hotplug_drain_and_refill(void **state)
 	assert_int_equal(c.global, global + 36);
 	census_release(&c);
 	/* Clients on that CPU are turned away to the pool meanwhile. */
-	pin((int)cpu);
+	assert_int_equal(pin((int)cpu), 0);
 	assert_int_equal(pcpu_pop(&d->seg, PCPU_FREE, &page, &where), -ENODEV);
 	unpin();
 	/* The balancer leaves an offline CPU alone. */
