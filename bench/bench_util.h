@@ -45,7 +45,7 @@ static inline void bench_sleep_ms(long ms)
 struct benchd {
 	pid_t pid;
 	char dir[64];
-	char sock[128];
+	char sock[100];
 };
 
 static inline int benchd_connect(const char *path)
@@ -162,7 +162,7 @@ static inline void benchd_stop(struct benchd *d)
 	}
 }
 
-static int bench_cmp_u32(const void *a, const void *b)
+static inline int bench_cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
