@@ -521,7 +521,6 @@ static int callgrind_run(const char *what)
 	alloc_objs(&w);
 	CALLGRIND_ZERO_STATS;
 	CALLGRIND_START_INSTRUMENTATION;
-	CALLGRIND_TOGGLE_COLLECT;
 	run_kind(&w);
 	if (k == K_DEFER)
 		rcu_defer_barrier();
@@ -529,7 +528,6 @@ static int callgrind_run(const char *what)
 		rcu_barrier();
 	else if (k == K_POOL_PRIVATE)
 		rcupool_barrier(pool_private);
-	CALLGRIND_TOGGLE_COLLECT;
 	CALLGRIND_STOP_INSTRUMENTATION;
 	CALLGRIND_DUMP_STATS_AT(kind_key[k]);
 	if (k == K_DEFER)
