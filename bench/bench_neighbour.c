@@ -20,7 +20,10 @@
  * denials, fallbacks and peak of pages held.
  *
  * Limits on:  limits.client_max_pages=25% (the abuser is capped),
- *             client.bench_victim.min_pages (the victim is protected).
+ *             client.bench_victim.min_pages=128 (the victim is protected)
+ *             and max_pages=50% (its own cap above its in-flight peak:
+ *             under CPU contention it holds ~190 pages, and at 25% its own
+ *             cap, not the abuser, made it fall back).
  * Limits off: limits.client_max_pages=100%, no minimum, no protect floor.
  * Nothing here asserts a time.
  */
@@ -37,7 +40,7 @@
 
 struct phase {
 	uint64_t objects, wall_ns, busy_ns;
-	uint64_t fallbacks, fb_sync, depletions, denied;
+	uint64_t fallbacks, fb_sync, depletions, denied, held_peak;
 };
 
 struct abuse {
@@ -87,6 +90,7 @@ static void fb_of(struct rcupool *p, struct phase *ph, bool end)
 	ph->fb_sync += sign * st.fallback_sync;
 	ph->depletions += sign * st.depletions;
 	ph->denied += sign * st.denied;
+	ph->held_peak = st.held_peak; /* the most so far (both phases) */
 }
 
 /* One paced phase of the victim. */
@@ -340,7 +344,8 @@ int main(int argc, char **argv)
 		"reserve.pages_per_cpu=256", "reserve.global_pages=256",
 		"reserve.lock_memory=no", "limits.client_max_pages=25%",
 		"limits.client_min_pages=16", "limits.protect_pages=32",
-		"client.bench_victim.min_pages=128", NULL};
+		"client.bench_victim.min_pages=128",
+		"client.bench_victim.max_pages=50%", NULL};
 	static const char *const off[] = {
 		"reserve.pages_per_cpu=256", "reserve.global_pages=256",
 		"reserve.lock_memory=no", "limits.client_max_pages=100%",
@@ -367,6 +372,7 @@ int main(int argc, char **argv)
 			       "\"victim_fallbacks_with\":%llu,"
 			       "\"victim_sync_fallbacks_with\":%llu,"
 			       "\"victim_depletions_with\":%llu,"
+			       "\"victim_held_peak\":%llu,"
 			       "\"abuser_objects\":%llu,\"abuser_denied\":%llu,"
 			       "\"abuser_fallbacks\":%llu,"
 			       "\"abuser_held_peak\":%llu}",
@@ -380,6 +386,7 @@ int main(int argc, char **argv)
 			       (unsigned long long)r->with.fallbacks,
 			       (unsigned long long)r->with.fb_sync,
 			       (unsigned long long)r->with.depletions,
+			       (unsigned long long)r->with.held_peak,
 			       (unsigned long long)r->abuse.objects,
 			       (unsigned long long)r->abuse.denied,
 			       (unsigned long long)r->abuse.fallbacks,
@@ -391,10 +398,10 @@ int main(int argc, char **argv)
 		       "alone, then with an abuser of %d threads (+1 holding "
 		       "its grace periods); reserve 256/CPU + 256 global\n",
 		       rate, duration_ms, abuser_threads);
-		printf("  %-11s %9s %9s %7s %9s %9s %8s %8s %9s %9s %8s\n", "",
-		       "alone/s", "with/s", "ratio", "ns alone", "ns with",
-		       "vfb alon", "vfb with", "ab.denied", "ab.fallbk",
-		       "ab.held");
+		printf("  %-11s %9s %9s %7s %9s %9s %8s %8s %7s %9s %9s %8s\n",
+		       "", "alone/s", "with/s", "ratio", "ns alone", "ns with",
+		       "vfb alon", "vfb with", "v.held", "ab.denied",
+		       "ab.fallbk", "ab.held");
 		for (int i = 0; i < 2; i++) {
 			struct run *r = &runs[i];
 
@@ -403,12 +410,13 @@ int main(int argc, char **argv)
 				continue;
 			}
 			printf("  %-11s %9.0f %9.0f %6.3fx %9.1f %9.1f %8llu "
-			       "%8llu %9llu %9llu %8llu\n",
+			       "%8llu %7llu %9llu %9llu %8llu\n",
 			       r->name, tput(&r->alone), tput(&r->with),
 			       tput(&r->with) / tput(&r->alone),
 			       busy(&r->alone), busy(&r->with),
 			       (unsigned long long)r->alone.fallbacks,
 			       (unsigned long long)r->with.fallbacks,
+			       (unsigned long long)r->with.held_peak,
 			       (unsigned long long)r->abuse.denied,
 			       (unsigned long long)r->abuse.fallbacks,
 			       (unsigned long long)r->abuse.held_peak);
