@@ -208,6 +208,8 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	memset(p, 0, sizeof(*p));
 	p->att = (struct attach){.sock = -1, .kick_fd = -1, .seg.fd = -1};
 	p->flavor = o.flavor ? o.flavor : &urcu_memb_flavor;
+	p->read_lock = p->flavor->read_lock;
+	p->read_unlock = p->flavor->read_unlock;
 	p->free_fn = o.free_fn ? o.free_fn : free;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);

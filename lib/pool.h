@@ -70,12 +70,21 @@ struct pool_tls_ent {
 	struct pool_tcache *tc;
 };
 
-extern __thread struct pool_tls_ent pool_tls[POOL_MAX_OPEN];
+/*
+ * initial-exec: the per-object path must not call __tls_get_addr.  The
+ * price is static TLS space (POOL_MAX_OPEN * 16 bytes), which glibc's
+ * reserve for libraries loaded with dlopen() covers.
+ */
+extern __thread struct pool_tls_ent pool_tls[POOL_MAX_OPEN]
+	__attribute__((tls_model("initial-exec")));
 
 struct rcupool {
 	uint64_t serial; /* unique in the process, never 0 */
 	unsigned idx;	 /* into pool_tls[] */
 	const struct rcu_flavor_struct *flavor;
+	/* flavor->read_lock/unlock, one load nearer the per-object path. */
+	void (*read_lock)(void);
+	void (*read_unlock)(void);
 	void (*free_fn)(void *);
 	enum rcupool_mode mode; /* resolved: DAEMON or PRIVATE */
 	int attach_error;

@@ -11,7 +11,8 @@
 
 #include "pool.h"
 
-__thread struct pool_tls_ent pool_tls[POOL_MAX_OPEN];
+__thread struct pool_tls_ent pool_tls[POOL_MAX_OPEN]
+	__attribute__((tls_model("initial-exec")));
 
 static inline struct pool_tcache *pool_tcache(struct rcupool *p)
 {
@@ -137,7 +138,7 @@ static inline void pool_free_common(struct rcupool *p, void *ptr, size_t off)
 	if (pool_likely(tc != NULL)) {
 		struct pool_batch *b, *full = NULL;
 
-		p->flavor->read_lock();
+		p->read_lock();
 		b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
 		if (pool_likely(b != NULL)) {
 			uint32_t n = b->n;
@@ -148,12 +149,12 @@ static inline void pool_free_common(struct rcupool *p, void *ptr, size_t off)
 				/* NULL if the drain took it meanwhile. */
 				full = atomic_exchange_explicit(
 					&tc->cur, NULL, memory_order_acq_rel);
-			p->flavor->read_unlock();
+			p->read_unlock();
 			if (full)
 				pool_batch_submit(p, full);
 			return;
 		}
-		p->flavor->read_unlock();
+		p->read_unlock();
 	}
 	pool_free_slow(p, tc, ptr, off);
 }
