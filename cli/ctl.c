@@ -114,11 +114,14 @@ int ctl_call(struct ctl *c, uint8_t cmd, char *const *settings, size_t n)
 	r = proto_call(c->fd, req, c->buf, PROTO_MSG_MAX, &c->reply, NULL, NULL,
 		       c->message, sizeof(c->message));
 	nlmsg_free(req);
-	if (r == 0)
+	if (r == 0) {
+		snprintf(c->message, sizeof(c->message), "%s",
+			 c->reply.message ? c->reply.message : "");
 		return CTL_OK;
+	}
 	if (c->reply.error) {
 		/* The daemon answered: its message says why. */
-		fprintf(stderr, "rcupoolctl: %s: %s\n", proto_cmd_name(cmd),
+		fprintf(stderr, "rcupoolctl: %s\n",
 			c->message[0] ? c->message : strerror(-r));
 		return CTL_DAEMON_ERROR;
 	}
