@@ -255,6 +255,24 @@ static const char *prom_suffix(const struct stats_field *f)
 	return f->kind == STATS_COUNTER ? "_total" : "";
 }
 
+/*
+ * The field's part of the metric name.  A gauge must not end in _total
+ * (that suffix promises a counter to Prometheus and its linters): "pages_total"
+ * is exposed as rcupool_status_pages.
+ */
+static const char *prom_field(const struct stats_field *f, char *buf,
+			      size_t len)
+{
+	size_t n = strlen(f->name);
+
+	if (f->kind != STATS_COUNTER && n > 6 &&
+	    !strcmp(f->name + n - 6, "_total")) {
+		snprintf(buf, len, "%.*s", (int)(n - 6), f->name);
+		return buf;
+	}
+	return f->name;
+}
+
 static void prom_family(const struct stats_set *set, const char *name,
 			const char *suffix, const char *type, const char *help)
 {
@@ -311,7 +329,7 @@ static void prom_rows(const struct stats_set *set, const struct stats_row *rows,
 		      size_t n)
 {
 	bool has_info = false;
-	char help[256];
+	char help[256], fname[64];
 	size_t len = 0;
 
 	if (!n)
@@ -333,14 +351,16 @@ static void prom_rows(const struct stats_set *set, const struct stats_row *rows,
 			present |= rows[r].has[f->attr];
 		if (!present)
 			continue;
-		prom_family(set, f->name, prom_suffix(f),
+		prom_family(set, prom_field(f, fname, sizeof(fname)),
+			    prom_suffix(f),
 			    f->kind == STATS_COUNTER ? "counter" : "gauge",
 			    f->help);
 		for (size_t r = 0; r < n; r++) {
 			if (!rows[r].has[f->attr])
 				continue;
 			prom_name("rcupool_", set->name, "_");
-			prom_name(NULL, f->name, prom_suffix(f));
+			prom_name(NULL, prom_field(f, fname, sizeof(fname)),
+				  prom_suffix(f));
 			prom_labels(set, &rows[r], false);
 			fprintf(P.out, " %llu\n",
 				(unsigned long long)rows[r].u[f->attr]);

@@ -125,7 +125,7 @@ static void show(const struct ctl_report *r, const struct sample *now,
 	else
 		print_human("  rates      (after the first %s)\n",
 			    print_duration(interval_us, iv, sizeof(iv)));
-	print_table_open(&stats_client, "clients", "top consumers",
+	print_table_open(&stats_client, "top_clients", "top consumers",
 			 watch_columns);
 	for (size_t i = 0; i < r->nclients && i < WATCH_TOP; i++)
 		print_row(&r->clients[i]);
