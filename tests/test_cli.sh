@@ -52,8 +52,9 @@ expect() {
 		show "$tmp/err"
 	fi
 }
+jq_true() { jq -e "$1" "$tmp/out" >/dev/null; }
 jqcheck() { # jqcheck "description" FILTER  (on $tmp/out)
-	check "$1" jq -e "$2" "$tmp/out" >/dev/null
+	check "$1" jq_true "$2"
 }
 
 "$build/rcupoold" --config "$tmp/empty.conf" --socket "$sock" \
@@ -323,6 +324,25 @@ check "watch --json: one document per line, with rates" \
 	bash -c "test \$(wc -l <'$tmp/out') -ge 2 && jq -e -s 'all(.[]; (.rates.pages_per_sec | type == \"number\") and (.pages_free | type == \"number\"))' '$tmp/out' >/dev/null"
 timeout --preserve-status -s TERM 1 "$ctl" --socket "$sock" watch --interval 0.2 >/dev/null 2>&1
 check "watch ends with exit 0 on SIGTERM" test $? -eq 0
+
+# --- bash completion ----------------------------------------------------------
+
+complete_words() {
+	bash -c '
+		. completion/rcupoolctl
+		COMP_WORDS=("$@")
+		COMP_CWORD=$(($# - 1))
+		_rcupoolctl rcupoolctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' _ "$@" 2>/dev/null
+}
+check "completion: rcupoolctl set --p -> --persist" \
+	test "$(complete_words rcupoolctl set --p)" = "--persist"
+check "completion: rcupoolctl set client.db.m -> both per-client keys" \
+	test "$(complete_words rcupoolctl set client.db.m | sort | tr '\n' ' ')" = "client.db.max_pages= client.db.min_pages= "
+check "completion: rcupoolctl stats --format=p -> prometheus" \
+	test "$(complete_words rcupoolctl stats --format=p)" = "--format=prometheus"
+check "completion: rcupoolctl --socket /x w -> watch" \
+	test "$(complete_words rcupoolctl --socket /x w)" = "watch"
 
 # --- bad usage: exit 2, the bad word named ------------------------------------
 
