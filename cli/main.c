@@ -1,13 +1,565 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * rcupoolctl: option parsing, dispatch and exit statuses.  The requests are
+ * in ctl.c, the output in print.c, watch in watch.c, set --persist in
+ * persist.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "ctl.h"
+#include "persist.h"
+#include "print.h"
+#include "watch.h"
+
+/* Options, as bits: which command accepts which. */
+enum {
+	O_SOCKET = 1 << 0,
+	O_JSON = 1 << 1,
+	O_HELP = 1 << 2,
+	O_VERSION = 1 << 3,
+	O_PER_CPU = 1 << 4,
+	O_FORMAT = 1 << 5,
+	O_INTERVAL = 1 << 6,
+	O_PERSIST = 1 << 7,
+	O_CONFIG_DIR = 1 << 8,
+};
+#define O_GLOBAL (O_SOCKET | O_JSON | O_HELP | O_VERSION)
+
+static const struct option_desc {
+	const char *name;
+	unsigned int bit;
+	const char *arg; /* NULL: a flag */
+	const char *help;
+} options[] = {
+	{"socket", O_SOCKET, "PATH", "the daemon's control socket"},
+	{"json", O_JSON, NULL, "one JSON document instead of text"},
+	{"help", O_HELP, NULL, "this help"},
+	{"version", O_VERSION, NULL, "the version"},
+	{"per-cpu", O_PER_CPU, NULL, "a line per CPU too"},
+	{"format", O_FORMAT, "FORMAT", "text, json or prometheus"},
+	{"interval", O_INTERVAL, "TIME", "refresh period: 2s, 500ms, 0.5"},
+	{"persist", O_PERSIST, NULL, "also write a drop-in for restarts"},
+	{"config-dir", O_CONFIG_DIR, "DIR",
+	 "where rcupoold.conf.d/ is (--persist)"},
+};
+
+struct args {
+	const char *socket;
+	enum print_mode mode;
+	bool per_cpu, persist, help;
+	const char *config_dir;
+	uint64_t interval_us;
+	char **words; /* the command's positional arguments */
+	size_t nwords;
+};
+
+struct command {
+	const char *name;
+	int (*run)(struct ctl *c, struct args *a);
+	unsigned int opts; /* beyond O_GLOBAL */
+	const char *usage;
+	const char *summary;
+	const char *help;
+};
+
+static int usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rcupoolctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see rcupoolctl --help)\n", stderr);
+	return CTL_USAGE;
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+/* The columns a person reads first; JSON and Prometheus get every field. */
+static const uint16_t top_columns[] = {
+	PROTO_CLIENT_PID,	  PROTO_CLIENT_NAME,
+	PROTO_CLIENT_HELD,	  PROTO_CLIENT_MIN_PAGES,
+	PROTO_CLIENT_MAX_PAGES,	  PROTO_CLIENT_DENIED,
+	PROTO_CLIENT_FB_OVERFLOW, 0};
+static const uint16_t client_columns[] = {
+	PROTO_CLIENT_SLOT,	    PROTO_CLIENT_PID,
+	PROTO_CLIENT_UID,	    PROTO_CLIENT_NAME,
+	PROTO_CLIENT_HELD,	    PROTO_CLIENT_HELD_PEAK,
+	PROTO_CLIENT_MIN_PAGES,	    PROTO_CLIENT_MAX_PAGES,
+	PROTO_CLIENT_DENIED,	    PROTO_CLIENT_DEPLETIONS,
+	PROTO_CLIENT_ATTACHED_USEC, 0};
+
+static void print_rows(const struct stats_set *set, const char *key,
+		       const char *title, const uint16_t *cols,
+		       const struct stats_row *rows, size_t n)
+{
+	print_table_open(set, key, title, cols);
+	for (size_t i = 0; i < n; i++)
+		print_row(&rows[i]);
+	print_table_close();
+}
+
+static int finish(int r)
+{
+	if (print_close() < 0 && r == CTL_OK) {
+		fprintf(stderr, "rcupoolctl: write error: %s\n",
+			strerror(errno));
+		return CTL_DAEMON_ERROR;
+	}
+	return r;
+}
+
+static int cmd_status(struct ctl *c, struct args *a)
+{
+	struct ctl_report rep;
+	int r = ctl_report(c, PROTO_CMD_GET_STATUS, &rep);
+
+	if (r != CTL_OK)
+		return r;
+	print_open(a->mode, stdout, false);
+	print_open_object(NULL);
+	print_record(&stats_status, NULL, &rep.status, PRINT_SUMMARY);
+	print_rows(&stats_client, "top_clients", "top consumers", top_columns,
+		   rep.clients, rep.nclients);
+	print_close_object();
+	ctl_report_free(&rep);
+	return finish(CTL_OK);
+}
+
+static int cmd_stats(struct ctl *c, struct args *a)
+{
+	struct ctl_report rep;
+	int r = ctl_report(c, PROTO_CMD_GET_STATS, &rep);
+
+	if (r != CTL_OK)
+		return r;
+	print_open(a->mode, stdout, false);
+	print_open_object(NULL);
+	print_record(&stats_status, "status", &rep.status, PRINT_FIELDS);
+	/* A person asks for CPUs; the machine-readable forms always have
+	 * them (the JSON document's "cpus" is part of its contract). */
+	if (a->per_cpu || a->mode != PRINT_HUMAN)
+		print_rows(&stats_cpu, "cpus", "cpus", NULL, rep.cpus,
+			   rep.ncpus);
+	print_rows(&stats_client, "clients", "clients", NULL, rep.clients,
+		   rep.nclients);
+	print_close_object();
+	ctl_report_free(&rep);
+	return finish(CTL_OK);
+}
+
+static int cmd_clients(struct ctl *c, struct args *a)
+{
+	struct ctl_report rep;
+	int r = ctl_report(c, PROTO_CMD_GET_CLIENTS, &rep);
+
+	if (r != CTL_OK)
+		return r;
+	print_open(a->mode, stdout, false);
+	print_rows(&stats_client, NULL, NULL, client_columns, rep.clients,
+		   rep.nclients);
+	ctl_report_free(&rep);
+	return finish(CTL_OK);
+}
+
+struct setting {
+	const char *key, *value, *source;
+};
+
+static int cmd_limits(struct ctl *c, struct args *a)
+{
+	struct setting *s = NULL;
+	struct nlattr *nla;
+	size_t n = 0, cap = 0;
+	int kw = 3, vw = 5, r;
+
+	r = ctl_call(c, PROTO_CMD_GET_LIMITS, NULL, 0);
+	if (r != CTL_OK)
+		return r;
+	proto_for_each(nla, &c->reply, PROTO_A_SETTING)
+	{
+		struct nlattr *tb[PROTO_SETTING_MAX + 1];
+
+		if (nla_parse_nested(
+			    tb, PROTO_SETTING_MAX, nla,
+			    (struct nla_policy *)proto_setting_policy()) < 0 ||
+		    !tb[PROTO_SETTING_KEY] || !tb[PROTO_SETTING_VALUE])
+			continue;
+		if (n == cap) {
+			struct setting *g;
+
+			cap = cap ? 2 * cap : 32;
+			g = realloc(s, cap * sizeof(*s));
+			if (!g) {
+				free(s);
+				fprintf(stderr, "rcupoolctl: out of memory\n");
+				return CTL_DAEMON_ERROR;
+			}
+			s = g;
+		}
+		s[n].key = nla_get_string(tb[PROTO_SETTING_KEY]);
+		s[n].value = nla_get_string(tb[PROTO_SETTING_VALUE]);
+		s[n].source = tb[PROTO_SETTING_SOURCE]
+				      ? nla_get_string(tb[PROTO_SETTING_SOURCE])
+				      : "";
+		kw = (int)strlen(s[n].key) > kw ? (int)strlen(s[n].key) : kw;
+		vw = (int)strlen(s[n].value) > vw ? (int)strlen(s[n].value)
+						  : vw;
+		n++;
+	}
+	print_open(a->mode, stdout, false);
+	print_open_object(NULL);
+	print_human("%-*s  %-*s  %s\n", kw, "KEY", vw, "VALUE", "SOURCE");
+	for (size_t i = 0; i < n; i++) {
+		print_open_object(s[i].key);
+		print_string("value", s[i].value);
+		print_string("source", s[i].source);
+		print_close_object();
+		print_human("%-*s  %-*s  %s\n", kw, s[i].key, vw, s[i].value,
+			    s[i].source);
+	}
+	print_close_object();
+	free(s);
+	return finish(CTL_OK);
+}
+
+/* The daemon's message for an admin command: text, or {"message": ..}. */
+static int print_message(struct ctl *c, struct args *a, const char *persisted)
+{
+	print_open(a->mode, stdout, false);
+	print_open_object(NULL);
+	print_string("message", c->message);
+	if (persisted)
+		print_string("persisted", persisted);
+	print_close_object();
+	print_human("%s\n", c->message);
+	if (persisted)
+		print_human("written to %s\n", persisted);
+	return finish(CTL_OK);
+}
+
+static int cmd_set(struct ctl *c, struct args *a)
+{
+	char path[4096], why[512];
+	int r;
+
+	if (!a->nwords)
+		return usage_error("set: no KEY=VALUE given");
+	for (size_t i = 0; i < a->nwords; i++) {
+		const char *eq = strchr(a->words[i], '=');
+
+		if (!eq || eq == a->words[i])
+			return usage_error("set: bad setting '%s': expected "
+					   "KEY=VALUE",
+					   a->words[i]);
+	}
+	r = ctl_call(c, PROTO_CMD_SET_LIMITS, a->words, a->nwords);
+	if (r != CTL_OK)
+		return r;
+	if (!a->persist)
+		return print_message(c, a, NULL);
+	/* Only what the daemon accepted is written: the values are valid. */
+	r = persist_settings(a->config_dir, a->words, a->nwords, path,
+			     sizeof(path), why, sizeof(why));
+	if (r < 0) {
+		fprintf(stderr,
+			"rcupoolctl: set: applied, but not persisted: %s\n",
+			why);
+		return CTL_DAEMON_ERROR;
+	}
+	return print_message(c, a, path);
+}
+
+static int cmd_reset_stats(struct ctl *c, struct args *a)
+{
+	int r = ctl_call(c, PROTO_CMD_RESET_STATS, NULL, 0);
+
+	return r != CTL_OK ? r : print_message(c, a, NULL);
+}
+
+static int cmd_reload(struct ctl *c, struct args *a)
+{
+	int r = ctl_call(c, PROTO_CMD_RELOAD, NULL, 0);
+
+	return r != CTL_OK ? r : print_message(c, a, NULL);
+}
+
+static int cmd_watch(struct ctl *c, struct args *a)
+{
+	return watch_run(c, a->interval_us, a->mode);
+}
+
+static const struct command commands[] = {
+	{"status", cmd_status, 0, "status",
+	 "the reserve at a glance and the top consumers",
+	 "Free and total pages, depletions, fallbacks, clients, and the five\n"
+	 "clients holding the most pages.\n"},
+	{"stats", cmd_stats, O_PER_CPU | O_FORMAT,
+	 "stats [--per-cpu] [--format=text|json|prometheus]",
+	 "every counter of the daemon, its CPUs and its clients",
+	 "--per-cpu adds the table of CPUs to the text output (JSON and\n"
+	 "Prometheus always have it).  --format=prometheus prints the\n"
+	 "node_exporter textfile format: rcupool_<set>_<name>[_total].\n"},
+	{"clients", cmd_clients, 0, "clients", "the attached clients",
+	 "One line per client: pid, name, pages held, its limits, denials.\n"},
+	{"limits", cmd_limits, 0, "limits",
+	 "the settings in force and where each came from", ""},
+	{"set", cmd_set, O_PERSIST | O_CONFIG_DIR,
+	 "set [--persist [--config-dir=DIR]] KEY=VALUE...",
+	 "change limits while the daemon runs (admin)",
+	 "Keys: balance.low, balance.target, balance.high, balance.interval,\n"
+	 "limits.client_min_pages, limits.client_max_pages,\n"
+	 "limits.protect_pages, limits.overflow_pages, limits.drain_interval,\n"
+	 "client.NAME.min_pages, client.NAME.max_pages.  Attached clients see\n"
+	 "a change on their next page request.  --persist also writes the\n"
+	 "values to DIR/rcupoold.conf.d/90-rcupoolctl.conf (DIR: "
+	 "--config-dir,\n"
+	 "else $RCUPOOL_CONFDIR, else " RCUPOOL_SYSCONFDIR "/rcupool).\n"},
+	{"reset-stats", cmd_reset_stats, 0, "reset-stats",
+	 "set the counters to zero (admin)", ""},
+	{"reload", cmd_reload, 0, "reload",
+	 "read the configuration again, as SIGHUP does (admin)",
+	 "A configuration that is not valid is refused, the old one stays,\n"
+	 "and the reason is printed (exit 1).\n"},
+	{"watch", cmd_watch, O_INTERVAL, "watch [--interval=TIME]",
+	 "the status again and again, with rates, until Ctrl-C",
+	 "TIME: 2s (default 1s), 500ms, or seconds (0.5).  On a terminal the\n"
+	 "screen is redrawn in place; otherwise one block per refresh (with\n"
+	 "--json, one JSON document per line).\n"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_options(FILE *out, unsigned int mask)
+{
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+		char left[40];
+
+		if (!(options[i].bit & mask))
+			continue;
+		snprintf(left, sizeof(left), "--%s%s%s", options[i].name,
+			 options[i].arg ? "=" : "",
+			 options[i].arg ? options[i].arg : "");
+		fprintf(out, "  %-22s %s\n", left, options[i].help);
+	}
+}
+
+static void help(const struct command *cmd)
+{
+	if (cmd) {
+		printf("Usage: rcupoolctl [--socket=PATH] [--json] %s\n\n%s.\n",
+		       cmd->usage, cmd->summary);
+		if (*cmd->help)
+			printf("\n%s", cmd->help);
+		printf("\nOptions:\n");
+		print_options(stdout, cmd->opts | O_SOCKET | O_JSON | O_HELP);
+		return;
+	}
+	printf("Usage: rcupoolctl [--socket=PATH] [--json] COMMAND [ARGS...]\n"
+	       "       rcupoolctl COMMAND --help | --help | --version\n\n"
+	       "Query and control rcupoold, the shared RCU page reserve.\n\n"
+	       "Commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+	printf("\nOptions:\n");
+	print_options(stdout, O_GLOBAL);
+	printf("\nWithout --socket: $RCUPOOL_SOCKET; else, for a user, "
+	       "$XDG_RUNTIME_DIR/rcupool/rcupoold.sock\nif it exists; else "
+	       "%s.\n"
+	       "Exit status: 0 ok, 1 the daemon answered with an error, "
+	       "2 bad usage,\n3 the daemon cannot be reached.\n",
+	       PROTO_SYSTEM_SOCKET);
+}
+
+/* --- parsing ------------------------------------------------------------- */
+
+/* "2s", "500ms", "100us", "1m", or seconds ("0.5", "2"). */
+static int parse_interval(const char *s, uint64_t *usec)
+{
+	char *end;
+	double v, unit = 1e6;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !(v > 0))
+		return -EINVAL;
+	if (!strcmp(end, "us"))
+		unit = 1;
+	else if (!strcmp(end, "ms"))
+		unit = 1e3;
+	else if (!strcmp(end, "s") || !*end)
+		unit = 1e6;
+	else if (!strcmp(end, "m") || !strcmp(end, "min"))
+		unit = 60e6;
+	else
+		return -EINVAL;
+	v *= unit;
+	/* Faster than 10 ms is not something to read; slower than a day is
+	 * a mistake. */
+	if (v < 10000 || v > 86400e6)
+		return -ERANGE;
+	*usec = (uint64_t)v;
+	return 0;
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int set_format(struct args *a, const char *v)
+{
+	if (!strcmp(v, "prometheus"))
+		a->mode = PRINT_PROMETHEUS;
+	else if (!strcmp(v, "json"))
+		a->mode = PRINT_JSON;
+	else if (!strcmp(v, "text"))
+		a->mode = PRINT_HUMAN;
+	else
+		return usage_error("unknown format '%s': text, json or "
+				   "prometheus",
+				   v);
+	return CTL_OK;
+}
+
+/* One option word at argv[*i] for cmd (NULL: before the command). */
+static int parse_option(struct args *a, const struct command *cmd, int argc,
+			char **argv, int *i, bool *version)
+{
+	const char *word = argv[*i], *name = word + 2, *eq, *value = NULL;
+	unsigned int allowed = O_GLOBAL | (cmd ? cmd->opts : 0);
+	const struct option_desc *o = NULL;
+	size_t len;
+
+	if (!strcmp(word, "-h"))
+		name = "help";
+	else if (strncmp(word, "--", 2) != 0)
+		return usage_error("unknown option '%s'", word);
+	eq = strchr(name, '=');
+	len = eq ? (size_t)(eq - name) : strlen(name);
+	for (size_t k = 0; k < sizeof(options) / sizeof(options[0]); k++)
+		if (strlen(options[k].name) == len &&
+		    !strncmp(options[k].name, name, len))
+			o = &options[k];
+	if (!o)
+		return usage_error("unknown option '%s'", word);
+	if (!(o->bit & allowed))
+		return usage_error("option '--%s' does not apply to %s%s",
+				   o->name,
+				   cmd ? "" : "rcupoolctl without a command",
+				   cmd ? cmd->name : "");
+	if (o->arg) {
+		if (eq)
+			value = eq + 1;
+		else if (*i + 1 < argc)
+			value = argv[++*i];
+		else
+			return usage_error("option '--%s' needs a value",
+					   o->name);
+	} else if (eq) {
+		return usage_error("option '--%s' takes no value: '%s'",
+				   o->name, word);
+	}
+	switch (o->bit) {
+	case O_SOCKET:
+		if (!*value)
+			return usage_error("empty --socket");
+		a->socket = value;
+		break;
+	case O_JSON:
+		a->mode = PRINT_JSON;
+		break;
+	case O_HELP:
+		a->help = true;
+		break;
+	case O_VERSION:
+		*version = true;
+		break;
+	case O_PER_CPU:
+		a->per_cpu = true;
+		break;
+	case O_FORMAT:
+		return set_format(a, value);
+	case O_INTERVAL:
+		if (parse_interval(value, &a->interval_us) < 0)
+			return usage_error("bad interval '%s': a time from "
+					   "10ms to 1 day, as 2s, 500ms or 0.5",
+					   value);
+		break;
+	case O_PERSIST:
+		a->persist = true;
+		break;
+	case O_CONFIG_DIR:
+		a->config_dir = value;
+		break;
+	}
+	return CTL_OK;
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("rcupoolctl %s\n", RCUPOOL_VERSION);
-		return 0;
+	struct args a = {.mode = PRINT_HUMAN, .interval_us = 1000000};
+	const struct command *cmd = NULL;
+	bool version = false, dashdash = false;
+	struct ctl c;
+	int r;
+
+	a.words = calloc(argc, sizeof(*a.words));
+	if (!a.words)
+		return CTL_DAEMON_ERROR;
+	for (int i = 1; i < argc; i++) {
+		const char *w = argv[i];
+
+		if (!dashdash && !strcmp(w, "--")) {
+			dashdash = true;
+		} else if (!dashdash && w[0] == '-' && w[1]) {
+			r = parse_option(&a, cmd, argc, argv, &i, &version);
+			if (r != CTL_OK)
+				return r;
+		} else if (!cmd) {
+			if (!strcmp(w, "help")) {
+				a.help = true;
+				continue;
+			}
+			cmd = find_command(w);
+			if (!cmd)
+				return usage_error("unknown command '%s'", w);
+		} else {
+			a.words[a.nwords++] = argv[i];
+		}
 	}
-	fprintf(stderr, "rcupoolctl: not implemented yet\n");
-	return 2;
+	if (version) {
+		printf("rcupoolctl %s\n", RCUPOOL_VERSION);
+		return CTL_OK;
+	}
+	if (a.help) {
+		help(cmd);
+		return CTL_OK;
+	}
+	if (!cmd)
+		return usage_error("no command given");
+	if (a.nwords && cmd->run != cmd_set)
+		return usage_error("%s takes no argument: '%s'", cmd->name,
+				   a.words[0]);
+	if (a.mode == PRINT_PROMETHEUS && cmd->run != cmd_stats)
+		return usage_error("--format=prometheus is for stats");
+	if (a.config_dir && !a.persist)
+		return usage_error("--config-dir is for set --persist");
+	r = ctl_open(&c, a.socket);
+	if (r == CTL_OK)
+		r = cmd->run(&c, &a);
+	ctl_close(&c);
+	free(a.words);
+	return r;
 }

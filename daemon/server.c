@@ -751,7 +751,7 @@ int server_listen(struct daemon *d, const char *socket_option)
 			const char *rt = getenv("RUNTIME_DIRECTORY");
 
 			if (getenv("RCUPOOL_SOCKET") || !rt || rt[0] != '/')
-				r = proto_socket_path(d->socket_path,
+				r = proto_listen_path(d->socket_path,
 						      sizeof(d->socket_path));
 			else
 				r = snprintf(d->socket_path,

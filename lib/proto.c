@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -801,34 +802,69 @@ static const char *env_dir(const char *name)
 	return v && v[0] == '/' ? v : NULL;
 }
 
-int proto_socket_path(char *buf, size_t size)
+/* The path in buf if it fits sockaddr_un and buf; see proto_socket_path. */
+static int path_out(char *buf, size_t size, const char *path, int n)
 {
 	struct sockaddr_un sa;
-	const char *v;
-	char path[4096];
-	int n;
 
-	v = secure_getenv("RCUPOOL_SOCKET");
-	if (v && *v) {
-		n = snprintf(path, sizeof(path), "%s", v);
-	} else if ((v = env_dir("RUNTIME_DIRECTORY"))) {
-		/* systemd: several RuntimeDirectory= entries are ':'-separated.
-		 */
-		n = snprintf(path, sizeof(path), "%.*s/rcupoold.sock",
-			     (int)strcspn(v, ":"), v);
-	} else if (geteuid() == 0) {
-		n = snprintf(path, sizeof(path), "/run/rcupool/rcupoold.sock");
-	} else if ((v = env_dir("XDG_RUNTIME_DIR"))) {
-		n = snprintf(path, sizeof(path), "%s/rcupool/rcupoold.sock", v);
-	} else {
-		return -ENOENT;
-	}
 	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	if ((size_t)n >= size)
 		return -ERANGE;
 	memcpy(buf, path, n + 1);
 	return n;
+}
+
+static bool is_socket(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int proto_socket_path(char *buf, size_t size)
+{
+	const char *v;
+	char path[4096];
+	int n;
+
+	v = secure_getenv("RCUPOOL_SOCKET");
+	if (v && *v)
+		return path_out(buf, size, path,
+				snprintf(path, sizeof(path), "%s", v));
+	/*
+	 * A user's own daemon only when it is there: otherwise the system
+	 * daemon serves users too.  $RUNTIME_DIRECTORY is not looked at: a
+	 * client running under systemd has a runtime directory of its own.
+	 */
+	if (geteuid() != 0 && (v = env_dir("XDG_RUNTIME_DIR"))) {
+		n = snprintf(path, sizeof(path), "%s/rcupool/rcupoold.sock", v);
+		if (n > 0 && (size_t)n < sizeof(path) && is_socket(path))
+			return path_out(buf, size, path, n);
+	}
+	return path_out(buf, size, path,
+			snprintf(path, sizeof(path), "%s", PROTO_SYSTEM_SOCKET));
+}
+
+int proto_listen_path(char *buf, size_t size)
+{
+	const char *v;
+	char path[4096];
+
+	v = secure_getenv("RCUPOOL_SOCKET");
+	if (v && *v)
+		return path_out(buf, size, path,
+				snprintf(path, sizeof(path), "%s", v));
+	if (geteuid() == 0)
+		return path_out(buf, size, path,
+				snprintf(path, sizeof(path), "%s",
+					 PROTO_SYSTEM_SOCKET));
+	v = env_dir("XDG_RUNTIME_DIR");
+	if (!v)
+		return -ENOENT;
+	return path_out(buf, size, path,
+			snprintf(path, sizeof(path), "%s/rcupool/rcupoold.sock",
+				 v));
 }
 
 int proto_socket_buffers(int fd)

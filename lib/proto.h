@@ -258,16 +258,28 @@ struct nlattr *proto_next(const struct proto_msg *m, const struct nlattr *prev,
 int proto_setting_get(const struct nlattr *setting, const char **key,
 		      const char **value);
 
+#define PROTO_SYSTEM_SOCKET "/run/rcupool/rcupoold.sock"
+
 /*
- * The control socket path (DESIGN.md section 4): $RCUPOOL_SOCKET; else
- * $RUNTIME_DIRECTORY/rcupoold.sock (first entry, when set by systemd); else
- * /run/rcupool/rcupoold.sock when euid is 0; else
- * $XDG_RUNTIME_DIR/rcupool/rcupoold.sock.  Empty or (except RCUPOOL_SOCKET)
- * relative variables count as unset.  Returns the length, -ENOENT when no
- * rule applies, -ENAMETOOLONG when the path does not fit sockaddr_un,
+ * The control socket a client connects to (DESIGN.md section 4; the CLI and
+ * the library): $RCUPOOL_SOCKET; else, when euid is not 0,
+ * $XDG_RUNTIME_DIR/rcupool/rcupoold.sock if that socket exists (a daemon the
+ * user started by hand); else PROTO_SYSTEM_SOCKET (the system daemon).
+ * $RUNTIME_DIRECTORY is deliberately ignored: a client that runs under
+ * systemd has a runtime directory of its own, not the daemon's.  Empty
+ * RCUPOOL_SOCKET, empty or relative XDG_RUNTIME_DIR count as unset.
+ * Returns the length, -ENAMETOOLONG when the path does not fit sockaddr_un,
  * -ERANGE when it does not fit buf.
  */
 int proto_socket_path(char *buf, size_t size);
+
+/*
+ * Where a daemon started by hand listens (it handles $RUNTIME_DIRECTORY
+ * itself, before this): $RCUPOOL_SOCKET; else PROTO_SYSTEM_SOCKET for root;
+ * else $XDG_RUNTIME_DIR/rcupool/rcupoold.sock, -ENOENT without it.  Same
+ * return values as proto_socket_path.
+ */
+int proto_listen_path(char *buf, size_t size);
 
 /* Give fd socket buffers for PROTO_MSG_MAX messages (the daemon calls it on
  * accepted connections).  Best effort: 0 or -errno of setsockopt. */

@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -1093,11 +1094,30 @@ static void env_set(const char *sock, const char *rt, const char *xdg)
 	}
 }
 
+/* A listening socket at path (its directories made), to be found. */
+static int make_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[128];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	assert_true(mkdir(dir, 0777) == 0 || errno == EEXIST);
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
 static void test_socket_path(void **state)
 {
-	char saved[3][4096], path[128], tiny[8], longp[300];
+	char saved[3][4096], path[128], tiny[8], longp[300], xdg[64], mine[128];
 	bool had[3];
 	uid_t euid = geteuid();
+	int sfd;
 
 	for (int i = 0; i < 3; i++) {
 		const char *v = getenv(env_names[i]);
@@ -1111,45 +1131,57 @@ static void test_socket_path(void **state)
 	assert_int_equal(proto_socket_path(path, sizeof(path)), 20);
 	assert_string_equal(path, "/tmp/x/rcupoold.sock");
 
-	/* Empty RCUPOOL_SOCKET counts as unset; systemd's first directory. */
-	env_set("", "/run/rcupool:/run/rcupool-extra", "/run/user/1000");
+	/* Empty RCUPOOL_SOCKET counts as unset.  A client never follows
+	 * $RUNTIME_DIRECTORY: under systemd it is the client's own. */
+	env_set("", "/run/custom", NULL);
 	assert_true(proto_socket_path(path, sizeof(path)) > 0);
+	assert_string_equal(path, PROTO_SYSTEM_SOCKET);
 	assert_string_equal(path, "/run/rcupool/rcupoold.sock");
-	env_set(NULL, "/run/custom", NULL);
-	assert_true(proto_socket_path(path, sizeof(path)) > 0);
-	assert_string_equal(path, "/run/custom/rcupoold.sock");
 
-	env_set(NULL, NULL, "/run/user/1000");
-	if (euid == 0) {
-		assert_true(proto_socket_path(path, sizeof(path)) > 0);
-		assert_string_equal(path, "/run/rcupool/rcupoold.sock");
-	}
-
-	/* As a user (drop euid for the check when we are root). */
+	/* A user's own daemon, found only when its socket exists. */
+	snprintf(xdg, sizeof(xdg), "/tmp/test_proto_xdg.%d", (int)getpid());
+	assert_int_equal(mkdir(xdg, 0777), 0);
+	snprintf(mine, sizeof(mine), "%s/rcupool/rcupoold.sock", xdg);
 	if (euid == 0)
 		assert_int_equal(seteuid(65534), 0);
-	if (geteuid() != 0) {
-		env_set(NULL, NULL, "/run/user/1000");
-		assert_true(proto_socket_path(path, sizeof(path)) > 0);
-		assert_string_equal(path,
-				    "/run/user/1000/rcupool/rcupoold.sock");
-		env_set(NULL, "", "");
-		assert_int_equal(proto_socket_path(path, sizeof(path)),
-				 -ENOENT);
-		env_set(NULL, NULL, "relative/dir");
-		assert_int_equal(proto_socket_path(path, sizeof(path)),
-				 -ENOENT);
-		env_set(NULL, NULL, NULL);
-		assert_int_equal(proto_socket_path(path, sizeof(path)),
-				 -ENOENT);
-		assert_int_equal(proto_connect(NULL), -ENOENT);
-		/* Systemd's directory applies whoever we run as. */
-		env_set(NULL, "/run/rcupool", NULL);
-		assert_true(proto_socket_path(path, sizeof(path)) > 0);
-		assert_string_equal(path, "/run/rcupool/rcupoold.sock");
-	}
+	env_set(NULL, "/run/custom", xdg);
+	assert_true(proto_socket_path(path, sizeof(path)) > 0);
+	assert_string_equal(path, PROTO_SYSTEM_SOCKET);
+	assert_true(proto_listen_path(path, sizeof(path)) > 0);
+	assert_string_equal(path, mine);
 	if (euid == 0)
 		assert_int_equal(seteuid(0), 0);
+
+	sfd = make_socket(mine);
+	if (euid == 0) {
+		/* root always talks to the system daemon. */
+		assert_true(proto_socket_path(path, sizeof(path)) > 0);
+		assert_string_equal(path, PROTO_SYSTEM_SOCKET);
+		assert_true(proto_listen_path(path, sizeof(path)) > 0);
+		assert_string_equal(path, PROTO_SYSTEM_SOCKET);
+		assert_int_equal(seteuid(65534), 0);
+	}
+	assert_true(proto_socket_path(path, sizeof(path)) > 0);
+	assert_string_equal(path, mine);
+	/* Empty or relative XDG_RUNTIME_DIR count as unset. */
+	env_set(NULL, NULL, "");
+	assert_true(proto_socket_path(path, sizeof(path)) > 0);
+	assert_string_equal(path, PROTO_SYSTEM_SOCKET);
+	assert_int_equal(proto_listen_path(path, sizeof(path)), -ENOENT);
+	env_set(NULL, NULL, "relative/dir");
+	assert_true(proto_socket_path(path, sizeof(path)) > 0);
+	assert_string_equal(path, PROTO_SYSTEM_SOCKET);
+	env_set(NULL, NULL, NULL);
+	assert_true(proto_socket_path(path, sizeof(path)) > 0);
+	assert_string_equal(path, PROTO_SYSTEM_SOCKET);
+	assert_int_equal(proto_listen_path(path, sizeof(path)), -ENOENT);
+	if (euid == 0)
+		assert_int_equal(seteuid(0), 0);
+	close(sfd);
+	unlink(mine);
+	*strrchr(mine, '/') = '\0';
+	rmdir(mine);
+	rmdir(xdg);
 
 	/* Too long for sockaddr_un, too long for the buffer. */
 	memset(longp, 'a', sizeof(longp));
@@ -1157,6 +1189,7 @@ static void test_socket_path(void **state)
 	longp[sizeof(longp) - 1] = '\0';
 	env_set(longp, NULL, NULL);
 	assert_int_equal(proto_socket_path(path, sizeof(path)), -ENAMETOOLONG);
+	assert_int_equal(proto_listen_path(path, sizeof(path)), -ENAMETOOLONG);
 	assert_int_equal(proto_connect(NULL), -ENAMETOOLONG);
 	longp[107] = '\0'; /* 107 chars + NUL = sizeof(sun_path) */
 	env_set(longp, NULL, NULL);

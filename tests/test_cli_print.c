@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * rcupoolctl's printing layer on its own: the escapes of JSON strings and
+ * Prometheus label values (client names come from clients), the JSON
+ * document's shape, the Prometheus families, the human table's alignment.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "print.h"
+
+static char *buf;
+static size_t len;
+
+static FILE *mem(void)
+{
+	free(buf);
+	buf = NULL;
+	return open_memstream(&buf, &len);
+}
+
+static void test_escapes(void **state)
+{
+	FILE *f = mem();
+
+	print_json_escaped(f, "a\"b\\c\nd\te\x01\x7f\xc3\xa9");
+	fclose(f);
+	assert_string_equal(buf,
+			    "\"a\\\"b\\\\c\\nd\\te\\u0001\\u007f\xc3\xa9\"");
+	f = mem();
+	print_prom_label_escaped(f, "a\"b\\c\nd");
+	fclose(f);
+	assert_string_equal(buf, "\"a\\\"b\\\\c\\nd\"");
+}
+
+static struct stats_row client(uint32_t slot, const char *name, uint64_t held)
+{
+	struct stats_row r;
+
+	memset(&r, 0, sizeof(r));
+	stats_set_u(&r, PROTO_CLIENT_SLOT, slot);
+	stats_set_u(&r, PROTO_CLIENT_PID, 100 + slot);
+	stats_set_s(&r, PROTO_CLIENT_NAME, name);
+	stats_set_u(&r, PROTO_CLIENT_HELD, held);
+	stats_set_u(&r, PROTO_CLIENT_DENIED, 7);
+	return r;
+}
+
+static void test_json(void **state)
+{
+	struct stats_row a = client(0, "x\"y", 3), b = client(1, "z", 12345);
+	FILE *f = mem();
+
+	print_open(PRINT_JSON, f, true);
+	print_open_object(NULL);
+	print_uint("n", 2);
+	print_table_open(&stats_client, "clients", NULL, NULL);
+	print_row(&a);
+	print_row(&b);
+	print_table_close();
+	print_open_array("empty");
+	print_close_array();
+	print_close_object();
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	assert_string_equal(buf,
+			    "{\"n\":2,\"clients\":[{\"slot\":0,\"pid\":100,"
+			    "\"name\":\"x\\\"y\","
+			    "\"held\":3,\"denied\":7},{\"slot\":1,\"pid\":101,"
+			    "\"name\":\"z\","
+			    "\"held\":12345,\"denied\":7}],\"empty\":[]}\n");
+}
+
+static void test_prometheus(void **state)
+{
+	struct stats_row a = client(0, "x\"y", 3), b = client(1, "z", 4);
+	FILE *f = mem();
+
+	print_open(PRINT_PROMETHEUS, f, false);
+	print_table_open(&stats_client, "clients", NULL, NULL);
+	print_row(&a);
+	print_row(&b);
+	print_table_close();
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	/* One family per field, samples together, counters _total. */
+	assert_non_null(strstr(buf,
+			       "# HELP rcupool_client_held Reserve pages the "
+			       "client owns now\n"
+			       "# TYPE rcupool_client_held gauge\n"
+			       "rcupool_client_held{slot=\"0\",pid=\"100\","
+			       "name=\"x\\\"y\"} 3\n"
+			       "rcupool_client_held{slot=\"1\",pid=\"101\","
+			       "name=\"z\"} 4\n"));
+	assert_non_null(strstr(buf, "# TYPE rcupool_client_denied_total "
+				    "counter\n"));
+	/* Fields absent from every row get no family. */
+	assert_null(strstr(buf, "rcupool_client_objects"));
+}
+
+static void test_human(void **state)
+{
+	struct stats_row a = client(0, "long-name", 3),
+			 b = client(1, "z", 12345);
+	static const uint16_t cols[] = {PROTO_CLIENT_NAME, PROTO_CLIENT_HELD,
+					0};
+	FILE *f = mem();
+
+	print_open(PRINT_HUMAN, f, false);
+	print_table_open(&stats_client, NULL, "clients", cols);
+	print_row(&a);
+	print_row(&b);
+	print_table_close();
+	print_open_object("ignored");
+	print_uint("ignored", 1);
+	print_close_object();
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	assert_string_equal(buf, "clients\n"
+				 "  NAME       HELD\n"
+				 "  long-name     3\n"
+				 "  z         12345\n");
+}
+
+static void test_duration_bar(void **state)
+{
+	char b[64];
+
+	assert_string_equal(print_duration(999, b, sizeof(b)), "999us");
+	assert_string_equal(print_duration(305000, b, sizeof(b)), "305ms");
+	assert_string_equal(print_duration(4200000, b, sizeof(b)), "4.2s");
+	assert_string_equal(print_duration(242000000, b, sizeof(b)), "4m 02s");
+	assert_string_equal(print_duration(7500000000ull, b, sizeof(b)),
+			    "2h 05m");
+	assert_string_equal(print_bar(1, 4, 8, b, sizeof(b)), "[##......]");
+	assert_string_equal(print_bar(0, 0, 4, b, sizeof(b)), "[....]");
+	assert_string_equal(print_bar(9, 4, 4, b, sizeof(b)), "[####]");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_escapes),
+		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_prometheus),
+		cmocka_unit_test(test_human),
+		cmocka_unit_test(test_duration_bar),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+
+	free(buf);
+	return r;
+}
