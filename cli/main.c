@@ -292,6 +292,13 @@ static int cmd_reload(struct ctl *c, struct args *a)
 	return r != CTL_OK ? r : print_message(c, a, NULL);
 }
 
+static int cmd_census(struct ctl *c, struct args *a)
+{
+	int r = ctl_call(c, PROTO_CMD_CENSUS, NULL, 0);
+
+	return r != CTL_OK ? r : print_message(c, a, NULL);
+}
+
 static int cmd_watch(struct ctl *c, struct args *a)
 {
 	return watch_run(c, a->interval_us, a->mode);
@@ -329,6 +336,12 @@ static const struct command commands[] = {
 	 "read the configuration again, as SIGHUP does (admin)",
 	 "A configuration that is not valid is refused, the old one stays,\n"
 	 "and the reason is printed (exit 1).\n"},
+	{"census", cmd_census, 0, "census",
+	 "account for every page now, returning lost ones (admin)",
+	 "Walks every list and the owner table.  A page found on no list and\n"
+	 "owned by nobody is marked, and returned by the next census if still\n"
+	 "untouched: run it twice to get such a page back at once (the\n"
+	 "daemon also runs one every balance.census_interval).\n"},
 	{"watch", cmd_watch, O_INTERVAL, "watch [--interval=TIME]",
 	 "the status again and again, with rates, until Ctrl-C",
 	 "TIME: 2s (default 1s), 500ms, or seconds (0.5).  On a terminal the\n"

@@ -81,7 +81,7 @@ run --version
 check "--version prints the version" grep -Eq '^rcupoolctl [0-9]+\.[0-9]+\.[0-9]+$' "$tmp/out"
 run --help
 expect 0 "--help exits 0"
-for c in status stats clients limits set reset-stats reload watch; do
+for c in status stats clients limits set reset-stats reload census watch; do
 	if ! grep -q "^  $c " "$tmp/out"; then
 		not_ok "--help lists $c"
 		continue
@@ -275,12 +275,17 @@ run reload
 expect 0 "reload of the fixed configuration exits 0"
 run --json status
 jqcheck "status counts the reloads" '.reloads >= 2'
+run census
+expect 0 "census exits 0"
+check "census reports every page accounted for" grep -q '0 on no list, 0 on two lists, 0 bad' "$tmp/out"
+run --json status
+jqcheck "status counts the census runs" '.census_runs >= 1'
 
 # --- a user who is not an admin ---------------------------------------------
 
 as_nobody --socket "$sock" status
 expect 0 "status as nobody works (the socket is world-readable)"
-for c in "set limits.client_max_pages=10" reset-stats reload; do
+for c in "set limits.client_max_pages=10" reset-stats reload census; do
 	as_nobody --socket "$sock" $c
 	expect 1 "$c as nobody: exit 1 with the daemon's refusal" 'may not'
 done
