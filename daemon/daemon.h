@@ -47,6 +47,7 @@ struct daemon {
 	/* The reserve. */
 	struct seg seg;
 	bool pinning; /* this thread can use rseq, so can fill CPU lists */
+	bool pin_refused; /* sched_setaffinity refused: warned once */
 	uint8_t *lost_seen; /* [npages] censuses in a row a page was lost */
 
 	/* The control socket and its connections. */

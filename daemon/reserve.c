@@ -228,6 +228,7 @@ void reserve_balance(struct daemon *d)
 		struct seg_cpu *cpu = &s->cpu[c];
 		uint32_t protect = atomic_load(&cpu->protect_pages);
 		int64_t want_free, want_protect;
+		int r;
 
 		if (!atomic_load(&cpu->online))
 			continue;
@@ -238,7 +239,20 @@ void reserve_balance(struct daemon *d)
 				      protect);
 		if (!want_free && !want_protect)
 			continue;
-		if (pin_to(c) < 0)
+		r = pin_to(c);
+		if (r == -EPERM || r == -EACCES) {
+			/* A sandbox refusing sched_setaffinity: say it once. */
+			if (!d->pin_refused)
+				log_errno(LOG_WARNING, r,
+					  "cannot run on CPU %u to fill its "
+					  "lists (%m): clients will use the "
+					  "global pool only; allow "
+					  "sched_setaffinity",
+					  c);
+			d->pin_refused = true;
+			break;
+		}
+		if (r < 0)
 			continue; /* going offline: hotplug will tell us */
 		if (want_protect > 0)
 			fill(d, c, PCPU_PROTECT, (uint32_t)want_protect);

@@ -122,6 +122,44 @@ else
 	show "$tmp/err"
 fi
 
+# The syscall filter as systemd applies it: the first SystemCallFilter= is
+# the allow list, each ~ line takes calls away; groups expand recursively.
+# Every call the daemon makes on its normal paths must survive, or it
+# degrades silently (an EPERM from sched_setaffinity leaves every CPU list
+# empty).
+expand_calls() {
+	local w
+	for w in "$@"; do
+		case $w in
+		@*) expand_calls $(systemd-analyze syscall-filter "$w" 2>/dev/null |
+			sed -n 's/^    \([-@a-z_0-9]*\)$/\1/p') ;;
+		*) echo "$w" ;;
+		esac
+	done
+}
+allowed=$tmp/allowed
+first=1
+while IFS= read -r line; do
+	words=${line#SystemCallFilter=}
+	if [ $first = 1 ]; then
+		expand_calls $words | sort -u >"$allowed"
+		first=0
+	else
+		expand_calls ${words#\~} | sort -u >"$tmp/denied"
+		comm -23 "$allowed" "$tmp/denied" >"$tmp/left" && mv "$tmp/left" "$allowed"
+	fi
+done < <(grep '^SystemCallFilter=' "${units[0]}")
+missing=""
+for call in sched_setaffinity sched_getaffinity memfd_create fcntl ftruncate \
+	fallocate mmap munmap mlock socket bind listen accept4 connect sendmsg \
+	recvmsg getsockopt setsockopt eventfd2 epoll_ctl epoll_wait signalfd4 \
+	timerfd_create timerfd_settime rt_sigprocmask chmod mkdir unlink \
+	openat read write close rseq clock_gettime getrandom; do
+	grep -qx "$call" "$allowed" || missing="$missing $call"
+done
+check "the syscall filter lets through every call the daemon makes${missing:+ (refused:$missing)}" \
+	test -z "$missing"
+
 # Settings the issue asks for, and those that must not be there.
 svc=${units[0]}
 want=(Type=notify 'ExecReload=/bin/kill -HUP $MAINPID' WatchdogSec=
