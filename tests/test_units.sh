@@ -96,6 +96,30 @@ fi
 run make -j2 --no-print-directory B="$ibuild" install DESTDIR="$root" PREFIX=/usr
 [ "$rc" -eq 0 ] || { diag "make install again failed"; show "$tmp/err"; }
 
+# --- the README's library example, built as a user builds it ----------------
+
+# The installed header and rcupool.pc, nothing from the source tree.
+sed -n '/^\/\* cc demo.c/,/^```$/p' README.md | sed '$d' >"$tmp/demo.c"
+pcdir=$root$libdir/pkgconfig
+run env PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_PATH="$pcdir" \
+	pkg-config --cflags --libs rcupool
+flags=$(cat "$tmp/out")
+if [ -s "$tmp/demo.c" ] && [ "$rc" -eq 0 ]; then
+	# shellcheck disable=SC2086
+	run ${CC:-cc} -o "$tmp/demo" "$tmp/demo.c" $flags
+	check "the README example compiles against the installed rcupool.pc" \
+		test "$rc" -eq 0
+	[ "$rc" -eq 0 ] || show "$tmp/err"
+	# No daemon on this path: AUTO falls back to a private reserve.
+	run env LD_LIBRARY_PATH="$root$libdir" RCUPOOL_SOCKET="$tmp/none.sock" \
+		"$tmp/demo"
+	check "the README example runs: 99999 objects freed privately" \
+		grep -q '^private: 99999 objects' "$tmp/out"
+else
+	not_ok "the README example and pkg-config rcupool (exit $rc)"
+	show "$tmp/err"
+fi
+
 # --- systemd-analyze --------------------------------------------------------
 
 run make -j2 --no-print-directory B="$ibuild" install PREFIX="$prefix"
