@@ -56,6 +56,8 @@ static void pool_forked_child(struct rcupool *p)
 
 	p->use_seg = false;
 	p->fork_gen++;
+	/* A new process: register again (only this thread runs, none fills). */
+	p->asym = p->asym && pool_membarrier_register();
 	atomic_store(&p->forked, true);
 	atomic_store(&p->attached, false);
 	memset(&p->own_slot, 0, sizeof(p->own_slot));
@@ -215,6 +217,7 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	p->flavor = o.flavor ? o.flavor : &urcu_memb_flavor;
 	p->read_lock = p->flavor->read_lock;
 	p->read_unlock = p->flavor->read_unlock;
+	p->asym = pool_membarrier_register();
 	p->free_fn = o.free_fn ? o.free_fn : free;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);

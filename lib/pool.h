@@ -58,6 +58,13 @@ struct pool_batch {
 /* One per (thread, pool); the thread's TLS points at it. */
 struct pool_tcache {
 	_Atomic(struct pool_batch *) cur;
+	/*
+	 * 1 while the owner fills cur (pools with p->asym): plain stores
+	 * and compiler barriers on the owner's side, membarrier() on the
+	 * drain's (pool_drain.c), as liburcu-memb pairs its readers.
+	 */
+	_Atomic uint32_t busy;
+	bool claimed; /* the drain took cur; under pool->lock */
 	struct rcupool *pool;	  /* NULL once the pool is closed (glock) */
 	struct pool_tcache *next; /* pool->caches, under pool->lock */
 	_Atomic uint64_t gen;	  /* bumped by the owner at each install */
@@ -95,6 +102,8 @@ struct rcupool {
 	uint32_t slot_idx;
 	struct seg_slot *slot; /* counters: seg->slot[slot_idx] or own_slot */
 	bool use_seg;	       /* false in a forked child */
+	/* Fills are bracketed by tcache->busy, not a read-side section. */
+	bool asym;
 	_Atomic bool attached;
 	_Atomic bool forked;
 	uint32_t fork_gen;
@@ -141,6 +150,9 @@ uint64_t pool_now_ns(void);
 
 /* pool_free.c */
 struct pool_tcache *pool_tcache_get(struct rcupool *p);
+
+/* Whether this process can use membarrier(PRIVATE_EXPEDITED): registers. */
+bool pool_membarrier_register(void);
 void pool_tls_forget(struct rcupool *p);
 void pool_thread_exit(void *unused);
 

@@ -5,10 +5,14 @@
  * Every drain_interval/2 the thread looks at each thread's batch; one it
  * saw at its previous look too (same batch, same install count) is idle:
  * it takes it with an atomic exchange of the thread's slot.  It also takes
- * the batches of exited threads and the head-fallback chain.  Then one
- * grace period (update_synchronize_rcu): no fill of a taken batch is still
- * in progress -- fills run inside read-side sections -- and every object
- * on it was passed to the pool before the exchange, so the objects may be
+ * the batches of exited threads and the head-fallback chain.  No fill of a
+ * taken batch may still be in progress: where the kernel has
+ * membarrier(PRIVATE_EXPEDITED), owners mark their fills with a plain busy
+ * flag and the drain waits for it after one membarrier() (asymmetric
+ * fences, as liburcu-memb's readers); elsewhere fills run inside read-side
+ * sections of the pool's flavor and the grace period below covers them.
+ * Then one grace period (update_synchronize_rcu): every object on a taken
+ * batch was passed to the pool before the exchange, so the objects may be
  * freed right away, with no call_rcu.  A partial page is thus freed at most
  * drain_interval plus one grace period after its first object.
  *
@@ -18,16 +22,20 @@
  * the daemon died, and the pool carries on detached.
  */
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
 
 #include "pool.h"
 
 struct pool_claim {
-	struct pool_batch *batches;
+	struct pool_batch *batches; /* orphans: counted when orphaned */
+	struct pool_batch *taken;   /* from live threads: counted here */
 	struct rcu_head *heads;
 };
 
@@ -40,17 +48,58 @@ void pool_drain_wake(struct rcupool *p)
 	}
 }
 
+static int pool_membarrier(int cmd)
+{
+	return (int)syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+bool pool_membarrier_register(void)
+{
+	const char *e = secure_getenv("RCUPOOL_MEMBARRIER");
+	int cmds;
+
+	if (e && *e == '0')
+		return false; /* tests: the read-side section path */
+	cmds = pool_membarrier(MEMBARRIER_CMD_QUERY);
+	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+		return false;
+	return pool_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
+/*
+ * After taking batches from threads that fill without a read-side section:
+ * the membarrier() makes every thread of the process pass a full barrier,
+ * so an owner that read its batch before our exchange has made its busy
+ * mark visible; we wait for it to clear (its stores to the batch are then
+ * visible too: release).  An owner that starts after the membarrier sees
+ * its slot empty.  Called with p->lock held: no tcache goes away meanwhile.
+ */
+static void pool_claim_wait_fills(struct rcupool *p)
+{
+	if (pool_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) < 0)
+		abort(); /* registered at open: cannot fail */
+	for (struct pool_tcache *tc = p->caches; tc; tc = tc->next) {
+		if (!tc->claimed)
+			continue;
+		tc->claimed = false;
+		/* A few instructions, unless the owner was preempted there. */
+		while (atomic_load_explicit(&tc->busy, memory_order_acquire))
+			sched_yield();
+	}
+}
+
 /* Take batches to drain.  Called with p->lock held. */
 static bool pool_claim(struct rcupool *p, bool all, struct pool_claim *c)
 {
+	struct pool_batch *b;
+
 	*c = (struct pool_claim){.batches = p->orphans};
 	p->orphans = NULL;
 	for (struct pool_tcache *tc = p->caches; tc; tc = tc->next) {
-		struct pool_batch *b = atomic_load_explicit(
-			&tc->cur, memory_order_acquire);
 		uint64_t gen = atomic_load_explicit(&tc->gen,
 						    memory_order_relaxed);
 
+		b = atomic_load_explicit(&tc->cur, memory_order_acquire);
 		if (!b) {
 			tc->seen = NULL;
 			continue;
@@ -64,14 +113,16 @@ static bool pool_claim(struct rcupool *p, bool all, struct pool_claim *c)
 		b = atomic_exchange_explicit(&tc->cur, NULL,
 					     memory_order_acq_rel);
 		if (b) {
-			pool_batch_count_claimed(p, b);
-			b->next = c->batches;
-			c->batches = b;
+			tc->claimed = p->asym;
+			b->next = c->taken;
+			c->taken = b;
 		}
 	}
+	if (c->taken && p->asym)
+		pool_claim_wait_fills(p);
 	c->heads = atomic_exchange_explicit(&p->heads, NULL,
 					    memory_order_acquire);
-	return c->batches || c->heads;
+	return c->batches || c->taken || c->heads;
 }
 
 static void pool_claim_finish(struct rcupool *p, struct pool_claim *c)
@@ -79,6 +130,13 @@ static void pool_claim_finish(struct rcupool *p, struct pool_claim *c)
 	struct pool_batch *b, *next;
 
 	p->flavor->update_synchronize_rcu();
+	/* No fill of a taken batch is in progress now: its count is final. */
+	for (b = c->taken; b; b = next) {
+		next = b->next;
+		pool_batch_count_claimed(p, b);
+		b->next = c->batches;
+		c->batches = b;
+	}
 	for (b = c->batches; b; b = next) {
 		next = b->next;
 		pool_batch_complete(p, b);

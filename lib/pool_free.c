@@ -2,10 +2,11 @@
 /*
  * rcupool_free(): the per-object path.  A TLS lookup keyed by the pool
  * (an array indexed by the pool's index, validated by its serial: no
- * pthread_getspecific, no dereference of a stale pointer), then inside a
- * read-side section of the pool's flavor: load the thread's batch, store
- * the pointer, bump the count, compare with the capacity.  Nothing else
- * until the page is full.
+ * pthread_getspecific, no dereference of a stale pointer), then, marked
+ * busy (or inside a read-side section where membarrier() is missing): load
+ * the thread's batch, store the pointer, bump the count, compare with the
+ * capacity.  Nothing else until the page is full: no atomic
+ * read-modify-write, no fence, no call into liburcu.
  */
 #include <stdlib.h>
 
@@ -131,6 +132,31 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 	}
 }
 
+/*
+ * The fill must not race with the drain thread taking the batch.  With
+ * p->asym, the owner marks itself busy with plain stores and compiler
+ * barriers only; the drain pairs them with membarrier() (pool_drain.c).
+ * Without membarrier, the fill runs inside a read-side section of the
+ * pool's flavor and the drain waits a grace period.
+ */
+static inline void pool_fill_enter(struct rcupool *p, struct pool_tcache *tc)
+{
+	if (pool_likely(p->asym)) {
+		atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+	} else {
+		p->read_lock();
+	}
+}
+
+static inline void pool_fill_exit(struct rcupool *p, struct pool_tcache *tc)
+{
+	if (pool_likely(p->asym))
+		atomic_store_explicit(&tc->busy, 0, memory_order_release);
+	else
+		p->read_unlock();
+}
+
 static inline void pool_free_common(struct rcupool *p, void *ptr, size_t off)
 {
 	struct pool_tcache *tc = pool_tcache(p);
@@ -138,7 +164,7 @@ static inline void pool_free_common(struct rcupool *p, void *ptr, size_t off)
 	if (pool_likely(tc != NULL)) {
 		struct pool_batch *b, *full = NULL;
 
-		p->read_lock();
+		pool_fill_enter(p, tc);
 		b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
 		if (pool_likely(b != NULL)) {
 			uint32_t n = b->n;
@@ -149,12 +175,12 @@ static inline void pool_free_common(struct rcupool *p, void *ptr, size_t off)
 				/* NULL if the drain took it meanwhile. */
 				full = atomic_exchange_explicit(
 					&tc->cur, NULL, memory_order_acq_rel);
-			p->read_unlock();
+			pool_fill_exit(p, tc);
 			if (full)
 				pool_batch_submit(p, full);
 			return;
 		}
-		p->read_unlock();
+		pool_fill_exit(p, tc);
 	}
 	pool_free_slow(p, tc, ptr, off);
 }

@@ -596,6 +596,107 @@ static void test_barrier_threads(void **state)
 	rcupool_close(p);
 }
 
+/*
+ * The drain takes pages while their threads fill them: a batch that keeps
+ * filling keeps its install count, so with a 1 ms drain interval the drain
+ * thread claims pages under busy fillers again and again (and a barrier
+ * thread claims every page now and then).  Any fill that lands in a page
+ * after the drain read it loses an object (freed < issued) or its count
+ * (objects < issued); any page taken twice frees an object twice.
+ */
+struct race_arg {
+	struct rcupool *p;
+	_Atomic int *stop;
+	_Atomic uint64_t issued;
+};
+
+static void *race_freer(void *arg)
+{
+	struct race_arg *a = arg;
+	uint64_t n = 0;
+
+	rcu_register_thread();
+	while (!atomic_load_explicit(a->stop, memory_order_relaxed)) {
+		rcupool_free(a->p, obj_new());
+		if (++n % 64)
+			continue;
+		rcu_quiescent_state();
+		/* Bounded memory: wait while 4M objects are in flight. */
+		while (atomic_fetch_add(&a->issued, 64) + 64 -
+			       atomic_load(&freed) > (4u << 20) &&
+		       !atomic_load_explicit(a->stop, memory_order_relaxed)) {
+			atomic_fetch_sub(&a->issued, 64);
+			rcu_thread_offline();
+			msleep(1);
+			rcu_thread_online();
+		}
+	}
+	atomic_fetch_add(&a->issued, n % 64);
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void drain_races_fills(bool read_side)
+{
+	struct rcupool_options o = {.drain_interval_ms = 1};
+	struct rcupool *p;
+	_Atomic int stop = 0;
+	struct race_arg a = {.stop = &stop};
+	pthread_t t[NTHREADS];
+	uint64_t start = pool_now_ns(), barriers = 0;
+	/* Under valgrind (tests/test_valgrind.sh) memcheck is the point. */
+	bool slow = getenv("RCUPOOL_TEST_SLOW") != NULL;
+	uint64_t least = slow ? 200000000ull : 1000000000ull;
+	uint64_t want = slow ? 1 : 20;
+
+	if (read_side)
+		setenv("RCUPOOL_MEMBARRIER", "0", 1);
+	p = open_private(&o);
+	unsetenv("RCUPOOL_MEMBARRIER");
+	a.p = p;
+	if (read_side)
+		assert_false(p->asym);
+	for (int i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, race_freer, &a), 0);
+	rcu_thread_offline(); /* qsbr: grace periods go on while we sleep */
+	/* A second at least; longer (up to 10 s) until enough pages were
+	 * taken from under their fillers, however slow the machine. */
+	while (pool_now_ns() - start < least ||
+	       (stats_of(p).pages_drained < want &&
+		pool_now_ns() - start < 10000000000ull)) {
+		msleep(20);
+		rcupool_barrier(p);
+		barriers++;
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	rcu_thread_online();
+	rcupool_barrier(p);
+	print_message("# fills %s: %llu objects, %llu partial pages drained, "
+		      "%llu barriers\n",
+		      p->asym ? "marked busy (membarrier)" : "in read sections",
+		      (unsigned long long)atomic_load(&a.issued),
+		      (unsigned long long)stats_of(p).pages_drained,
+		      (unsigned long long)barriers);
+	assert_true(stats_of(p).pages_drained > 0); /* it did race */
+	assert_int_equal(atomic_load(&freed), atomic_load(&a.issued));
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(stats_of(p).objects, atomic_load(&a.issued));
+	rcupool_close(p);
+}
+
+static void test_drain_races_fills(void **state)
+{
+	drain_races_fills(false);
+}
+
+/* The same race where membarrier() is missing (RCUPOOL_MEMBARRIER=0). */
+static void test_drain_races_read_side_fills(void **state)
+{
+	drain_races_fills(true);
+}
+
 static void test_close_frees_everything(void **state)
 {
 	struct rcupool *p = open_private(NULL);
@@ -771,6 +872,10 @@ static int run_pool_tests(void)
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_barrier_threads, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_drain_races_fills, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_drain_races_read_side_fills, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_frees_everything,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),

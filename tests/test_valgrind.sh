@@ -17,7 +17,7 @@ for t in test_pool test_pool_qsbr; do
 		continue
 	fi
 	log=$(mktemp)
-	CMOCKA_MESSAGE_OUTPUT=TAP valgrind -q --error-exitcode=1 \
+	RCUPOOL_TEST_SLOW=1 CMOCKA_MESSAGE_OUTPUT=TAP valgrind -q --error-exitcode=1 \
 		--leak-check=full --errors-for-leak-kinds=definite,possible \
 		--suppressions=tests/valgrind.supp --child-silent-after-fork=yes \
 		"$B/tests/$t" >"$log" 2>&1
