@@ -149,9 +149,15 @@ static void pool_page_give(struct rcupool *p, uint32_t page)
 	/*
 	 * Back on this CPU's list unless we already left it `high` pages
 	 * (our own estimate: counting the list would walk it); the global
-	 * pool otherwise, and when the CPU's list is out of reach.
+	 * pool otherwise, and when the CPU's list is out of reach.  A private
+	 * reserve has no balancer to move pages left on the CPU of the
+	 * thread that returns them (liburcu's callback thread, which fills
+	 * no page) to the CPUs that fill: its pages always go back to the
+	 * global pool, and fillers refill their list from there in chunks
+	 * (pool_refill_local).
 	 */
-	if (c >= 0 && (uint32_t)c < s->ncpus &&
+	if (p->mode != RCUPOOL_MODE_PRIVATE && c >= 0 &&
+	    (uint32_t)c < s->ncpus &&
 	    atomic_load_explicit(&p->cpu_est[c], memory_order_relaxed) <
 		    atomic_load_explicit(&s->cpu[c].high, memory_order_relaxed)) {
 		r = pcpu_push(s, PCPU_FREE, page);

@@ -697,6 +697,51 @@ static void test_drain_races_read_side_fills(void **state)
 	drain_races_fills(true);
 }
 
+/*
+ * A private reserve has no balancer: the pages liburcu's callback thread
+ * gives back on its own CPU must still reach a thread filling on another
+ * CPU.  The filler runs on CPU 0, its callbacks on a thread pinned to CPU
+ * 1; after each barrier every page is free, and the next round needs
+ * nearly all of them at once.
+ */
+static void test_private_pages_reach_fillers(void **state)
+{
+	struct rcupool_options o = {.private_pages = 64};
+	struct call_rcu_data *crdp;
+	struct rcupool_stats st;
+	struct rcupool *p;
+	uint64_t per_round, issued = 0;
+
+	if (!pcpu_available() || sysconf(_SC_NPROCESSORS_ONLN) < 2 ||
+	    pin(1) < 0)
+		skip();
+	/* liburcu applies cpu_affinity only every 256 rounds: inherit it. */
+	crdp = create_call_rcu_data(0, 1);
+	assert_non_null(crdp);
+	assert_int_equal(pin(0), 0);
+	set_thread_call_rcu_data(crdp);
+	p = open_private(&o);
+	per_round = 60 * (uint64_t)p->cap;
+	for (int round = 0; round < 4; round++) {
+		for (uint64_t i = 0; i < per_round; i++)
+			rcupool_free(p, obj_new());
+		issued += per_round;
+		rcupool_barrier(p);
+	}
+	st = stats_of(p);
+	print_message("# %llu pages got, held peak %llu, overflow %llu\n",
+		      (unsigned long long)st.pages_got,
+		      (unsigned long long)st.held_peak,
+		      (unsigned long long)st.fallback_overflow);
+	assert_int_equal(st.fallback_overflow, 0);
+	assert_int_equal(st.fallback_sync, 0);
+	assert_int_equal(atomic_load(&freed), issued);
+	rcupool_close(p);
+	set_thread_call_rcu_data(NULL);
+	call_rcu_data_free(crdp);
+	unpin();
+}
+
 static void test_close_frees_everything(void **state)
 {
 	struct rcupool *p = open_private(NULL);
@@ -876,6 +921,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_drain_races_read_side_fills, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_private_pages_reach_fillers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_frees_everything,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
