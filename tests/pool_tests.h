@@ -608,6 +608,7 @@ struct race_arg {
 	struct rcupool *p;
 	_Atomic int *stop;
 	_Atomic uint64_t issued;
+	uint64_t in_flight_max; /* objects issued and not yet freed */
 };
 
 static void *race_freer(void *arg)
@@ -621,9 +622,9 @@ static void *race_freer(void *arg)
 		if (++n % 64)
 			continue;
 		rcu_quiescent_state();
-		/* Bounded memory: wait while 4M objects are in flight. */
+		/* Bounded memory (and work, under valgrind). */
 		while (atomic_fetch_add(&a->issued, 64) + 64 -
-			       atomic_load(&freed) > (4u << 20) &&
+			       atomic_load(&freed) > a->in_flight_max &&
 		       !atomic_load_explicit(a->stop, memory_order_relaxed)) {
 			atomic_fetch_sub(&a->issued, 64);
 			rcu_thread_offline();
@@ -641,7 +642,7 @@ static void drain_races_fills(bool read_side)
 	struct rcupool_options o = {.drain_interval_ms = 1};
 	struct rcupool *p;
 	_Atomic int stop = 0;
-	struct race_arg a = {.stop = &stop};
+	struct race_arg a = {.stop = &stop, .in_flight_max = 4u << 20};
 	pthread_t t[NTHREADS];
 	uint64_t start = pool_now_ns(), barriers = 0;
 	/* Under valgrind (tests/test_valgrind.sh) memcheck is the point. */
@@ -649,6 +650,8 @@ static void drain_races_fills(bool read_side)
 	uint64_t least = slow ? 200000000ull : 1000000000ull;
 	uint64_t want = slow ? 1 : 20;
 
+	if (slow)
+		a.in_flight_max = 1u << 16;
 	if (read_side)
 		setenv("RCUPOOL_MEMBARRIER", "0", 1);
 	p = open_private(&o);
@@ -659,15 +662,19 @@ static void drain_races_fills(bool read_side)
 	for (int i = 0; i < NTHREADS; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, race_freer, &a), 0);
 	rcu_thread_offline(); /* qsbr: grace periods go on while we sleep */
-	/* A second at least; longer (up to 10 s) until enough pages were
-	 * taken from under their fillers, however slow the machine. */
-	while (pool_now_ns() - start < least ||
-	       (stats_of(p).pages_drained < want &&
-		pool_now_ns() - start < 10000000000ull)) {
+	/*
+	 * A second at least; longer (up to 10 s) until enough pages were
+	 * taken from under their fillers, however slow the machine, and one
+	 * barrier at least: valgrind may run the fillers alone for seconds.
+	 */
+	start = pool_now_ns();
+	do {
 		msleep(20);
 		rcupool_barrier(p);
 		barriers++;
-	}
+	} while (pool_now_ns() - start < least ||
+		 (stats_of(p).pages_drained < want &&
+		  pool_now_ns() - start < 10000000000ull));
 	atomic_store(&stop, 1);
 	for (int i = 0; i < NTHREADS; i++)
 		pthread_join(t[i], NULL);
