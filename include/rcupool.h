@@ -23,7 +23,10 @@
  *    callback (for qsbr, calling them is a quiescent state);
  *  - rcupool_free() and rcupool_free_head() may be called inside a
  *    read-side critical section: they never block there and never wait
- *    for a grace period, whatever is depleted.
+ *    for a grace period, whatever is depleted;
+ *  - none of these functions is async-signal-safe (as call_rcu is not):
+ *    a signal handler must not free into a pool its thread may be
+ *    freeing into.
  *
  * Where pages come from, per page (never per object): the current CPU's
  * list of the reserve, then the global pool, then -- only while the pool
