@@ -370,8 +370,19 @@ static void pool_unregister(struct rcupool *p)
 
 void rcupool_close(struct rcupool *p)
 {
+	const struct rcu_flavor_struct *f;
+	int was_online;
+
 	if (!p)
 		return;
+	/*
+	 * qsbr: the drain thread may be inside a grace period that waits for
+	 * this thread; it must be offline while it joins the drain thread.
+	 */
+	f = p->flavor;
+	was_online = f->read_ongoing();
+	if (was_online)
+		f->thread_offline();
 	pool_drain_stop(p);
 	rcupool_barrier(p);
 	pool_unregister(p);
@@ -387,4 +398,6 @@ void rcupool_close(struct rcupool *p)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
+	if (was_online)
+		f->thread_online();
 }

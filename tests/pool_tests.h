@@ -749,6 +749,24 @@ static void test_private_pages_reach_fillers(void **state)
 	unpin();
 }
 
+/*
+ * qsbr: rcupool_close() from an online thread while the drain thread waits
+ * for a grace period that needs that very thread's quiescent state.  The
+ * drain takes the idle partial page within a millisecond and waits; close
+ * must not wait for the drain thread while still online.
+ */
+static void test_close_while_drain_waits(void **state)
+{
+	struct rcupool_options o = {.drain_interval_ms = 1};
+	struct rcupool *p = open_private(&o);
+
+	for (int i = 0; i < 10; i++)
+		rcupool_free(p, obj_new());
+	msleep(50); /* online, no quiescent state */
+	rcupool_close(p);
+	assert_int_equal(atomic_load(&freed), 10);
+}
+
 static void test_close_frees_everything(void **state)
 {
 	struct rcupool *p = open_private(NULL);
@@ -930,6 +948,8 @@ static int run_pool_tests(void)
 			test_drain_races_read_side_fills, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_private_pages_reach_fillers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_while_drain_waits,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_frees_everything,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
