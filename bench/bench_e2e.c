@@ -400,6 +400,15 @@ static struct e2e_result e2e_once(enum kind k, size_t total)
 		.cpu_ns = (double)(c1 - c0) / (double)(per * n_threads)};
 }
 
+/* Ratios against a row --only left out are not printed (no inf). */
+static void print_ratio(bool as_json, double num, double den)
+{
+	if (num && den)
+		printf(as_json ? "%.3f" : "%9.2fx", num / den);
+	else
+		printf(as_json ? "null" : "%10s", "-");
+}
+
 static bool kind_available(enum kind k)
 {
 	if (only && strcmp(only, kind_key[k]))
@@ -738,11 +747,13 @@ int main(int argc, char **argv)
 				continue;
 			printf("%s{\"kind\":\"%s\",\"ns_per_object\":%.2f,"
 			       "\"calls_ns_per_object\":%.2f,"
-			       "\"cpu_ns_per_object\":%.2f,"
-			       "\"vs_free\":%.3f,\"call_rcu_over_this\":%.3f}",
+			       "\"cpu_ns_per_object\":%.2f,\"vs_free\":",
 			       first ? "" : ",", kind_key[k], med[k],
-			       med_loop[k], med_cpu[k], med[k] / med[K_FREE],
-			       med[K_CALL_RCU] / med[k]);
+			       med_loop[k], med_cpu[k]);
+			print_ratio(true, med[k], med[K_FREE]);
+			printf(",\"call_rcu_over_this\":");
+			print_ratio(true, med[K_CALL_RCU], med[k]);
+			printf("}");
 			first = 0;
 		}
 		printf("]");
@@ -775,11 +786,14 @@ int main(int argc, char **argv)
 				printf("  %-26s %9s\n", kind_name[k], "n/a");
 				continue;
 			}
-			printf("  %-26s %9.1f %9.1f %9.1f %9.2fx %12.2fx\n",
-			       kind_name[k], med[k], med_loop[k], med_cpu[k],
-			       med[k] / med[K_FREE], med[K_CALL_RCU] / med[k]);
+			printf("  %-26s %9.1f %9.1f %9.1f ", kind_name[k], med[k],
+			       med_loop[k], med_cpu[k]);
+			print_ratio(false, med[k], med[K_FREE]);
+			printf("    ");
+			print_ratio(false, med[K_CALL_RCU], med[k]);
+			printf("\n");
 		}
-		if (med[K_DEFER] && med[K_POOL_DAEMON])
+		if (med[K_DEFER] && med[K_POOL_DAEMON] && med[K_POOL_PRIVATE])
 			printf("  defer_rcu / rcupool daemon: %.2fx, private: "
 			       "%.2fx\n",
 			       med[K_DEFER] / med[K_POOL_DAEMON],

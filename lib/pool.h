@@ -150,9 +150,6 @@ uint64_t pool_now_ns(void);
 
 /* pool_free.c */
 struct pool_tcache *pool_tcache_get(struct rcupool *p);
-
-/* Whether this process can use membarrier(PRIVATE_EXPEDITED): registers. */
-bool pool_membarrier_register(void);
 void pool_tls_forget(struct rcupool *p);
 void pool_thread_exit(void *unused);
 
@@ -161,5 +158,7 @@ int pool_drain_start(struct rcupool *p);
 void pool_drain_stop(struct rcupool *p);
 void pool_drain_wake(struct rcupool *p);
 void pool_drain_all(struct rcupool *p);
+/* Whether this process can use membarrier(PRIVATE_EXPEDITED): registers. */
+bool pool_membarrier_register(void);
 
 #endif

@@ -35,7 +35,7 @@
 
 struct pool_claim {
 	struct pool_batch *batches; /* orphans: counted when orphaned */
-	struct pool_batch *taken;   /* from live threads: counted here */
+	struct pool_batch *taken;   /* from threads: counted after the GP */
 	struct rcu_head *heads;
 };
 
