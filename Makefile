@@ -24,7 +24,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 CPPFLAGS_ALL := -D_GNU_SOURCE -DRCUPOOL_VERSION=\"$(VERSION)\" \
-	-DRCUPOOL_SYSCONFDIR=\"$(SYSCONFDIR)\" -Iinclude -Ilib
+	-DRCUPOOL_SYSCONFDIR=\"$(SYSCONFDIR)\" -Iinclude -Iproto -Ilib
 CFLAGS_ALL   := -std=gnu11 -fPIC -pthread -MMD -MP $(WARN) $(CFLAGS)
 
 ifneq ($(SANITIZE),)
@@ -56,9 +56,11 @@ LDLIBS_DAEMON := $(call pc_libs,$(DAEMON_PKGS)) -pthread
 LDLIBS_CLI    := $(call pc_libs,$(CLI_PKGS)) -pthread
 LDLIBS_TEST   := $(call pc_libs,$(TEST_PKGS)) -pthread -lm
 
-# Every module of a part: lib/*.c is the library; daemon/*.c and cli/*.c
-# are their programs, main.c holding main() so tests can link the rest.
-LIB_SRC     := $(sort $(wildcard lib/*.c))
+# Every module of a part: lib/*.c (the borrower) and proto/*.c (what crosses
+# the socket, linked by the daemon and the CLI too) are the library;
+# daemon/*.c (the lender) and cli/*.c are their programs, main.c holding
+# main() so tests can link the rest.
+LIB_SRC     := $(sort $(wildcard lib/*.c proto/*.c))
 DAEMON_SRC  := $(filter-out daemon/main.c,$(sort $(wildcard daemon/*.c)))
 CLI_SRC     := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
 TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
@@ -257,7 +259,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i $(wildcard include/*.h lib/*.[ch] daemon/*.[ch] cli/*.[ch] \
+	clang-format -i $(wildcard include/*.h proto/*.[ch] lib/*.[ch] daemon/*.[ch] cli/*.[ch] \
 		tests/*.[ch] tests/lib/*.[ch] bench/*.[ch])
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
