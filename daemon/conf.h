@@ -58,6 +58,7 @@ enum conf_key {
 	CONF_RESERVE_PAGE_SIZE,
 	CONF_RESERVE_LOCK_MEMORY,
 	CONF_RESERVE_HUGEPAGES,
+	CONF_RESERVE_CHUNK_PAGES,
 	CONF_BALANCE_LOW,
 	CONF_BALANCE_TARGET,
 	CONF_BALANCE_HIGH,
@@ -69,9 +70,13 @@ enum conf_key {
 	CONF_LIMITS_MAX_CLIENTS,
 	CONF_LIMITS_OVERFLOW_PAGES,
 	CONF_LIMITS_DRAIN_INTERVAL,
+	CONF_LIMITS_RETURN_RATE,
+	CONF_LIMITS_RECLAIM_MIN_GAP,
 	CONF_ACCESS_ATTACH_GROUP,
 	CONF_ACCESS_ADMIN_GROUP,
 	CONF_ACCESS_SOCKET_MODE,
+	CONF_ACCESS_IDLE_TIMEOUT,
+	CONF_ACCESS_MAX_CONNECTIONS_PER_UID,
 	CONF_DAEMON_SOCKET,
 	CONF_KEY_COUNT
 };
@@ -91,6 +96,7 @@ struct conf {
 		uint32_t page_size; /* bytes */
 		enum conf_lock lock_memory;
 		enum conf_huge hugepages;
+		uint32_t chunk_pages; /* pages per lent chunk; 0 = auto */
 	} reserve;
 	struct {
 		/* counts, or percents of reserve.pages_per_cpu */
@@ -106,11 +112,15 @@ struct conf {
 		uint32_t max_clients;
 		uint32_t overflow_pages;
 		uint64_t drain_interval_us;
+		uint32_t return_rate; /* chunks a client may give back per s */
+		uint64_t reclaim_min_gap_us; /* between a client's grace periods */
 	} limits;
 	struct {
 		char attach_group[CONF_GROUP_MAX + 1]; /* "" = anyone */
 		char admin_group[CONF_GROUP_MAX + 1];  /* "" = root only */
 		uint32_t socket_mode;
+		uint64_t idle_timeout_us; /* an unattached connection's life */
+		uint32_t max_connections_per_uid; /* unattached, per uid */
 	} access;
 	struct {
 		char socket[CONF_SOCKET_MAX + 1]; /* "" = the standard rule */
