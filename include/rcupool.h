@@ -173,6 +173,11 @@ struct rcupool_stats {
 	uint64_t held_peak;
 	uint64_t heap_pages;	  /* heap pages in use now */
 	uint64_t sync_wait_ns;	  /* time spent blocked in the sync fallback */
+	/* Lending (chunks lent to this pool, DESIGN.md section 3). */
+	uint64_t lent_pages;	  /* pages of the chunks mapped now */
+	uint64_t chunk_pages;	  /* pages per chunk */
+	uint64_t chunks_asked;	  /* requests to the lender */
+	uint64_t chunks_returned; /* chunks given back */
 };
 
 /*

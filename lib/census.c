@@ -84,6 +84,22 @@ int census_take(const struct seg *s, struct census *c)
 	for (uint32_t p = 0; p < s->npages; p++) {
 		uint32_t owner;
 
+		if (s->chunk_present &&
+		    !atomic_load_explicit(&s->chunk_present[p / s->chunk_pages],
+					  memory_order_relaxed)) {
+			/* A slot with no chunk: its pages must be nowhere. */
+			if (c->where[p] == CENSUS_LISTED) {
+				c->where[p] = CENSUS_BAD;
+				c->bad++;
+			} else if (atomic_load_explicit(&s->owner[p],
+							memory_order_relaxed) !=
+				   SEG_OWNER_FREE) {
+				c->bad++;
+			}
+			c->absent++;
+			continue;
+		}
+		c->lent++;
 		if (c->where[p] == CENSUS_LISTED) {
 			c->free++;
 			continue;

@@ -3,7 +3,8 @@
 #define RCUPOOL_CENSUS_H
 
 /*
- * Where is every page?  On exactly one list (free), or off every list and
+ * Where is every page?  (A client's private segment, seg.h: only the pages
+ * of slots holding a lent chunk; the others must be nowhere.)  On exactly one list (free), or off every list and
  * owned by one client slot (held).  Anything else is an error a census
  * reports: a page on no list that nobody owns (lost), a page on two lists,
  * twice on one, or on a list while owned (duplicated), an owner value or a
@@ -42,6 +43,13 @@ struct census {
 	uint32_t duplicated;
 	uint32_t bad;
 	uint32_t unstable;     /* lists that changed under every walk tried */
+	/*
+	 * Private segments: pages of slots with a chunk mapped (lent: every
+	 * one is free or held, free + held == lent when clean) and of empty
+	 * slots (absent: on no list, held by nobody, else counted bad).
+	 */
+	uint32_t lent;
+	uint32_t absent;
 	uint32_t *cpu_free;    /* [ncpus] on each CPU's free list */
 	uint32_t *cpu_protect; /* [ncpus] on each CPU's protect list */
 	uint32_t *slot_held;   /* [nslots] */

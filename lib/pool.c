@@ -2,14 +2,19 @@
 /*
  * rcupool_open/close/stats, the choice of mode, and fork().
  *
- * fork(): the child's copy of the segment mapping is SHARED with the
- * parent, so a child must never push, pop or count in it.  In the child
- * (pthread_atfork handler) every pool is marked forked: it stops using the
- * segment, its counters move to a private slot starting at zero, its
- * copies of the daemon connection and kick fd are closed (the parent's
- * stay open: the daemon sees nothing), the forking thread's partial batch
- * and the parent's pending work are dropped without being touched (they
- * are the parent's to free; in the child they leak), and frees go through
+ * Modes: the pool borrows chunks from a lender (lend.h): rcupoold
+ * (lend_daemon_open, DAEMON and AUTO) or the in-process one
+ * (lend_private_open, PRIVATE and AUTO's fallback).  One page path for
+ * both: pool_chunk.c maps the chunks into the pool's private lists.
+ *
+ * fork(): every chunk is mapped MADV_DONTFORK, so the child has none of
+ * them.  In the child (pthread_atfork handler) every pool is marked
+ * forked: it stops using its lists, its limits and counters move to a
+ * private lease starting at zero, its copy of the lender's connection is
+ * closed (the parent's stays open: the daemon sees nothing), the forking
+ * thread's partial batch and the parent's pending work are dropped
+ * without being touched (their pages are not mapped here; the objects are
+ * the parent's to free; in the child they leak), and frees go through
  * heap pages (overflow, bounded by overflow_pages), then sync/emergency.
  * The drain thread is restarted on the child's first page request.
  */
@@ -51,8 +56,7 @@ static void pool_forked_child(struct rcupool *p)
 {
 	struct pool_tls_ent *e = &pool_tls[p->idx];
 	struct pool_tcache *tc, *next, *mine = NULL;
-	uint32_t min = atomic_load(&p->slot->min_pages);
-	uint32_t max = atomic_load(&p->slot->max_pages);
+	struct lease_limits *l = p->lim;
 
 	p->use_seg = false;
 	p->fork_gen++;
@@ -60,15 +64,17 @@ static void pool_forked_child(struct rcupool *p)
 	p->asym = p->asym && pool_membarrier_register();
 	atomic_store(&p->forked, true);
 	atomic_store(&p->attached, false);
-	memset(&p->own_slot, 0, sizeof(p->own_slot));
-	atomic_store(&p->own_slot.min_pages, min);
-	atomic_store(&p->own_slot.max_pages, max);
-	p->slot = &p->own_slot;
-	if (p->att.sock >= 0)
-		close(p->att.sock);
-	if (p->att.kick_fd >= 0)
-		close(p->att.kick_fd);
-	p->att.sock = p->att.kick_fd = -1;
+	/* Our own lease from now on: the limits as they were, counters 0. */
+	memset(&p->own_lease, 0, sizeof(p->own_lease));
+	atomic_store(&p->own_lease.limits.min_pages, atomic_load(&l->min_pages));
+	atomic_store(&p->own_lease.limits.max_pages, atomic_load(&l->max_pages));
+	atomic_store(&p->own_lease.limits.overflow_pages,
+		     atomic_load(&l->overflow_pages));
+	atomic_store(&p->own_lease.limits.drain_interval_ms,
+		     atomic_load(&l->drain_interval_ms));
+	p->lim = &p->own_lease.limits;
+	p->ctr = &p->own_lease.counters;
+	pool_chunk_forked(p);
 	atomic_store(&p->inflight, 0);
 	atomic_store(&p->heap_pages, 0);
 	atomic_store(&p->submitted, 0);
@@ -137,14 +143,33 @@ static uint32_t pool_u32(size_t v)
 	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
+/*
+ * Replaced by lib/lend_daemon.c (the lender's branch): until it is linked,
+ * DAEMON mode fails and AUTO falls back to a private pool.
+ */
+__attribute__((weak)) int lend_daemon_open(const char *path, const char *name,
+					   uint32_t min_pages,
+					   uint32_t max_pages,
+					   struct lender **ret, char *why,
+					   size_t whylen)
+{
+	snprintf(why, whylen, "this library was built without rcupoold support");
+	return -EOPNOTSUPP;
+}
+
 static int pool_open_private(struct rcupool *p, const struct rcupool_options *o,
 			     char *why, size_t whylen)
 {
-	struct seg_params sp = {.nslots = 1, .name = "rcupool-private"};
-	struct seg_error serr;
-	struct seg_slot *sl;
+	struct lend_private_params lp = {
+		.min_pages = pool_u32(o->min_pages),
+		.max_pages = pool_u32(o->max_pages),
+		.overflow_pages = o->overflow_pages ? o->overflow_pages
+						    : POOL_DEF_OVERFLOW,
+		.drain_interval_ms = o->drain_interval_ms
+					     ? o->drain_interval_ms
+					     : POOL_DEF_DRAIN_MS,
+	};
 	size_t npages = o->private_pages;
-	const char *name = o->name ? o->name : program_invocation_short_name;
 	int r;
 
 	/*
@@ -158,27 +183,16 @@ static int pool_open_private(struct rcupool *p, const struct rcupool_options *o,
 		if (npages < 512)
 			npages = 512;
 	}
-	sp.npages = pool_u32(npages);
-	r = seg_create(&sp, &p->own_seg, &serr);
+	lp.pages = pool_u32(npages);
+	/* A max below a chunk would get nothing: chunks no larger than max. */
+	if (lp.max_pages && lp.max_pages < 16)
+		lp.chunk_pages = lp.max_pages;
+	r = lend_private_open(&lp, &p->lender);
 	if (r < 0) {
-		snprintf(why, whylen, "private reserve: %s", serr.msg);
+		snprintf(why, whylen, "private reserve of %zu pages: %s",
+			 npages, strerror(-r));
 		return r;
 	}
-	p->seg = &p->own_seg;
-	p->slot_idx = 0;
-	sl = &p->seg->slot[0];
-	strncpy(sl->name, name, SEG_NAME_MAX - 1);
-	atomic_store(&sl->pid, (uint32_t)getpid());
-	atomic_store(&sl->min_pages, pool_u32(o->min_pages));
-	atomic_store(&sl->max_pages,
-		     o->max_pages ? pool_u32(o->max_pages) : sp.npages);
-	atomic_store(&sl->generation, 1);
-	atomic_store(&sl->state, SEG_SLOT_ATTACHED);
-	pool_private_setup(p,
-			   o->overflow_pages ? o->overflow_pages
-					     : POOL_DEF_OVERFLOW,
-			   o->drain_interval_ms ? o->drain_interval_ms
-						: POOL_DEF_DRAIN_MS);
 	p->mode = RCUPOOL_MODE_PRIVATE;
 	return 0;
 }
@@ -213,7 +227,8 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 		return -ENOMEM;
 	p = mem;
 	memset(p, 0, sizeof(*p));
-	p->att = (struct attach){.sock = -1, .kick_fd = -1, .seg.fd = -1};
+	p->own_seg.fd = -1;
+	pthread_mutex_init(&p->chunk_lock, NULL);
 	p->flavor = o.flavor ? o.flavor : &urcu_memb_flavor;
 	p->read_lock = p->flavor->read_lock;
 	p->read_unlock = p->flavor->read_unlock;
@@ -228,34 +243,39 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	}
 
 	if (o.mode != RCUPOOL_MODE_PRIVATE) {
-		r = attach_open(o.socket_path,
-				o.name ? o.name : program_invocation_short_name,
-				pool_u32(o.min_pages), pool_u32(o.max_pages),
-				&p->att, why, sizeof(why));
+		r = lend_daemon_open(o.socket_path,
+				     o.name ? o.name
+					    : program_invocation_short_name,
+				     pool_u32(o.min_pages), pool_u32(o.max_pages),
+				     &p->lender, why, sizeof(why));
 		if (r == 0) {
 			p->mode = RCUPOOL_MODE_DAEMON;
-			p->seg = &p->att.seg;
-			p->slot_idx = p->att.slot;
 			atomic_store(&p->attached, true);
 		} else if (o.mode == RCUPOOL_MODE_DAEMON) {
 			pool_errmsg(&o, why);
 			goto fail;
 		} else {
+			p->lender = NULL;
 			p->attach_error = -r;
 		}
 	}
-	if (!p->seg) {
+	if (!p->lender) {
 		r = pool_open_private(p, &o, why, sizeof(why));
 		if (r < 0) {
 			pool_errmsg(&o, why);
 			goto fail;
 		}
 	}
+	p->lim = &p->lender->lease->limits;
+	p->ctr = &p->lender->lease->counters;
 	p->use_seg = true;
-	p->slot = &p->seg->slot[p->slot_idx];
+	r = pool_chunk_open(p, why, sizeof(why));
+	if (r < 0) {
+		pool_errmsg(&o, why);
+		goto fail;
+	}
 	p->cap = p->seg->page_size / sizeof(void *);
-	if (!p->refill)
-		p->refill = 1;
+	atomic_store(&p->refill, 1);
 	p->desc = calloc(p->seg->npages, sizeof(*p->desc));
 	p->cpu_est = calloc(p->seg->ncpus, sizeof(*p->cpu_est));
 	if (!p->desc || !p->cpu_est) {
@@ -287,15 +307,13 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	return 0;
 
 fail:
-	if (p->mode == RCUPOOL_MODE_DAEMON)
-		attach_close(&p->att);
-	else if (p->seg)
-		seg_unmap(&p->own_seg);
+	pool_chunk_close(p);
 	free(p->desc);
 	free(p->cpu_est);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->chunk_lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
 	return r;
@@ -304,11 +322,11 @@ fail:
 int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 {
 	struct rcupool_stats st = {0};
-	struct seg_slot *sl;
+	struct lease_counters *c;
 
 	if (!p || !ret || ret->size < offsetof(struct rcupool_stats, objects))
 		return -EINVAL;
-	sl = p->slot;
+	c = p->ctr;
 	st.size = ret->size;
 	st.mode = p->mode;
 	st.forked = atomic_load(&p->forked);
@@ -317,23 +335,28 @@ int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 	st.attach_error = p->attach_error;
 	st.page_size = p->seg->page_size;
 	st.page_capacity = p->cap;
-	st.min_pages = atomic_load(&sl->min_pages);
-	st.max_pages = atomic_load(&sl->max_pages);
-	st.objects = atomic_load(&sl->objects);
+	st.min_pages = atomic_load(&p->lim->min_pages);
+	st.max_pages = p->use_seg ? pool_limit_max(p)
+				  : atomic_load(&p->lim->max_pages);
+	st.objects = atomic_load(&c->objects);
 	st.pages_submitted = atomic_load(&p->submitted);
 	st.pages_drained = atomic_load(&p->drained);
-	st.pages_got = atomic_load(&sl->pages_got);
-	st.fallback_overflow = atomic_load(&sl->fb_overflow);
+	st.pages_got = atomic_load(&c->pages_got);
+	st.fallback_overflow = atomic_load(&c->fb_overflow);
 	st.fallback_emergency = atomic_load(&p->emergency);
-	st.fallback_head = atomic_load(&sl->fb_head);
-	st.fallback_sync = atomic_load(&sl->fb_sync);
+	st.fallback_head = atomic_load(&c->fb_head);
+	st.fallback_sync = atomic_load(&c->fb_sync);
 	st.lost = atomic_load(&p->lost);
-	st.denied = atomic_load(&sl->denied);
-	st.depletions = atomic_load(&sl->depletions);
-	st.held = atomic_load(&sl->held);
-	st.held_peak = atomic_load(&sl->held_peak);
+	st.denied = atomic_load(&c->denied);
+	st.depletions = atomic_load(&c->depletions);
+	st.held = atomic_load(&c->held);
+	st.held_peak = atomic_load(&c->held_peak);
 	st.heap_pages = atomic_load(&p->heap_pages);
 	st.sync_wait_ns = atomic_load(&p->sync_ns);
+	st.lent_pages = atomic_load(&p->lent_pages);
+	st.chunk_pages = p->seg->chunk_pages;
+	st.chunks_asked = atomic_load(&c->chunks_asked);
+	st.chunks_returned = atomic_load(&c->chunks_returned);
 	memcpy(ret, &st, ret->size < sizeof(st) ? ret->size : sizeof(st));
 	return 0;
 }
@@ -387,15 +410,13 @@ void rcupool_close(struct rcupool *p)
 	rcupool_barrier(p);
 	pool_unregister(p);
 	pool_drain_all(p); /* whatever pool_unregister() found */
-	if (p->mode == RCUPOOL_MODE_DAEMON)
-		attach_close(&p->att);
-	else
-		seg_unmap(&p->own_seg);
+	pool_chunk_close(p); /* every chunk back, the lender closed */
 	free(p->desc);
 	free(p->cpu_est);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->chunk_lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
 	if (was_online)

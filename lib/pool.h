@@ -6,6 +6,9 @@
  * librcupool internals (include/rcupool.h is the API).
  *
  *  pool.c        open/close, modes, stats, fork
+ *  pool_chunk.c  the client's chunk table: lent chunks mapped into the
+ *                pool's private segment, asked for ahead of need and
+ *                given back whole (DESIGN.md section 3)
  *  pool_page.c   taking and giving back reserve pages, heap pages, batches
  *  pool_free.c   the per-thread cache and rcupool_free() itself
  *  pool_drain.c  the drain thread, barrier, thread exit
@@ -30,7 +33,7 @@
 #include <urcu/call-rcu.h>
 #include <urcu/flavor.h>
 
-#include "attach.h"
+#include "lend.h"
 #include "rcupool.h"
 #include "seg.h"
 
@@ -96,11 +99,17 @@ struct rcupool {
 	enum rcupool_mode mode; /* resolved: DAEMON or PRIVATE */
 	int attach_error;
 
-	struct attach att;  /* DAEMON */
-	struct seg own_seg; /* PRIVATE */
+	/*
+	 * The lender (daemon or in-process) and its lease: limits read per
+	 * page request (lim), our counters (ctr).  In a forked child both
+	 * point into own_lease and lender is NULL.
+	 */
+	struct lender *lender;
+	struct lease_limits *lim;
+	struct lease_counters *ctr;
+	/* Our lists over the lent chunks, in private memory (seg.h). */
+	struct seg own_seg;
 	struct seg *seg;
-	uint32_t slot_idx;
-	struct seg_slot *slot; /* counters: seg->slot[slot_idx] or own_slot */
 	bool use_seg;	       /* false in a forked child */
 	/* Fills are bracketed by tcache->busy, not a read-side section. */
 	bool asym;
@@ -108,7 +117,7 @@ struct rcupool {
 	_Atomic bool forked;
 	uint32_t fork_gen;
 	uint32_t cap;		 /* pointers per page */
-	uint32_t refill;	 /* PRIVATE: pages moved global -> CPU at once */
+	_Atomic uint32_t refill; /* pages moved global -> CPU list at once */
 	struct pool_batch *desc; /* [npages] */
 	_Atomic uint32_t *cpu_est; /* [ncpus] pages we left on each CPU list */
 
@@ -128,8 +137,17 @@ struct rcupool {
 	pthread_t drain_thread;
 	int wake_fd; /* eventfd: wakes the drain thread */
 
+	/* pool_chunk.c: the chunk table, under chunk_lock. */
+	pthread_mutex_t chunk_lock;
+	uint64_t *chunk_id;	      /* [nchunks] the lender's id */
+	_Atomic uint32_t lent_pages;  /* pages of the chunks mapped now */
+	_Atomic bool lender_gone;     /* EOF: ask no more */
+	bool *cpu_online;	      /* [ncpus] as last synced from sysfs */
+	uint32_t *gather;	      /* [nchunks] scratch for returns */
+	uint64_t hotplug_ns;	      /* last sysfs resync */
+
 	struct rcupool *gnext; /* pool_all, under pool_glock */
-	struct seg_slot own_slot;
+	struct lease_shm own_lease __attribute__((aligned(LEASE_CACHELINE)));
 };
 
 /* pool.c */
@@ -143,10 +161,38 @@ void pool_batch_complete(struct rcupool *p, struct pool_batch *b);
 void pool_batch_release(struct rcupool *p, struct pool_batch *b);
 void pool_batch_count_claimed(struct rcupool *p, struct pool_batch *b);
 void pool_heads_free(struct rcupool *p, struct rcu_head *h);
-void pool_private_setup(struct rcupool *p, uint32_t overflow,
-			uint32_t drain_ms);
 void pool_count(struct rcupool *p, _Atomic uint64_t *field, uint64_t n);
 uint64_t pool_now_ns(void);
+
+/* pool_chunk.c */
+/* Max chunk slots (virtual range) when the lender sets no max_pages. */
+#define POOL_CHUNK_VA_PAGES (UINT32_C(1) << 20)
+struct pool_limits {
+	uint32_t max;	   /* pages; never above the slots we reserved */
+	uint32_t min;
+	uint32_t low, high; /* free pages on our lists */
+	uint32_t overflow;
+	uint32_t drain_ms;
+	uint32_t return_chunks;
+};
+/* The lease's limits, each clamped to a sane range (a scribble is a lie). */
+void pool_limits_read(struct rcupool *p, struct pool_limits *l);
+/* max_pages alone, clamped: for the page path. */
+uint32_t pool_limit_max(struct rcupool *p);
+uint32_t pool_drain_interval_ms(struct rcupool *p);
+uint32_t pool_overflow_pages(struct rcupool *p);
+/* Reserve the range, build the private segment, get the first chunks. */
+int pool_chunk_open(struct rcupool *p, char *why, size_t whylen);
+/* Drain thread, each loop: lender events, hotplug, ask or give back. */
+void pool_chunk_tick(struct rcupool *p, bool lender_ready);
+/* Give every chunk back, close the lender, free the segment. */
+void pool_chunk_close(struct rcupool *p);
+/* fork child: forget chunks and lender without touching them. */
+void pool_chunk_forked(struct rcupool *p);
+/* Gather the free pages, give back up to n whole chunks: how many. */
+int pool_chunk_return(struct rcupool *p, uint32_t n);
+/* Resync the CPUs' online words from sysfs; an offline CPU's list -> global. */
+void pool_chunk_hotplug(struct rcupool *p);
 
 /* pool_free.c */
 struct pool_tcache *pool_tcache_get(struct rcupool *p);

@@ -18,8 +18,10 @@
  *
  * The drain thread is not registered with liburcu: synchronize_rcu() from
  * an unregistered thread is allowed in every flavor, and it never reads
- * RCU-protected data.  It also watches the daemon's connection: EOF means
- * the daemon died, and the pool carries on detached.
+ * RCU-protected data.  Each loop it also runs the pool's lending
+ * (pool_chunk_tick: the lender's events, whose EOF means the daemon died
+ * and the pool carries on detached; CPU hotplug; chunks asked for or
+ * given back).
  */
 #include <poll.h>
 #include <sched.h>
@@ -170,36 +172,20 @@ void pool_drain_all(struct rcupool *p)
 	pool_drain_pass(p, true);
 }
 
-/* The daemon's connection said something: EOF is its death. */
-static void pool_check_daemon(struct rcupool *p, short revents)
-{
-	char buf[256];
-	ssize_t n;
-
-	if (!(revents & (POLLHUP | POLLRDHUP | POLLERR))) {
-		n = recv(p->att.sock, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
-			return; /* nothing is expected; ignore it */
-	}
-	atomic_store(&p->attached, false);
-}
-
 static void *pool_drain_main(void *arg)
 {
 	struct rcupool *p = arg;
 
 	for (;;) {
-		uint32_t ms = atomic_load_explicit(
-			&p->seg->hdr->drain_interval_ms, memory_order_relaxed);
+		uint32_t ms = pool_drain_interval_ms(p);
 		struct pollfd pfd[2] = {{.fd = p->wake_fd, .events = POLLIN}};
 		nfds_t nfds = 1;
 		int tick;
 
-		if (!ms)
-			ms = POOL_DEF_DRAIN_MS;
 		tick = ms / 2 < 1 ? 1 : ms / 2 > 1000 ? 1000 : (int)(ms / 2);
-		if (atomic_load(&p->attached) && p->att.sock >= 0) {
-			pfd[1] = (struct pollfd){.fd = p->att.sock,
+		if (p->lender && p->lender->fd >= 0 &&
+		    !atomic_load(&p->lender_gone)) {
+			pfd[1] = (struct pollfd){.fd = p->lender->fd,
 						 .events = POLLIN | POLLRDHUP};
 			nfds = 2;
 		}
@@ -211,8 +197,6 @@ static void *pool_drain_main(void *arg)
 					/* EAGAIN: someone else read it */
 				}
 			}
-			if (nfds == 2 && pfd[1].revents)
-				pool_check_daemon(p, pfd[1].revents);
 		}
 		pthread_mutex_lock(&p->lock);
 		if (p->stop) {
@@ -220,6 +204,8 @@ static void *pool_drain_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&p->lock);
+		/* Lending (pool_chunk.c): events, hotplug, ask, give back. */
+		pool_chunk_tick(p, nfds == 2 && pfd[1].revents);
 		pool_drain_pass(p, false);
 	}
 	return NULL;

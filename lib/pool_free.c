@@ -77,8 +77,8 @@ static void pool_head_push(struct rcupool *p, void *ptr, size_t off)
 	} while (!atomic_compare_exchange_weak_explicit(
 		&p->heads, &old, (struct rcu_head *)w, memory_order_release,
 		memory_order_relaxed));
-	pool_count(p, &p->slot->fb_head, 1);
-	pool_count(p, &p->slot->objects, 1);
+	pool_count(p, &p->ctr->fb_head, 1);
+	pool_count(p, &p->ctr->objects, 1);
 	if (!old)
 		pool_drain_wake(p);
 }
@@ -89,8 +89,8 @@ static void pool_sync_free(struct rcupool *p, void *ptr)
 
 	p->flavor->update_synchronize_rcu();
 	pool_count(p, &p->sync_ns, pool_now_ns() - t0);
-	pool_count(p, &p->slot->fb_sync, 1);
-	pool_count(p, &p->slot->objects, 1);
+	pool_count(p, &p->ctr->fb_sync, 1);
+	pool_count(p, &p->ctr->objects, 1);
 	p->free_fn(ptr);
 }
 

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * Pages for batches: the reserve (per-CPU list, global pool, protect list),
- * then heap pages; submission with call_rcu and the return of a page after
- * its grace period.
+ * Pages for batches: our lent chunks' pages (this CPU's list, then the
+ * global list), then heap pages; submission with call_rcu and the return
+ * of a page after its grace period.
  *
- * Ownership protocol (the daemon's census relies on it): after taking a
- * page, owner[page] = our slot and held += 1; before giving one back,
- * owner[page] = free and held -= 1, then push.  A page waiting for its grace
- * period stays ours: if the process dies the daemon reclaims it.
+ * Ownership protocol (census.h): after taking a page, owner[page] = held,
+ * chunk_free[chunk] -= 1, held += 1; before giving one back, owner[page] =
+ * free, chunk_free += 1, held -= 1, then push.  Every list and counter is
+ * in this process's private memory (seg.h): nobody else reads them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,27 +32,29 @@ void pool_count(struct rcupool *p, _Atomic uint64_t *field, uint64_t n)
 
 static void pool_held_add(struct rcupool *p)
 {
-	struct seg_slot *sl = p->slot;
-	uint64_t held = atomic_fetch_add_explicit(&sl->held, 1,
+	struct lease_counters *ctr = p->ctr;
+	uint64_t held = atomic_fetch_add_explicit(&ctr->held, 1,
 						  memory_order_relaxed) + 1;
-	uint64_t peak = atomic_load_explicit(&sl->held_peak,
+	uint64_t peak = atomic_load_explicit(&ctr->held_peak,
 					     memory_order_relaxed);
 
 	while (held > peak &&
-	       !atomic_compare_exchange_weak_explicit(&sl->held_peak, &peak,
+	       !atomic_compare_exchange_weak_explicit(&ctr->held_peak, &peak,
 						      held, memory_order_relaxed,
 						      memory_order_relaxed))
 		;
 }
 
-/* A private reserve has no balancer: refill our CPU list from the pool. */
+/* Our CPU list is empty: refill it from the global list, refill at once. */
 static int pool_refill_local(struct rcupool *p, uint32_t *page)
 {
 	struct seg *s = p->seg;
 	uint32_t first = 0, last = 0;
+	uint32_t want = atomic_load_explicit(&p->refill, memory_order_relaxed);
 	int n, r;
 
-	n = stack_pop_chain(s, &s->global->free, p->refill, &first, &last);
+	n = stack_pop_chain(s, &s->global->free, want ? want : 1, &first,
+			    &last);
 	if (n <= 0)
 		return -ENOENT;
 	*page = first;
@@ -70,14 +72,17 @@ static int pool_refill_local(struct rcupool *p, uint32_t *page)
 	return 0;
 }
 
+/*
+ * Wake the drain thread to ask for chunks: our lists are below their low
+ * mark, or empty.  At most one write per millisecond.
+ */
 static void pool_kick(struct rcupool *p)
 {
 	int64_t now, last;
 
-	if (p->mode != RCUPOOL_MODE_DAEMON ||
-	    !atomic_load_explicit(&p->attached, memory_order_relaxed))
+	if (atomic_load_explicit(&p->lender_gone, memory_order_relaxed) ||
+	    atomic_load_explicit(&p->forked, memory_order_relaxed))
 		return;
-	/* At most one write per millisecond while every list is empty. */
 	now = (int64_t)pool_now_ns();
 	last = atomic_load_explicit(&p->last_kick_ns, memory_order_relaxed);
 	if (now - last < 1000000 ||
@@ -85,21 +90,24 @@ static void pool_kick(struct rcupool *p)
 						     now, memory_order_relaxed,
 						     memory_order_relaxed))
 		return;
-	attach_kick(&p->att);
+	pool_drain_wake(p);
 }
 
-/* A reserve page, or -EDQUOT (max_pages), -ENOSPC (all empty). */
+/*
+ * A page of our lent chunks, or -EDQUOT (max_pages), -ENOSPC (every list
+ * empty: the drain thread is asked for chunks).  Per page: the held count,
+ * the chunk's free count, owner[] (for the census); never per object.
+ */
 static int pool_page_take(struct rcupool *p, uint32_t *page)
 {
 	struct seg *s = p->seg;
-	struct seg_slot *sl = p->slot;
-	uint64_t held = atomic_load_explicit(&sl->held, memory_order_relaxed);
-	uint32_t max = atomic_load_explicit(&sl->max_pages, memory_order_relaxed);
-	uint32_t min = atomic_load_explicit(&sl->min_pages, memory_order_relaxed);
+	struct lease_counters *ctr = p->ctr;
+	uint64_t held = atomic_load_explicit(&ctr->held, memory_order_relaxed);
+	uint32_t max = pool_limit_max(p), lent, low;
 	int cpu = -1, r;
 
-	if (max && held >= max) {
-		pool_count(p, &sl->denied, 1);
+	if (held >= max) {
+		pool_count(p, &ctr->denied, 1);
 		return -EDQUOT;
 	}
 	r = pcpu_pop(s, PCPU_FREE, page, &cpu);
@@ -112,69 +120,56 @@ static int pool_page_take(struct rcupool *p, uint32_t *page)
 					      memory_order_relaxed);
 		goto got;
 	}
-	if (r == -ENOENT) {
-		if (cpu >= 0 && (uint32_t)cpu < s->ncpus)
-			atomic_fetch_add_explicit(&s->cpu[cpu].stats.empty, 1,
-						  memory_order_relaxed);
-		if (p->mode == RCUPOOL_MODE_PRIVATE &&
-		    pool_refill_local(p, page) == 0)
-			goto got;
-	}
-	/* -EOPNOTSUPP (no rseq), -ENODEV (CPU offline): the global pool. */
+	if (r == -ENOENT && pool_refill_local(p, page) == 0)
+		goto got;
+	if (r == -ENODEV)
+		pool_kick(p); /* a CPU we think offline: resync */
+	/* -EOPNOTSUPP (no rseq), -ENODEV (CPU offline): the global list. */
 	if (stack_pop(s, &s->global->free, page) == 0)
 		goto got;
 	atomic_fetch_add_explicit(&s->global->stats.empty, 1,
 				  memory_order_relaxed);
-	if (held < min && pcpu_pop(s, PCPU_PROTECT, page, &cpu) >= 0)
-		goto got;
-	pool_count(p, &sl->depletions, 1);
+	pool_count(p, &ctr->depletions, 1);
 	pool_kick(p);
 	return -ENOSPC;
 got:
-	atomic_store_explicit(&s->owner[*page], seg_owner_of_slot(p->slot_idx),
+	atomic_store_explicit(&s->owner[*page], seg_owner_of_slot(0),
 			      memory_order_relaxed);
+	atomic_fetch_sub_explicit(&s->chunk_free[*page / s->chunk_pages], 1,
+				  memory_order_relaxed);
 	pool_held_add(p);
-	pool_count(p, &sl->pages_got, 1);
+	pool_count(p, &ctr->pages_got, 1);
+	/* Below the low mark: ask ahead of need (the drain thread asks). */
+	lent = atomic_load_explicit(&p->lent_pages, memory_order_relaxed);
+	low = atomic_load_explicit(&p->lim->low_pages, memory_order_relaxed);
+	if (lent - (held + 1) < low && lent + s->chunk_pages <= max)
+		pool_kick(p);
 	return 0;
 }
 
+/*
+ * A page back on the global list (never a CPU list: the thread that gives
+ * pages back after a grace period is rarely one that fills; fillers refill
+ * their CPU list from the global list in runs of p->refill).  Counted in
+ * its chunk first, so a chunk whose count is full has its every page on a
+ * list or about to be.
+ */
 static void pool_page_give(struct rcupool *p, uint32_t page)
 {
 	struct seg *s = p->seg;
-	int c = pcpu_current_cpu(), r;
 
 	atomic_store_explicit(&s->owner[page], SEG_OWNER_FREE,
 			      memory_order_relaxed);
-	atomic_fetch_sub_explicit(&p->slot->held, 1, memory_order_relaxed);
-	/*
-	 * Back on this CPU's list unless we already left it `high` pages
-	 * (our own estimate: counting the list would walk it); the global
-	 * pool otherwise, and when the CPU's list is out of reach.  A private
-	 * reserve has no balancer to move pages left on the CPU of the
-	 * thread that returns them (liburcu's callback thread, which fills
-	 * no page) to the CPUs that fill: its pages always go back to the
-	 * global pool, and fillers refill their list from there in chunks
-	 * (pool_refill_local).
-	 */
-	if (p->mode != RCUPOOL_MODE_PRIVATE && c >= 0 &&
-	    (uint32_t)c < s->ncpus &&
-	    atomic_load_explicit(&p->cpu_est[c], memory_order_relaxed) <
-		    atomic_load_explicit(&s->cpu[c].high, memory_order_relaxed)) {
-		r = pcpu_push(s, PCPU_FREE, page);
-		if (r >= 0) {
-			atomic_fetch_add_explicit(&p->cpu_est[r], 1,
-						  memory_order_relaxed);
-			return;
-		}
-	}
+	atomic_fetch_add_explicit(&s->chunk_free[page / s->chunk_pages], 1,
+				  memory_order_relaxed);
+	atomic_fetch_sub_explicit(&p->ctr->held, 1, memory_order_relaxed);
 	stack_push(s, &s->global->free, page);
 }
 
 static struct pool_batch *pool_heap_batch(struct rcupool *p, bool emergency)
 {
 	struct pool_batch *b;
-	uint32_t bound = atomic_load_explicit(&p->seg->hdr->overflow_pages,
-					      memory_order_relaxed);
+	uint32_t bound = pool_overflow_pages(p);
 
 	if (!emergency && atomic_load_explicit(&p->heap_pages,
 					       memory_order_relaxed) >= bound)
@@ -190,7 +185,7 @@ static struct pool_batch *pool_heap_batch(struct rcupool *p, bool emergency)
 		.page = POOL_HEAP,
 		.emergency = emergency,
 	};
-	pool_count(p, &p->slot->fb_overflow, 1);
+	pool_count(p, &p->ctr->fb_overflow, 1);
 	if (emergency)
 		pool_count(p, &p->emergency, 1);
 	return b;
@@ -272,7 +267,7 @@ static void pool_batch_cb(struct rcu_head *h)
 /* Counted per page: the objects and the page. */
 static void pool_batch_count(struct rcupool *p, struct pool_batch *b)
 {
-	pool_count(p, &p->slot->objects, b->n);
+	pool_count(p, &p->ctr->objects, b->n);
 	pool_count(p, &p->submitted, 1);
 	if (b->n < b->cap)
 		pool_count(p, &p->drained, 1);
@@ -307,21 +302,3 @@ void pool_heads_free(struct rcupool *p, struct rcu_head *h)
 	}
 }
 
-void pool_private_setup(struct rcupool *p, uint32_t overflow,
-			uint32_t drain_ms)
-{
-	struct seg *s = p->seg;
-	uint32_t per = s->npages / (2 * s->ncpus);
-
-	if (!per)
-		per = 1;
-	p->refill = per;
-	atomic_store(&s->hdr->overflow_pages, overflow);
-	atomic_store(&s->hdr->drain_interval_ms, drain_ms);
-	for (uint32_t c = 0; c < s->ncpus; c++) {
-		atomic_store(&s->cpu[c].target, per);
-		atomic_store(&s->cpu[c].low, per / 2);
-		atomic_store(&s->cpu[c].high, 2 * per);
-		atomic_store(&s->cpu[c].protect_pages, 0);
-	}
-}

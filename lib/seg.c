@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -389,5 +390,76 @@ void seg_unmap(struct seg *s)
 		munmap(s->base, s->map_size);
 	if (s->fd >= 0)
 		close(s->fd);
+	*s = (struct seg){.fd = -1};
+}
+
+static void seg_mark_online(struct seg *s)
+{
+	bool online[CPU_MAX];
+
+	if (cpu_list_read("/sys/devices/system/cpu/online", online, CPU_MAX) < 0)
+		for (uint32_t c = 0; c < s->ncpus; c++)
+			online[c] = true;
+	for (uint32_t c = 0; c < s->ncpus; c++)
+		atomic_store_explicit(&s->cpu[c].online, online[c],
+				      memory_order_relaxed);
+}
+
+int seg_private_create(struct seg *s, uint32_t page_size, uint32_t ncpus,
+		       uint32_t chunk_pages, uint32_t nchunks, void *pages,
+		       struct seg_error *err)
+{
+	struct seg_layout l;
+	uint64_t npages;
+	void *base;
+	int r;
+
+	if (!chunk_pages || !nchunks)
+		return fail(err, -EINVAL, "%u chunks of %u pages", nchunks,
+			    chunk_pages);
+	npages = (uint64_t)chunk_pages * nchunks;
+	if (npages > SEG_MAX_PAGES)
+		return fail(err, -EOVERFLOW, "%llu pages are too many",
+			    (unsigned long long)npages);
+	r = seg_layout_compute(&l, page_size, ncpus, (uint32_t)npages, 1, err);
+	if (r < 0)
+		return r;
+	/* The metadata only: the page area is the caller's reserved range. */
+	base = mmap(NULL, l.pages_off, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return fail(err, -errno, "cannot map %llu bytes of lists: %s",
+			    (unsigned long long)l.pages_off, strerror(errno));
+	seg_bind(s, base, l.pages_off, -1, &l);
+	s->pages = pages;
+	s->meta_size = l.pages_off;
+	s->chunk_pages = chunk_pages;
+	s->nchunks = nchunks;
+	s->chunk_free = calloc(nchunks, sizeof(*s->chunk_free));
+	s->chunk_present = calloc(nchunks, sizeof(*s->chunk_present));
+	if (!s->chunk_free || !s->chunk_present) {
+		seg_private_free(s);
+		return fail(err, -ENOMEM, "no memory for %u chunk slots",
+			    nchunks);
+	}
+	s->hdr->version = SEG_VERSION;
+	s->hdr->header_size = sizeof(*s->hdr);
+	s->hdr->page_size = page_size;
+	s->hdr->ncpus = ncpus;
+	s->hdr->npages = (uint32_t)npages;
+	s->hdr->nslots = 1;
+	s->hdr->daemon_pid = (uint32_t)getpid();
+	seg_mark_online(s);
+	/* Anonymous memory is zero: every list empty, every owner FREE. */
+	s->hdr->magic = SEG_MAGIC;
+	return 0;
+}
+
+void seg_private_free(struct seg *s)
+{
+	if (s->base)
+		munmap(s->base, s->meta_size);
+	free(s->chunk_free);
+	free(s->chunk_present);
 	*s = (struct seg){.fd = -1};
 }

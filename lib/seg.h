@@ -3,9 +3,18 @@
 #define RCUPOOL_SEG_H
 
 /*
- * The shared page reserve: one memfd, mapped by the daemon and by every
- * client at an address of its own.  This header is the ABI between them
- * (SEG_VERSION changes when a meaning changes).
+ * A page reserve's lists and books.  Two kinds:
+ *
+ *  - a client's PRIVATE segment (seg_private_create, DESIGN.md section 3):
+ *    the lists, owner[] and next[] live in the process's own anonymous
+ *    memory, nobody else maps them; the pages are a reserved virtual
+ *    range into which lent chunks are mapped one chunk-sized slot each
+ *    (page index = slot * chunk_pages + i, so seg_page() stays one
+ *    multiply-add).  A slot with no chunk mapped is PROT_NONE: its pages
+ *    are on no list and never held (chunk_present[slot] == 0).
+ *  - the old SHARED segment (seg_create / seg_map), one memfd mapped by the
+ *    daemon and every client; kept only for the daemon until lib/lend_daemon.c
+ *    and the daemon's chunk books replace it.  The layout below is its ABI.
  *
  *   [header | global block | CPU blocks | client slots | owner[] | next[] | pages]
  *
@@ -191,6 +200,12 @@ struct seg {
 	char *pages;
 	bool hugetlb;
 	bool locked;
+	/* Private segments only (0 / NULL for a shared one). */
+	uint32_t chunk_pages;	       /* pages per chunk slot */
+	uint32_t nchunks;	       /* slots: npages / chunk_pages */
+	_Atomic uint32_t *chunk_free;  /* [nchunks] pages of it on no holder */
+	_Atomic uint8_t *chunk_present; /* [nchunks] a chunk is mapped there */
+	size_t meta_size;	       /* the private metadata mapping */
 };
 
 /* Why a create or map failed, in words a user can act on. */
@@ -219,6 +234,18 @@ int seg_create(const struct seg_params *p, struct seg *s, struct seg_error *err)
 int seg_map(int fd, struct seg *s, struct seg_error *err);
 
 void seg_unmap(struct seg *s);
+
+/*
+ * A client's private segment: nchunks slots of chunk_pages pages each, the
+ * metadata in private anonymous memory, the pages at `pages` (a range the
+ * caller reserved: nchunks * chunk_pages * page_size bytes).  Every list
+ * empty, every slot absent; CPUs marked online per sysfs.  0 or -errno
+ * with err filled.  seg_private_free() undoes it (not the page range).
+ */
+int seg_private_create(struct seg *s, uint32_t page_size, uint32_t ncpus,
+		       uint32_t chunk_pages, uint32_t nchunks, void *pages,
+		       struct seg_error *err);
+void seg_private_free(struct seg *s);
 
 static inline void *seg_page(const struct seg *s, uint32_t page)
 {

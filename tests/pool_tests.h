@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -126,8 +127,64 @@ static void census_check(struct rcupool *p, uint64_t held)
 	assert_int_equal(census_take(p->seg, &c), 0);
 	assert_true(census_clean(&c));
 	assert_int_equal(c.held, held);
-	assert_int_equal(c.slot_held[p->slot_idx], held);
+	assert_int_equal(c.slot_held[0], held);
+	/* Lists + held == pages lent; nothing in a slot with no chunk. */
+	assert_int_equal(c.free + c.held, c.lent);
+	assert_int_equal(c.lent, stats_of(p).lent_pages);
+	assert_int_equal(c.lent + c.absent, p->seg->npages);
 	census_release(&c);
+}
+
+/* The permissions /proc/self/maps shows for addr ("rw-s", "---p"), or "". */
+static void maps_perms(const void *addr, char perms[5])
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+
+	perms[0] = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char pr[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, pr) == 3 &&
+		    (uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+			memcpy(perms, pr, 5);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* Mappings of lent chunks (memfds named rcupool-chunk) in this process. */
+static int chunk_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "rcupool-chunk") != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Poll (offline, for qsbr) until the pool has lent pages; false after 10 s. */
+static bool wait_lent(struct rcupool *p, uint64_t want)
+{
+	bool ok = false;
+
+	rcu_thread_offline();
+	for (int i = 0; i < 2000 && !ok; i++) {
+		ok = stats_of(p).lent_pages == want;
+		if (!ok) {
+			pool_drain_wake(p);
+			msleep(5);
+		}
+	}
+	rcu_thread_online();
+	return ok;
 }
 
 static int setup(void **state)
@@ -323,7 +380,7 @@ static void *sitter(void *arg)
 	return NULL;
 }
 
-/* Limits are read from the segment per page: changes apply at once. */
+/* Limits are read from the lease per page: changes apply at once. */
 static void test_limits_live(void **state)
 {
 	struct rcupool *p = open_private(NULL);
@@ -333,8 +390,8 @@ static void test_limits_live(void **state)
 	pthread_t t;
 
 	/* What rcupoolctl set would do through the daemon. */
-	atomic_store(&p->seg->slot[p->slot_idx].max_pages, 1);
-	atomic_store(&p->seg->hdr->overflow_pages, 0);
+	atomic_store(&p->lim->max_pages, 1);
+	atomic_store(&p->lim->overflow_pages, 0);
 	assert_int_equal(pthread_create(&t, NULL, sitter, &a), 0);
 	while (atomic_load(&a.phase) != 1)
 		msleep(1);
@@ -354,7 +411,7 @@ static void test_limits_live(void **state)
 	assert_int_equal(atomic_load(&freed), 5);
 #endif
 	/* Raise the limit: the next request is served from the reserve. */
-	atomic_store(&p->seg->slot[p->slot_idx].max_pages, 10);
+	atomic_store(&p->lim->max_pages, 10);
 	rcupool_flush(p);
 	rcupool_free(p, obj_new());
 	st = stats_of(p);
@@ -379,8 +436,8 @@ static void test_free_head(void **state)
 	struct rcupool_stats st;
 	pthread_t t;
 
-	atomic_store(&p->seg->slot[p->slot_idx].max_pages, 1);
-	atomic_store(&p->seg->hdr->overflow_pages, 0);
+	atomic_store(&p->lim->max_pages, 1);
+	atomic_store(&p->lim->overflow_pages, 0);
 	assert_int_equal(pthread_create(&t, NULL, sitter, &a), 0);
 	while (atomic_load(&a.phase) != 1)
 		msleep(1);
@@ -406,36 +463,27 @@ static void test_free_head(void **state)
 	rcupool_close(p);
 }
 
-/* --- min_pages: the protect list serves a client under its minimum ------ */
+/* --- chunks: given back as max drops, asked for below the low mark ----- */
 
-static void test_min_pages_protect(void **state)
+static void test_chunk_return(void **state)
 {
-	struct rcupool_options o = {.private_pages = 64, .min_pages = 2};
-	struct rcupool *p;
-	struct seg *s;
+	struct rcupool_options o = {.private_pages = 64};
+	struct rcupool *p = open_private(&o);
 	struct blocker_arg a = {0};
-	uint32_t first = 0, last = 0, page = 0, stash_first = 0, stash_last = 0, cap;
-	int n, stashed = 0, cpu;
 	struct rcupool_stats st;
+	uint32_t cap = p->cap, cp;
+	uint64_t asked;
+	char perms[5];
 	pthread_t t;
 
-	if (!pcpu_available())
-		skip();
-	p = open_private(&o);
-	s = p->seg;
-	cap = p->cap;
-	assert_int_equal(pin(0), 0);
-	/* The daemon's job: 3 pages on CPU 0's protect list. */
-	assert_int_equal(stack_pop_chain(s, &s->global->free, 3, &first, &last),
-			 3);
-	assert_int_equal(pcpu_push_chain(s, PCPU_PROTECT, first, last), 0);
-	/* Another client drains everything else (the global pool here). */
-	n = stack_pop_chain(s, &s->global->free, s->npages, &stash_first,
-			    &stash_last);
-	assert_int_equal(n, 61);
-	stashed = n;
-	atomic_store(&s->hdr->overflow_pages, 100);
+	st = stats_of(p);
+	cp = (uint32_t)st.chunk_pages;
+	assert_true(cp >= 1 && 64 % cp == 0);
+	assert_int_equal(st.lent_pages, 64); /* a private reserve: all lent */
+	assert_true((uint32_t)chunk_mappings() >= 64 / cp);
+	census_check(p, 0);
 
+	/* Pages held across a grace period that cannot end yet. */
 	assert_int_equal(pthread_create(&t, NULL, blocker, &a), 0);
 	while (atomic_load(&a.phase) != 1)
 		msleep(1);
@@ -443,23 +491,116 @@ static void test_min_pages_protect(void **state)
 	for (uint32_t i = 0; i < 3 * cap; i++)
 		rcupool_free(p, obj_new());
 	rcu_read_unlock();
+	assert_int_equal(stats_of(p).held, 3);
+	/* The lender lowers max to one chunk: held pages stay mapped. */
+	atomic_store(&p->lim->max_pages, cp);
+	pool_drain_wake(p);
+	rcu_thread_offline();
+	msleep(100);
+	rcu_thread_online();
 	st = stats_of(p);
-	/* Two pages from the protect list (min 2), then the heap. */
-	assert_int_equal(st.pages_got, 2);
-	assert_int_equal(st.fallback_overflow, 1);
-	assert_true(st.depletions >= 1);
-	assert_int_equal(pcpu_pop(s, PCPU_PROTECT, &page, &cpu), 0);
-	assert_int_equal(pcpu_push(s, PCPU_PROTECT, page), 0);
+	assert_true(st.lent_pages >= cp);
+	assert_int_equal(st.held, 3);
+	for (uint32_t i = 0; i < p->seg->nchunks; i++)
+		if (atomic_load(&p->seg->chunk_present[i])) {
+			maps_perms(p->seg->pages + (size_t)i * cp *
+							   p->seg->page_size,
+				   perms);
+			assert_string_equal(perms, "rw-s");
+		}
 	atomic_store(&a.phase, 2);
 	rcu_thread_offline();
 	pthread_join(t, NULL);
 	rcu_thread_online();
 	rcupool_barrier(p);
+	/* As pages free up, whole chunks go back: one chunk left. */
+	assert_true(wait_lent(p, cp));
+	st = stats_of(p);
+	assert_int_equal(st.chunks_returned, 64 / cp - 1);
+	assert_int_equal(st.held, 0);
 	assert_int_equal(atomic_load(&freed), 3 * (uint64_t)cap);
-	stack_push_chain(s, &s->global->free, stash_first, stash_last);
-	(void)stashed;
+	/* A returned slot is reserved and inaccessible: a write would fault. */
+	for (uint32_t i = 0; i < p->seg->nchunks; i++) {
+		maps_perms(p->seg->pages + (size_t)i * cp * p->seg->page_size,
+			   perms);
+		if (atomic_load(&p->seg->chunk_present[i]))
+			assert_string_equal(perms, "rw-s");
+		else
+			assert_string_equal(perms, "---p");
+	}
 	census_check(p, 0);
-	unpin();
+	/* Only the remaining chunk's pages are used again. */
+	for (uint32_t i = 0; i < 4 * cap; i++)
+		rcupool_free(p, obj_new());
+	rcupool_barrier(p);
+	census_check(p, 0);
+	assert_int_equal(atomic_load(&freed), 7 * (uint64_t)cap);
+
+	/* max back up: the pool asks for its chunks again (low = max). */
+	atomic_store(&p->lim->max_pages, 64);
+	assert_true(wait_lent(p, 64));
+	/* The lender asks two chunks back; low 16 keeps us from re-asking. */
+	atomic_store(&p->lim->low_pages, 16);
+	atomic_store(&p->lim->return_chunks, 2);
+	assert_true(wait_lent(p, 64 - 2 * cp));
+	assert_int_equal(atomic_load(&p->lim->return_chunks), 0);
+	census_check(p, 0);
+	/* Below a raised low mark it asks ahead of need. */
+	asked = stats_of(p).chunks_asked;
+	atomic_store(&p->lim->low_pages, 64 - cp);
+	assert_true(wait_lent(p, 64 - cp));
+	assert_true(stats_of(p).chunks_asked > asked);
+	census_check(p, 0);
+	rcupool_close(p);
+	assert_int_equal(chunk_mappings(), 0); /* every chunk given back */
+	assert_int_equal(atomic_load(&double_freed), 0);
+}
+
+/* A lease with garbage in its limits: clamped, no crash, no bad value used. */
+static void test_lease_scribble(void **state)
+{
+	struct rcupool_options o = {.private_pages = 64};
+	struct rcupool *p = open_private(&o);
+	struct pool_limits l;
+	uint32_t cap = p->cap;
+
+	atomic_store(&p->lim->max_pages, UINT32_MAX);
+	atomic_store(&p->lim->min_pages, UINT32_MAX);
+	atomic_store(&p->lim->low_pages, UINT32_MAX);
+	atomic_store(&p->lim->high_pages, 0);
+	atomic_store(&p->lim->overflow_pages, UINT32_MAX);
+	atomic_store(&p->lim->drain_interval_ms, UINT32_MAX);
+	atomic_store(&p->lim->return_chunks, UINT32_MAX);
+	pool_limits_read(p, &l);
+	assert_int_equal(l.max, p->seg->npages);
+	assert_true(l.min <= l.max && l.low <= l.max);
+	assert_true(l.high >= l.low + 2 * p->seg->chunk_pages);
+	assert_true(l.overflow < UINT32_MAX);
+	assert_true(l.drain_ms > 0 && l.drain_ms < UINT32_MAX);
+	assert_true(l.return_chunks <= p->seg->nchunks);
+	assert_int_equal(stats_of(p).max_pages, p->seg->npages);
+	/* "Give back every chunk": a lie to ourselves, obeyed within reason. */
+	pool_drain_wake(p);
+	for (uint32_t i = 0; i < 5 * cap; i++)
+		rcupool_free(p, obj_new());
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), 5 * (uint64_t)cap);
+	census_check(p, stats_of(p).held);
+	/* A max below a chunk, then zero (no cap: our whole range). */
+	atomic_store(&p->lim->return_chunks, 0);
+	atomic_store(&p->lim->max_pages, 3);
+	for (uint32_t i = 0; i < 5 * cap; i++)
+		rcupool_free(p, obj_new());
+	rcupool_barrier(p);
+	assert_true(stats_of(p).held_peak <= 64);
+	atomic_store(&p->lim->max_pages, 0);
+	assert_int_equal(stats_of(p).max_pages, p->seg->npages);
+	for (uint32_t i = 0; i < 5 * cap; i++)
+		rcupool_free(p, obj_new());
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), 15 * (uint64_t)cap);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	census_check(p, 0);
 	rcupool_close(p);
 }
 
@@ -817,6 +958,8 @@ static void test_fork(void **state)
 		c = stats_of(p);
 		bad |= !c.forked << 0;
 		bad |= (c.attached || c.held || c.pages_got) << 1;
+		/* MADV_DONTFORK: not one of the parent's chunks is mapped here. */
+		bad |= (chunk_mappings() != 0) << 6;
 		counters_reset();
 		for (uint32_t i = 0; i < 5 * cap; i++)
 			rcupool_free(p, obj_new());
@@ -862,15 +1005,20 @@ static void test_modes_and_options(void **state)
 	struct rcupool_stats st = {.size = offsetof(struct rcupool_stats,
 						    pages_submitted)};
 	char err[256] = "";
+	int r;
 
 	o.socket_path = "/nonexistent/rcupoold.sock";
 	o.mode = RCUPOOL_MODE_DAEMON;
 	o.flavor = &rcu_flavor;
 	o.errbuf = err;
 	o.errbuf_len = sizeof(err);
-	assert_int_equal(rcupool_open(&o, &p), -ENOENT);
+	r = rcupool_open(&o, &p);
 	assert_null(p);
-	assert_true(strstr(err, "/nonexistent/rcupoold.sock") != NULL);
+	/* -EOPNOTSUPP: built without lib/lend_daemon.c (h/borrower alone). */
+	if (r != -EOPNOTSUPP) {
+		assert_int_equal(r, -ENOENT);
+		assert_true(strstr(err, "/nonexistent/rcupoold.sock") != NULL);
+	}
 
 	o.mode = RCUPOOL_MODE_AUTO;
 	o.free_fn = obj_free;
@@ -879,7 +1027,7 @@ static void test_modes_and_options(void **state)
 	memset((char *)&st + st.size, 0xa5, sizeof(st) - st.size);
 	assert_int_equal(rcupool_stats(p, &st), 0);
 	assert_int_equal(st.mode, RCUPOOL_MODE_PRIVATE);
-	assert_int_equal(st.attach_error, ENOENT);
+	assert_int_equal(st.attach_error, r == -EOPNOTSUPP ? EOPNOTSUPP : ENOENT);
 	assert_int_equal((unsigned char)((char *)&st)[sizeof(st) - 1], 0xa5);
 	st.size = 4;
 	assert_int_equal(rcupool_stats(p, &st), -EINVAL);
@@ -933,7 +1081,9 @@ static int run_pool_tests(void)
 		cmocka_unit_test_setup_teardown(test_limits_live, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_free_head, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_min_pages_protect, setup,
+		cmocka_unit_test_setup_teardown(test_chunk_return, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lease_scribble, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_idle_drain, setup,
 						teardown),

@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The client's chunk table and its half of lending (DESIGN.md section 3).
+ *
+ * At open the pool reserves one virtual range (PROT_NONE, private,
+ * NORESERVE) of nchunks chunk-sized slots, enough for its max_pages, and
+ * builds its lists over it in private memory (seg_private_create).  A chunk
+ * the lender gives is mapped MAP_FIXED|MAP_SHARED into a free slot, its fd
+ * closed, the range marked MADV_DONTFORK (a forked child never holds a
+ * parent's chunk), and its pages pushed on the global list: page index =
+ * slot * chunk_pages + i.
+ *
+ * Only the drain thread (and open/close) ask or give back, under
+ * chunk_lock: one round trip, never on the free path, which at most wakes
+ * the drain thread (pool_kick, at most once per ms) when the free pages on
+ * our lists fall below the lease's low_pages or run out.
+ *
+ * Giving back: a chunk is given back only when every one of its pages is
+ * on our lists and we hold them all.  pool_chunk_return() takes the whole
+ * global list in one CAS, counts its pages per chunk, keeps the chunks
+ * whose pages are all there, and pushes the rest back in one CAS.  Pages
+ * left on CPU lists are gathered first if the global list alone is not
+ * enough: the drain thread pins itself to each online CPU in turn and pops
+ * that CPU's list (rseq: a CPU's list is only updated from that CPU), as
+ * the old daemon balancer did.  A kept chunk's slot is remapped PROT_NONE
+ * (MAP_FIXED anonymous) before the lender's put: a stale pointer into it
+ * faults, it never reaches the next borrower's memory.  While the global
+ * list is detached a page request may find it empty (counted as a
+ * depletion): the window is one walk of the list, and returns are rare.
+ *
+ * Limits are read from the lease on every use and clamped: a scribbled
+ * lease lies only to us, and never makes us follow a bad value.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cpu.h"
+#include "pcpu.h"
+#include "pool.h"
+#include "stack.h"
+
+#define POOL_MAX_OVERFLOW (UINT32_C(1) << 20)
+#define POOL_MAX_DRAIN_MS (UINT32_C(3600) * 1000)
+
+static inline uint32_t pool_ld(_Atomic uint32_t *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+uint32_t pool_limit_max(struct rcupool *p)
+{
+	uint32_t m = pool_ld(&p->lim->max_pages), cap = p->seg->npages;
+
+	return !m || m > cap ? cap : m;
+}
+
+uint32_t pool_drain_interval_ms(struct rcupool *p)
+{
+	uint32_t ms = pool_ld(&p->lim->drain_interval_ms);
+
+	if (!ms)
+		return POOL_DEF_DRAIN_MS;
+	return ms > POOL_MAX_DRAIN_MS ? POOL_MAX_DRAIN_MS : ms;
+}
+
+uint32_t pool_overflow_pages(struct rcupool *p)
+{
+	uint32_t n = pool_ld(&p->lim->overflow_pages);
+
+	return n > POOL_MAX_OVERFLOW ? POOL_MAX_OVERFLOW : n;
+}
+
+void pool_limits_read(struct rcupool *p, struct pool_limits *l)
+{
+	uint32_t cp = p->seg->chunk_pages;
+
+	l->max = pool_limit_max(p);
+	l->min = pool_ld(&p->lim->min_pages);
+	if (l->min > l->max)
+		l->min = l->max;
+	l->low = pool_ld(&p->lim->low_pages);
+	if (l->low > l->max)
+		l->low = l->max;
+	/* Room between the marks: never give back what we would ask again. */
+	l->high = pool_ld(&p->lim->high_pages);
+	if (l->high < l->low + 2 * cp)
+		l->high = l->low + 2 * cp;
+	l->overflow = pool_overflow_pages(p);
+	l->drain_ms = pool_drain_interval_ms(p);
+	l->return_chunks = pool_ld(&p->lim->return_chunks);
+	if (l->return_chunks > p->seg->nchunks)
+		l->return_chunks = p->seg->nchunks;
+}
+
+static char *pool_chunk_addr(struct rcupool *p, uint32_t slot)
+{
+	return p->seg->pages +
+	       (size_t)slot * p->seg->chunk_pages * p->seg->page_size;
+}
+
+static size_t pool_chunk_bytes(struct rcupool *p)
+{
+	return (size_t)p->seg->chunk_pages * p->seg->page_size;
+}
+
+/* A slot back to reserved, inaccessible address space. */
+static void pool_chunk_unmap(struct rcupool *p, uint32_t slot)
+{
+	if (mmap(pool_chunk_addr(p, slot), pool_chunk_bytes(p), PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+		 0) == MAP_FAILED)
+		/* Cannot keep the hole reserved: at least let nothing in. */
+		munmap(pool_chunk_addr(p, slot), pool_chunk_bytes(p));
+}
+
+static int64_t pool_chunk_free_slot(struct rcupool *p)
+{
+	struct seg *s = p->seg;
+
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		if (!atomic_load_explicit(&s->chunk_present[i],
+					  memory_order_relaxed))
+			return i;
+	return -ENOSPC;
+}
+
+/* Map one received chunk and put its pages on the global list; fd closed. */
+static int pool_chunk_map(struct rcupool *p, const struct lend_chunk *c)
+{
+	struct seg *s = p->seg;
+	size_t bytes = pool_chunk_bytes(p);
+	struct stat st;
+	int64_t slot;
+	uint32_t first;
+	void *addr;
+	int r = 0;
+
+	slot = pool_chunk_free_slot(p);
+	if (slot < 0)
+		r = (int)slot;
+	else if (c->pages != s->chunk_pages || fstat(c->fd, &st) < 0 ||
+		 (uint64_t)st.st_size < bytes)
+		r = -EBADMSG;
+	if (r == 0) {
+		addr = mmap(pool_chunk_addr(p, (uint32_t)slot), bytes,
+			    PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_FIXED | MAP_POPULATE, c->fd, 0);
+		if (addr == MAP_FAILED) {
+			r = -errno;
+			pool_chunk_unmap(p, (uint32_t)slot);
+		} else {
+			madvise(addr, bytes, MADV_DONTFORK);
+		}
+	}
+	close(c->fd);
+	if (r < 0) {
+		/* Not ours to keep: give it straight back. */
+		p->lender->ops->put(p->lender, &c->id, 1);
+		return r;
+	}
+	first = (uint32_t)slot * s->chunk_pages;
+	for (uint32_t i = 0; i < s->chunk_pages; i++) {
+		atomic_store_explicit(&s->owner[first + i], SEG_OWNER_FREE,
+				      memory_order_relaxed);
+		atomic_store_explicit(&s->next[first + i],
+				      i + 1 < s->chunk_pages ? first + i + 2
+							     : 0,
+				      memory_order_relaxed);
+	}
+	p->chunk_id[slot] = c->id;
+	atomic_store_explicit(&s->chunk_free[slot], s->chunk_pages,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->chunk_present[slot], 1, memory_order_release);
+	atomic_fetch_add_explicit(&p->lent_pages, s->chunk_pages,
+				  memory_order_relaxed);
+	stack_push_chain(s, &s->global->free, first,
+			 first + s->chunk_pages - 1);
+	return 0;
+}
+
+static void pool_lender_lost(struct rcupool *p)
+{
+	atomic_store(&p->lender_gone, true);
+	atomic_store(&p->attached, false);
+}
+
+/* One round trip: up to want chunks.  Chunks got, or -errno. */
+static int pool_chunk_ask(struct rcupool *p, uint32_t want)
+{
+	struct lend_chunk got[LEND_GET_MAX];
+	uint32_t n = 0, mapped = 0;
+	int cpu = pcpu_current_cpu(), r;
+
+	if (want > LEND_GET_MAX)
+		want = LEND_GET_MAX;
+	pool_count(p, &p->ctr->chunks_asked, 1);
+	r = p->lender->ops->get(p->lender, cpu < 0 ? -1 : cpu, want, got, &n);
+	if (r == -ECONNRESET)
+		pool_lender_lost(p);
+	if (r < 0)
+		return r;
+	if (n > want)
+		n = want; /* a lender that lies: never read past our array */
+	for (uint32_t i = 0; i < n; i++)
+		if (pool_chunk_map(p, &got[i]) == 0)
+			mapped++;
+	return (int)mapped;
+}
+
+/* Ask until the free pages reach low, within max.  Under chunk_lock. */
+static void pool_chunk_fill(struct rcupool *p, const struct pool_limits *l,
+			    int rounds)
+{
+	struct seg *s = p->seg;
+	uint32_t cp = s->chunk_pages;
+
+	for (int round = 0; round < rounds; round++) {
+		uint64_t held = atomic_load(&p->ctr->held);
+		uint32_t lent = atomic_load(&p->lent_pages);
+		uint64_t free = lent > held ? lent - held : 0;
+		uint32_t want;
+
+		/* Enough, and at least one page (low may be 0). */
+		if (free >= l->low && free)
+			break;
+		if (lent + cp > l->max)
+			break;
+		want = (uint32_t)((l->low > free ? l->low - free : 0) + cp - 1) /
+		       cp;
+		if (!want)
+			want = 1;
+		if (want > (l->max - lent) / cp)
+			want = (l->max - lent) / cp;
+		if (pool_chunk_ask(p, want) <= 0)
+			break;
+	}
+}
+
+/* Pin the calling thread to cpu: 0, or -errno. */
+static int pool_pin(int cpu)
+{
+	cpu_set_t *set = CPU_ALLOC(CPU_MAX);
+	size_t sz = CPU_ALLOC_SIZE(CPU_MAX);
+	int r;
+
+	if (!set)
+		return -ENOMEM;
+	CPU_ZERO_S(sz, set);
+	CPU_SET_S((size_t)cpu, sz, set);
+	r = sched_setaffinity(0, sz, set) < 0 ? -errno : 0;
+	CPU_FREE(set);
+	return r;
+}
+
+/*
+ * Every online CPU's list onto the global list, popped from a thread pinned
+ * there (pcpu.h: a CPU's list is only updated on that CPU).  The thread's
+ * affinity is restored after.
+ */
+static void pool_chunk_gather_cpus(struct rcupool *p)
+{
+	struct seg *s = p->seg;
+	size_t sz = CPU_ALLOC_SIZE(CPU_MAX);
+	cpu_set_t *old = CPU_ALLOC(CPU_MAX);
+
+	if (!old || !pcpu_available() || sched_getaffinity(0, sz, old) < 0)
+		goto out;
+	for (uint32_t c = 0; c < s->ncpus; c++) {
+		uint32_t first, last;
+		int n, where = -1;
+
+		if (!pool_ld(&s->cpu[c].online) || pool_pin((int)c) < 0)
+			continue;
+		do {
+			n = pcpu_pop_chain(s, PCPU_FREE, 64, &first, &last,
+					   &where);
+			if (n > 0)
+				stack_push_chain(s, &s->global->free, first,
+						 last);
+		} while (n > 0);
+		atomic_store_explicit(&p->cpu_est[c], 0, memory_order_relaxed);
+	}
+	sched_setaffinity(0, sz, old);
+out:
+	if (old)
+		CPU_FREE(old);
+}
+
+/*
+ * Take the whole global list, keep up to n chunks whose every page is on
+ * it, push the rest back.  Under chunk_lock.  How many kept (slots in
+ * out[]).
+ */
+static uint32_t pool_chunk_pick(struct rcupool *p, uint32_t n, uint32_t *out)
+{
+	struct seg *s = p->seg;
+	uint32_t cp = s->chunk_pages, first = 0, last = 0, cur, k = 0;
+	uint32_t keep_first = 0, keep_last = 0, walked = 0;
+	bool keep_any = false;
+	int got;
+
+	got = stack_pop_chain(s, &s->global->free, UINT32_MAX, &first, &last);
+	if (got <= 0)
+		return 0;
+	memset(p->gather, 0, s->nchunks * sizeof(*p->gather));
+	for (cur = first + 1; cur && walked < (uint32_t)got; walked++) {
+		p->gather[(cur - 1) / cp]++;
+		cur = atomic_load_explicit(&s->next[cur - 1],
+					   memory_order_relaxed);
+	}
+	for (uint32_t i = s->nchunks; i-- > 0 && k < n;)
+		if (p->gather[i] == cp &&
+		    pool_ld(&s->chunk_free[i]) == cp) {
+			p->gather[i] = UINT32_MAX; /* this one goes */
+			out[k++] = i;
+		}
+	/* The rest back, in their order, in one CAS. */
+	walked = 0;
+	for (cur = first + 1; cur && walked < (uint32_t)got; walked++) {
+		uint32_t page = cur - 1;
+
+		cur = atomic_load_explicit(&s->next[page],
+					   memory_order_relaxed);
+		if (p->gather[page / cp] == UINT32_MAX)
+			continue;
+		if (keep_any)
+			atomic_store_explicit(&s->next[keep_last], page + 1,
+					      memory_order_relaxed);
+		else
+			keep_first = page;
+		keep_last = page;
+		keep_any = true;
+	}
+	if (keep_any) {
+		atomic_store_explicit(&s->next[keep_last], 0,
+				      memory_order_relaxed);
+		stack_push_chain(s, &s->global->free, keep_first, keep_last);
+	}
+	return k;
+}
+
+/* Slots out of our lists: unmap, then give back.  Under chunk_lock. */
+static void pool_chunk_give_back(struct rcupool *p, const uint32_t *slots,
+				 uint32_t k)
+{
+	struct seg *s = p->seg;
+	uint64_t ids[64];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < k; i++) {
+		uint32_t slot = slots[i];
+
+		atomic_store_explicit(&s->chunk_present[slot], 0,
+				      memory_order_relaxed);
+		atomic_store_explicit(&s->chunk_free[slot], 0,
+				      memory_order_relaxed);
+		atomic_fetch_sub_explicit(&p->lent_pages, s->chunk_pages,
+					  memory_order_relaxed);
+		pool_chunk_unmap(p, slot);
+		ids[n++] = p->chunk_id[slot];
+		if (n == 64 || i + 1 == k) {
+			if (p->lender && !atomic_load(&p->lender_gone)) {
+				int r = p->lender->ops->put(p->lender, ids, n);
+
+				if (r == -ECONNRESET)
+					pool_lender_lost(p);
+			}
+			pool_count(p, &p->ctr->chunks_returned, n);
+			n = 0;
+		}
+	}
+}
+
+static int pool_chunk_return_locked(struct rcupool *p, uint32_t n)
+{
+	struct seg *s = p->seg;
+	uint32_t *slots, k;
+
+	if (!n)
+		return 0;
+	if (n > s->nchunks)
+		n = s->nchunks;
+	slots = malloc(n * sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	k = pool_chunk_pick(p, n, slots);
+	if (k < n) {
+		/* Pages left on CPU lists: gather them, look again. */
+		pool_chunk_gather_cpus(p);
+		k += pool_chunk_pick(p, n - k, slots + k);
+	}
+	pool_chunk_give_back(p, slots, k);
+	free(slots);
+	return (int)k;
+}
+
+int pool_chunk_return(struct rcupool *p, uint32_t n)
+{
+	int r;
+
+	pthread_mutex_lock(&p->chunk_lock);
+	r = pool_chunk_return_locked(p, n);
+	pthread_mutex_unlock(&p->chunk_lock);
+	return r;
+}
+
+void pool_chunk_hotplug(struct rcupool *p)
+{
+	struct seg *s = p->seg;
+	bool now[CPU_MAX];
+
+	if (cpu_list_read("/sys/devices/system/cpu/online", now, CPU_MAX) < 0)
+		return;
+	for (uint32_t c = 0; c < s->ncpus; c++) {
+		if (now[c] == p->cpu_online[c])
+			continue;
+		if (now[c]) {
+			/* Back online: its list was emptied when it left. */
+			atomic_store(&s->cpu[c].online, 1);
+			p->cpu_online[c] = true;
+			continue;
+		}
+		/*
+		 * Gone: clear its word first (no sequence commits on it after),
+		 * then see it still offline (a sequence that read the word set
+		 * was on the CPU before it went, and was aborted), then its
+		 * list is ours to move from here.
+		 */
+		atomic_store(&s->cpu[c].online, 0);
+		if (cpu_list_read("/sys/devices/system/cpu/online", now,
+				  CPU_MAX) < 0 ||
+		    now[c]) {
+			atomic_store(&s->cpu[c].online, 1);
+			continue;
+		}
+		stack_move_all(s, &s->cpu[c].free, &s->global->free);
+		atomic_store_explicit(&p->cpu_est[c], 0, memory_order_relaxed);
+		p->cpu_online[c] = false;
+	}
+}
+
+void pool_chunk_tick(struct rcupool *p, bool lender_ready)
+{
+	struct seg *s = p->seg;
+	struct pool_limits l;
+	uint32_t cp, lent, n = 0, per;
+	uint64_t held, free, now;
+
+	if (!p->use_seg || !p->lender)
+		return; /* a forked child: no chunks, no lender */
+	pthread_mutex_lock(&p->chunk_lock);
+	if (lender_ready && !atomic_load(&p->lender_gone) &&
+	    p->lender->ops->event(p->lender) == -ECONNRESET)
+		pool_lender_lost(p);
+	now = pool_now_ns();
+	if (now - p->hotplug_ns >= 500000000) {
+		p->hotplug_ns = now;
+		pool_chunk_hotplug(p);
+	}
+	pool_limits_read(p, &l);
+	cp = s->chunk_pages;
+	/* CPU lists refill in runs of a share of the low mark. */
+	per = l.low / (2 * s->ncpus);
+	atomic_store_explicit(&p->refill, per < 1 ? 1 : per > 64 ? 64 : per,
+			      memory_order_relaxed);
+	held = atomic_load(&p->ctr->held);
+	lent = atomic_load(&p->lent_pages);
+	free = lent > held ? lent - held : 0;
+	if (!atomic_load(&p->lender_gone)) {
+		n = l.return_chunks;
+		if (lent > l.max && (lent - l.max + cp - 1) / cp > n)
+			n = (lent - l.max + cp - 1) / cp;
+		if (free > l.high) {
+			uint32_t over = (uint32_t)((free - l.low) / cp);
+
+			if (over > n)
+				n = over;
+		}
+	}
+	if (n)
+		pool_chunk_return_locked(p, n);
+	else if (!atomic_load(&p->lender_gone) && (free < l.low || !free))
+		pool_chunk_fill(p, &l, 8);
+	pthread_mutex_unlock(&p->chunk_lock);
+}
+
+int pool_chunk_open(struct rcupool *p, char *why, size_t whylen)
+{
+	struct lender *ld = p->lender;
+	struct seg_error serr = {""};
+	uint32_t cp = ld->chunk_pages, ps = ld->page_size, max, nchunks;
+	size_t bytes, align, len;
+	struct pool_limits l;
+	char *va;
+	int r;
+
+	if (!cp || cp > 65536 || ps < 4096 || ps > 65536 || (ps & (ps - 1))) {
+		snprintf(why, whylen, "lease: %u pages of %u bytes per chunk",
+			 cp, ps);
+		return -EBADMSG;
+	}
+	r = cpu_possible_count();
+	if (r < 0) {
+		snprintf(why, whylen, "cannot count possible CPUs");
+		return r;
+	}
+	/* Slots for the max granted at attach (none: 4 GiB of 4 KiB pages). */
+	max = ld->max_pages ? ld->max_pages : POOL_CHUNK_VA_PAGES;
+	if (max > POOL_CHUNK_VA_PAGES)
+		max = POOL_CHUNK_VA_PAGES;
+	nchunks = (max + cp - 1) / cp;
+	bytes = (size_t)nchunks * cp * ps;
+	/* Chunks of huge pages need slots aligned to them: 2 MiB at most. */
+	align = (size_t)cp * ps;
+	if (align > (2u << 20) || (align & (align - 1)))
+		align = align > (2u << 20) ? (2u << 20) : ps;
+	len = bytes + align;
+	va = mmap(NULL, len, PROT_NONE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (va == MAP_FAILED) {
+		r = -errno;
+		snprintf(why, whylen, "cannot reserve %zu bytes of addresses",
+			 len);
+		return r;
+	}
+	{
+		char *start = (char *)(((uintptr_t)va + align - 1) &
+				       ~(uintptr_t)(align - 1));
+
+		if (start > va)
+			munmap(va, (size_t)(start - va));
+		if (start + bytes < va + len)
+			munmap(start + bytes, (size_t)(va + len - start - bytes));
+		va = start;
+	}
+	r = seg_private_create(&p->own_seg, ps, (uint32_t)r, cp, nchunks, va,
+			       &serr);
+	if (r < 0) {
+		munmap(va, bytes);
+		snprintf(why, whylen, "%s", serr.msg);
+		return r;
+	}
+	p->seg = &p->own_seg;
+	p->chunk_id = calloc(nchunks, sizeof(*p->chunk_id));
+	p->gather = calloc(nchunks, sizeof(*p->gather));
+	p->cpu_online = calloc(p->seg->ncpus, sizeof(*p->cpu_online));
+	if (!p->chunk_id || !p->gather || !p->cpu_online) {
+		snprintf(why, whylen, "no memory for %u chunk slots", nchunks);
+		return -ENOMEM;
+	}
+	for (uint32_t c = 0; c < p->seg->ncpus; c++)
+		p->cpu_online[c] = pool_ld(&p->seg->cpu[c].online);
+	pool_limits_read(p, &l);
+	pthread_mutex_lock(&p->chunk_lock);
+	pool_chunk_fill(p, &l, 1024); /* enough to start: up to low */
+	pthread_mutex_unlock(&p->chunk_lock);
+	return 0;
+}
+
+void pool_chunk_forked(struct rcupool *p)
+{
+	/* The chunks are not mapped here (MADV_DONTFORK); the lender is the parent's. */
+	if (p->lender && p->lender->fd >= 0)
+		close(p->lender->fd);
+	p->lender = NULL;
+	atomic_store(&p->lender_gone, true);
+	atomic_store(&p->lent_pages, 0);
+}
+
+void pool_chunk_close(struct rcupool *p)
+{
+	struct seg *s = p->seg;
+	uint32_t *slots, k = 0;
+
+	if (!s || !s->base)
+		goto lender;
+	/* Nobody uses the pool any more: every mapped chunk goes back. */
+	slots = malloc(s->nchunks * sizeof(*slots) + 1);
+	pthread_mutex_lock(&p->chunk_lock);
+	for (uint32_t i = 0; slots && i < s->nchunks; i++)
+		if (p->use_seg && atomic_load(&s->chunk_present[i]))
+			slots[k++] = i;
+	if (slots)
+		pool_chunk_give_back(p, slots, k);
+	pthread_mutex_unlock(&p->chunk_lock);
+	free(slots);
+	munmap(s->pages, (size_t)s->nchunks * s->chunk_pages * s->page_size);
+	seg_private_free(s);
+lender:
+	if (p->lender)
+		p->lender->ops->close(p->lender);
+	p->lender = NULL;
+	free(p->chunk_id);
+	free(p->gather);
+	free(p->cpu_online);
+	p->chunk_id = NULL;
+	p->gather = NULL;
+	p->cpu_online = NULL;
+}
