@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cpu.h"
@@ -98,27 +97,6 @@ void pool_limits_read(struct rcupool *p, struct pool_limits *l)
 		l->return_chunks = p->seg->nchunks;
 }
 
-static char *pool_chunk_addr(struct rcupool *p, uint32_t slot)
-{
-	return p->seg->pages +
-	       (size_t)slot * p->seg->chunk_pages * p->seg->page_size;
-}
-
-static size_t pool_chunk_bytes(struct rcupool *p)
-{
-	return (size_t)p->seg->chunk_pages * p->seg->page_size;
-}
-
-/* A slot back to reserved, inaccessible address space. */
-static void pool_chunk_unmap(struct rcupool *p, uint32_t slot)
-{
-	if (mmap(pool_chunk_addr(p, slot), pool_chunk_bytes(p), PROT_NONE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
-		 0) == MAP_FAILED)
-		/* Cannot keep the hole reserved: at least let nothing in. */
-		munmap(pool_chunk_addr(p, slot), pool_chunk_bytes(p));
-}
-
 static int64_t pool_chunk_free_slot(struct rcupool *p)
 {
 	struct seg *s = p->seg;
@@ -134,30 +112,16 @@ static int64_t pool_chunk_free_slot(struct rcupool *p)
 static int pool_chunk_map(struct rcupool *p, const struct lend_chunk *c)
 {
 	struct seg *s = p->seg;
-	size_t bytes = pool_chunk_bytes(p);
-	struct stat st;
-	int64_t slot;
+	int64_t slot = pool_chunk_free_slot(p);
 	uint32_t first;
-	void *addr;
-	int r = 0;
+	int r;
 
-	slot = pool_chunk_free_slot(p);
 	if (slot < 0)
 		r = (int)slot;
-	else if (c->pages != s->chunk_pages || fstat(c->fd, &st) < 0 ||
-		 (uint64_t)st.st_size < bytes)
+	else if (c->pages != s->chunk_pages)
 		r = -EBADMSG;
-	if (r == 0) {
-		addr = mmap(pool_chunk_addr(p, (uint32_t)slot), bytes,
-			    PROT_READ | PROT_WRITE,
-			    MAP_SHARED | MAP_FIXED | MAP_POPULATE, c->fd, 0);
-		if (addr == MAP_FAILED) {
-			r = -errno;
-			pool_chunk_unmap(p, (uint32_t)slot);
-		} else {
-			madvise(addr, bytes, MADV_DONTFORK);
-		}
-	}
+	else
+		r = seg_private_map_chunk(s, (uint32_t)slot, c->fd);
 	close(c->fd);
 	if (r < 0) {
 		/* Not ours to keep: give it straight back. */
@@ -165,18 +129,7 @@ static int pool_chunk_map(struct rcupool *p, const struct lend_chunk *c)
 		return r;
 	}
 	first = (uint32_t)slot * s->chunk_pages;
-	for (uint32_t i = 0; i < s->chunk_pages; i++) {
-		atomic_store_explicit(&s->owner[first + i], SEG_OWNER_FREE,
-				      memory_order_relaxed);
-		atomic_store_explicit(&s->next[first + i],
-				      i + 1 < s->chunk_pages ? first + i + 2
-							     : 0,
-				      memory_order_relaxed);
-	}
 	p->chunk_id[slot] = c->id;
-	atomic_store_explicit(&s->chunk_free[slot], s->chunk_pages,
-			      memory_order_relaxed);
-	atomic_store_explicit(&s->chunk_present[slot], 1, memory_order_release);
 	atomic_fetch_add_explicit(&p->lent_pages, s->chunk_pages,
 				  memory_order_relaxed);
 	stack_push_chain(s, &s->global->free, first,
@@ -356,13 +309,9 @@ static void pool_chunk_give_back(struct rcupool *p, const uint32_t *slots,
 	for (uint32_t i = 0; i < k; i++) {
 		uint32_t slot = slots[i];
 
-		atomic_store_explicit(&s->chunk_present[slot], 0,
-				      memory_order_relaxed);
-		atomic_store_explicit(&s->chunk_free[slot], 0,
-				      memory_order_relaxed);
 		atomic_fetch_sub_explicit(&p->lent_pages, s->chunk_pages,
 					  memory_order_relaxed);
-		pool_chunk_unmap(p, slot);
+		seg_private_unmap_chunk(s, slot);
 		ids[n++] = p->chunk_id[slot];
 		if (n == 64 || i + 1 == k) {
 			if (p->lender && !atomic_load(&p->lender_gone)) {
@@ -495,9 +444,7 @@ int pool_chunk_open(struct rcupool *p, char *why, size_t whylen)
 	struct lender *ld = p->lender;
 	struct seg_error serr = {""};
 	uint32_t cp = ld->chunk_pages, ps = ld->page_size, max, nchunks;
-	size_t bytes, align, len;
 	struct pool_limits l;
-	char *va;
 	int r;
 
 	if (!cp || cp > 65536 || ps < 4096 || ps > 65536 || (ps & (ps - 1))) {
@@ -515,34 +462,9 @@ int pool_chunk_open(struct rcupool *p, char *why, size_t whylen)
 	if (max > POOL_CHUNK_VA_PAGES)
 		max = POOL_CHUNK_VA_PAGES;
 	nchunks = (max + cp - 1) / cp;
-	bytes = (size_t)nchunks * cp * ps;
-	/* Chunks of huge pages need slots aligned to them: 2 MiB at most. */
-	align = (size_t)cp * ps;
-	if (align > (2u << 20) || (align & (align - 1)))
-		align = align > (2u << 20) ? (2u << 20) : ps;
-	len = bytes + align;
-	va = mmap(NULL, len, PROT_NONE,
-		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (va == MAP_FAILED) {
-		r = -errno;
-		snprintf(why, whylen, "cannot reserve %zu bytes of addresses",
-			 len);
-		return r;
-	}
-	{
-		char *start = (char *)(((uintptr_t)va + align - 1) &
-				       ~(uintptr_t)(align - 1));
-
-		if (start > va)
-			munmap(va, (size_t)(start - va));
-		if (start + bytes < va + len)
-			munmap(start + bytes, (size_t)(va + len - start - bytes));
-		va = start;
-	}
-	r = seg_private_create(&p->own_seg, ps, (uint32_t)r, cp, nchunks, va,
+	r = seg_private_create(&p->own_seg, ps, (uint32_t)r, cp, nchunks,
 			       &serr);
 	if (r < 0) {
-		munmap(va, bytes);
 		snprintf(why, whylen, "%s", serr.msg);
 		return r;
 	}
@@ -590,7 +512,6 @@ void pool_chunk_close(struct rcupool *p)
 		pool_chunk_give_back(p, slots, k);
 	pthread_mutex_unlock(&p->chunk_lock);
 	free(slots);
-	munmap(s->pages, (size_t)s->nchunks * s->chunk_pages * s->page_size);
 	seg_private_free(s);
 lender:
 	if (p->lender)

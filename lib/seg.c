@@ -405,16 +405,36 @@ static void seg_mark_online(struct seg *s)
 				      memory_order_relaxed);
 }
 
+/* nbytes of PROT_NONE address space aligned to align (a power of two). */
+static void *seg_reserve(size_t nbytes, size_t align)
+{
+	size_t len = nbytes + align;
+	char *va = mmap(NULL, len, PROT_NONE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *start;
+
+	if (va == MAP_FAILED)
+		return NULL;
+	start = (char *)(((uintptr_t)va + align - 1) & ~(uintptr_t)(align - 1));
+	if (start > va)
+		munmap(va, (size_t)(start - va));
+	if (start + nbytes < va + len)
+		munmap(start + nbytes, (size_t)(va + len - start - nbytes));
+	return start;
+}
+
 int seg_private_create(struct seg *s, uint32_t page_size, uint32_t ncpus,
-		       uint32_t chunk_pages, uint32_t nchunks, void *pages,
+		       uint32_t chunk_pages, uint32_t nchunks,
 		       struct seg_error *err)
 {
 	struct seg_layout l;
 	uint64_t npages;
+	size_t align;
 	void *base;
 	int r;
 
-	if (!chunk_pages || !nchunks)
+	*s = (struct seg){.fd = -1};
+	if (!chunk_pages || chunk_pages > SEG_MAX_CHUNK_PAGES || !nchunks)
 		return fail(err, -EINVAL, "%u chunks of %u pages", nchunks,
 			    chunk_pages);
 	npages = (uint64_t)chunk_pages * nchunks;
@@ -424,23 +444,28 @@ int seg_private_create(struct seg *s, uint32_t page_size, uint32_t ncpus,
 	r = seg_layout_compute(&l, page_size, ncpus, (uint32_t)npages, 1, err);
 	if (r < 0)
 		return r;
-	/* The metadata only: the page area is the caller's reserved range. */
+	/* The metadata: private, nobody else maps it. */
 	base = mmap(NULL, l.pages_off, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
 		return fail(err, -errno, "cannot map %llu bytes of lists: %s",
 			    (unsigned long long)l.pages_off, strerror(errno));
 	seg_bind(s, base, l.pages_off, -1, &l);
-	s->pages = pages;
 	s->meta_size = l.pages_off;
 	s->chunk_pages = chunk_pages;
 	s->nchunks = nchunks;
+	/* Chunks of huge pages need slots aligned to them: 2 MiB at most. */
+	align = (size_t)chunk_pages * page_size;
+	if (align > (2u << 20) || (align & (align - 1)))
+		align = align > (2u << 20) ? (2u << 20) : page_size;
+	s->pages = seg_reserve((size_t)npages * page_size, align);
 	s->chunk_free = calloc(nchunks, sizeof(*s->chunk_free));
 	s->chunk_present = calloc(nchunks, sizeof(*s->chunk_present));
-	if (!s->chunk_free || !s->chunk_present) {
+	if (!s->pages || !s->chunk_free || !s->chunk_present) {
 		seg_private_free(s);
-		return fail(err, -ENOMEM, "no memory for %u chunk slots",
-			    nchunks);
+		return fail(err, -ENOMEM,
+			    "no room for %u chunk slots of %u pages", nchunks,
+			    chunk_pages);
 	}
 	s->hdr->version = SEG_VERSION;
 	s->hdr->header_size = sizeof(*s->hdr);
@@ -455,10 +480,69 @@ int seg_private_create(struct seg *s, uint32_t page_size, uint32_t ncpus,
 	return 0;
 }
 
+static void *seg_slot_addr(const struct seg *s, uint32_t slot)
+{
+	return s->pages + (size_t)slot * s->chunk_pages * s->page_size;
+}
+
+int seg_private_map_chunk(struct seg *s, uint32_t slot, int fd)
+{
+	size_t bytes = (size_t)s->chunk_pages * s->page_size;
+	uint32_t first = slot * s->chunk_pages;
+	struct stat st;
+	void *addr;
+
+	if (slot >= s->nchunks ||
+	    atomic_load_explicit(&s->chunk_present[slot], memory_order_relaxed))
+		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < bytes)
+		return -EBADMSG;
+	addr = mmap(seg_slot_addr(s, slot), bytes, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, 0);
+	if (addr == MAP_FAILED) {
+		int r = -errno;
+
+		seg_private_unmap_chunk(s, slot);
+		return r;
+	}
+	/* A forked child never holds a parent's chunk. */
+	madvise(addr, bytes, MADV_DONTFORK);
+	for (uint32_t i = 0; i < s->chunk_pages; i++) {
+		atomic_store_explicit(&s->owner[first + i], SEG_OWNER_FREE,
+				      memory_order_relaxed);
+		atomic_store_explicit(&s->next[first + i],
+				      i + 1 < s->chunk_pages ? first + i + 2
+							     : 0,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&s->chunk_free[slot], s->chunk_pages,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->chunk_present[slot], 1, memory_order_release);
+	return 0;
+}
+
+void seg_private_unmap_chunk(struct seg *s, uint32_t slot)
+{
+	size_t bytes = (size_t)s->chunk_pages * s->page_size;
+
+	atomic_store_explicit(&s->chunk_present[slot], 0, memory_order_relaxed);
+	atomic_store_explicit(&s->chunk_free[slot], 0, memory_order_relaxed);
+	if (mmap(seg_slot_addr(s, slot), bytes, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+		 0) == MAP_FAILED)
+		/* Cannot keep the hole reserved: at least let nothing in. */
+		munmap(seg_slot_addr(s, slot), bytes);
+}
+
 void seg_private_free(struct seg *s)
 {
 	if (s->base)
 		munmap(s->base, s->meta_size);
+	if (s->pages)
+		munmap(s->pages,
+		       (size_t)s->nchunks * s->chunk_pages * s->page_size);
 	free(s->chunk_free);
 	free(s->chunk_present);
 	*s = (struct seg){.fd = -1};

@@ -235,18 +235,34 @@ int seg_map(int fd, struct seg *s, struct seg_error *err);
 
 void seg_unmap(struct seg *s);
 
+#define SEG_MAX_CHUNK_PAGES 65536
+
 /*
  * A client's private segment: nchunks slots of chunk_pages pages each, the
- * metadata in private anonymous memory, the pages at `pages` (a range the
- * caller reserved: nchunks * chunk_pages * page_size bytes).  Every list
+ * metadata in private anonymous memory, the page area a reserved range of
+ * PROT_NONE address space (aligned for huge-page chunks).  Every list
  * empty, every slot absent; CPUs marked online per sysfs.  0 or -errno
- * with err filled.  seg_private_free() undoes it (not the page range).
+ * with err filled.  seg_private_free() unmaps all of it.
  */
 int seg_private_create(struct seg *s, uint32_t page_size, uint32_t ncpus,
-		       uint32_t chunk_pages, uint32_t nchunks, void *pages,
+		       uint32_t chunk_pages, uint32_t nchunks,
 		       struct seg_error *err);
 void seg_private_free(struct seg *s);
 
+/*
+ * Map a chunk (a memfd of at least chunk_pages pages) into an absent slot:
+ * MAP_SHARED|MAP_FIXED, populated, MADV_DONTFORK; its pages linked
+ * slot*chunk_pages .. +chunk_pages-1 through next[] as a private chain
+ * (first..last, for the caller to push), owner FREE, chunk_free full, the
+ * slot present.  The caller still owns (and closes) fd.  0 or -errno.
+ */
+int seg_private_map_chunk(struct seg *s, uint32_t slot, int fd);
+
+/*
+ * The slot absent again and remapped PROT_NONE (MAP_FIXED anonymous): a
+ * stale pointer into it faults.  Its pages must be on no list.
+ */
+void seg_private_unmap_chunk(struct seg *s, uint32_t slot);
 static inline void *seg_page(const struct seg *s, uint32_t page)
 {
 	return s->pages + (size_t)page * s->page_size;

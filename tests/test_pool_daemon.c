@@ -219,7 +219,7 @@ static void test_attach(void **state)
 	assert_int_equal(rcupool_stats(p, &st), 0);
 	assert_int_equal(st.held, 0);
 	assert_true(st.pages_got > 0);
-	assert_true(census_settles(daemon_seg(d, p), (int)p->slot_idx, 0));
+	assert_true(census_settles(daemon_seg(d, p), (int)p->lender->lease->client_id, 0));
 	rcupool_close(p);
 }
 
@@ -286,7 +286,7 @@ static void test_kill_mid_batch(void **state)
 		rcu_read_lock();
 		for (int i = 0; i < 5000; i++)
 			rcupool_free(p, malloc(32));
-		slot = (int)p->slot_idx;
+		slot = (int)p->lender->lease->client_id;
 		if (write(fds[1], &slot, sizeof(slot)) != sizeof(slot))
 			_exit(3);
 		pause();
