@@ -15,7 +15,9 @@
 #include <cmocka.h>
 
 #include "census.h"
+#include "lend.h"
 #include "seg.h"
+#include "stack.h"
 
 static void check_layout(uint32_t ps, uint32_t ncpus, uint32_t npages,
 			 uint32_t nslots)
@@ -417,6 +419,138 @@ static void test_hugetlb_fallback(void **state)
 	}
 }
 
+/* --- a client's private segment over lent chunks ------------------------ */
+
+static void perms_of(const void *addr, char perms[5])
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+
+	perms[0] = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char pr[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, pr) == 3 &&
+		    (uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+			memcpy(perms, pr, 5);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void census_expect(struct seg *s, uint32_t lent, uint32_t free)
+{
+	struct census c;
+
+	assert_int_equal(census_take(s, &c), 0);
+	assert_true(census_clean(&c));
+	assert_int_equal(c.bad, 0);
+	assert_int_equal(c.lent, lent);
+	assert_int_equal(c.free, free);
+	assert_int_equal(c.absent, s->npages - lent);
+	census_release(&c);
+}
+
+static void test_private_segment(void **state)
+{
+	struct lend_private_params pp = {.pages = 8, .chunk_pages = 4};
+	struct lend_chunk c[LEND_GET_MAX];
+	struct seg_error err;
+	struct lender *l;
+	struct seg s;
+	uint32_t got, first = 0, last = 0;
+	char perms[5], *slot1;
+	int small, status;
+	pid_t pid;
+
+	assert_int_equal(seg_private_create(&s, 4096, 2, 0, 3, &err), -EINVAL);
+	assert_int_equal(seg_private_create(&s, 1000, 2, 4, 3, &err), -EINVAL);
+	assert_int_equal(seg_private_create(&s, 4096, 2, 4, 3, &err), 0);
+	assert_int_equal(s.npages, 12);
+	assert_int_equal(s.nchunks, 3);
+	assert_int_equal(s.nslots, 1);
+	assert_int_equal(s.fd, -1);
+	assert_int_equal(atomic_load(&s.global->free.head), 0);
+	census_expect(&s, 0, 0);
+	slot1 = seg_page(&s, 4);
+	perms_of(slot1, perms);
+	assert_string_equal(perms, "---p"); /* reserved, inaccessible */
+
+	/* The in-process lender: 8 pages, 2 chunks, then none. */
+	assert_int_equal(lend_private_open(&pp, &l), 0);
+	assert_int_equal(l->chunk_pages, 4);
+	assert_int_equal(l->fd, -1);
+	assert_int_equal(l->lease->magic, LEASE_MAGIC);
+	assert_int_equal(l->ops->get(l, -1, LEND_GET_MAX, c, &got), 0);
+	assert_int_equal(got, 2);
+	assert_int_equal(l->ops->get(l, -1, 1, c + 2, &got), -ENOSPC);
+	assert_int_equal(got, 0);
+
+	/* A chunk in slot 1: pages 4..7, linked, shared, populated. */
+	assert_int_equal(seg_private_map_chunk(&s, 1, c[0].fd), 0);
+	assert_int_equal(seg_private_map_chunk(&s, 1, c[1].fd), -EINVAL);
+	assert_int_equal(atomic_load(&s.chunk_free[1]), 4);
+	perms_of(slot1, perms);
+	assert_string_equal(perms, "rw-s");
+	memset(slot1, 0x5a, 4 * 4096);
+	stack_push_chain(&s, &s.global->free, 4, 7);
+	census_expect(&s, 4, 4);
+
+	/* A forked child never has it (MADV_DONTFORK). */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		perms_of(slot1, perms);
+		_exit(strcmp(perms, "rw-s") == 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* A file too small for a chunk: refused, the slot stays empty. */
+	small = memfd_create("small", MFD_CLOEXEC);
+	assert_true(small >= 0);
+	assert_int_equal(ftruncate(small, 4096), 0);
+	assert_int_equal(seg_private_map_chunk(&s, 2, small), -EBADMSG);
+	close(small);
+	assert_int_equal(atomic_load(&s.chunk_present[2]), 0);
+	perms_of(seg_page(&s, 8), perms);
+	assert_string_equal(perms, "---p");
+
+	/* Given back: off the lists, PROT_NONE, nothing of it anywhere. */
+	assert_int_equal(stack_pop_chain(&s, &s.global->free, 4, &first, &last),
+			 4);
+	seg_private_unmap_chunk(&s, 1);
+	perms_of(slot1, perms);
+	assert_string_equal(perms, "---p");
+	census_expect(&s, 0, 0);
+	/* A page of an empty slot on a list is caught. */
+	stack_push(&s, &s.global->free, 5);
+	{
+		struct census cs;
+
+		assert_int_equal(census_take(&s, &cs), 0);
+		assert_int_equal(cs.bad, 1);
+		census_release(&cs);
+	}
+	assert_int_equal(stack_pop(&s, &s.global->free, &first), 0);
+
+	uint64_t ids[2] = {c[0].id, c[1].id}, bogus = 77;
+
+	close(c[0].fd);
+	close(c[1].fd);
+	assert_int_equal(l->ops->put(l, ids, 2), 0);
+	assert_int_equal(l->ops->put(l, &bogus, 1), -EINVAL);
+	assert_int_equal(l->ops->get(l, -1, 1, c, &got), 0); /* room again */
+	assert_int_equal(got, 1);
+	close(c[0].fd);
+	l->ops->close(l);
+	seg_private_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_map_refuses_bad_files),
 		cmocka_unit_test(test_lock_modes),
 		cmocka_unit_test(test_hugetlb_fallback),
+		cmocka_unit_test(test_private_segment),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
