@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * Page operations: a pop+push pair on the local CPU's list of a shared
- * segment (rseq, pcpu.h) and on the global pool (CAS, stack.h), against
+ * Page operations: a pop+push pair on the local CPU's list of a client's
+ * private segment over lent chunks (rseq, pcpu.h; chunks from the
+ * in-process lender, mapped as a pool maps them) and on its global list
+ * (CAS, stack.h), against
  * malloc(4096)+free(), side by side in one run, on one thread and on one
  * thread per CPU.  Best of several rounds; prints ns per pair and the
  * ratio malloc/list (how many times faster the reserve's CPU list is).
@@ -17,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu.h"
+#include "lend.h"
 #include "seg.h"
 #include "pcpu.h"
 #include "stack.h"
@@ -144,9 +148,46 @@ static double measure(int nthreads, enum kind kind)
 	return worst;
 }
 
+static struct lender *lender;
+
+/* 4096 pages lent in chunks of 16 and mapped into a private segment. */
+static int private_seg(struct seg_error *err)
+{
+	struct lend_private_params pp = {.pages = 4096, .chunk_pages = 16};
+	struct lend_chunk c[LEND_GET_MAX];
+	uint32_t slot = 0, got;
+	int ncpus = cpu_possible_count(), r;
+
+	if (ncpus < 0 || (r = lend_private_open(&pp, &lender)) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "no private lender");
+		return -1;
+	}
+	r = seg_private_create(&seg, lender->page_size, (uint32_t)ncpus, 16,
+			       4096 / 16, err);
+	if (r < 0)
+		return r;
+	while (slot < 4096 / 16) {
+		if (lender->ops->get(lender, -1, LEND_GET_MAX, c, &got) < 0 ||
+		    !got) {
+			snprintf(err->msg, sizeof(err->msg), "lender refused");
+			return -1;
+		}
+		for (uint32_t i = 0; i < got; i++, slot++) {
+			if (seg_private_map_chunk(&seg, slot, c[i].fd) < 0) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "cannot map a chunk");
+				return -1;
+			}
+			close(c[i].fd);
+			stack_push_chain(&seg, &seg.global->free, slot * 16,
+					 slot * 16 + 15);
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct seg_params p = {.npages = 4096, .nslots = 1, .name = "bench"};
 	struct seg_error err;
 	bool json = false;
 	int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN), c;
@@ -178,7 +219,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_pages: --iterations and --rounds must be positive\n");
 		return 2;
 	}
-	if (seg_create(&p, &seg, &err) < 0) {
+	if (private_seg(&err) < 0) {
 		fprintf(stderr, "bench_pages: %s\n", err.msg);
 		return 1;
 	}
@@ -217,6 +258,7 @@ int main(int argc, char **argv)
 			printf("  %-8d %16.2f %18.2f %20.2f %13.2fx\n", threads[t],
 			       r[t][0], r[t][1], r[t][2], r[t][2] / r[t][0]);
 	}
-	seg_unmap(&seg);
+	seg_private_free(&seg);
+	lender->ops->close(lender);
 	return 0;
 }
