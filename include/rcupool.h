@@ -28,16 +28,20 @@
  *    a signal handler must not free into a pool its thread may be
  *    freeing into.
  *
- * Where pages come from, per page (never per object): the current CPU's
- * list of the reserve, then the global pool, then -- only while the pool
- * holds fewer than min_pages -- the CPU's protected list, then a depletion
- * kick to the daemon and the fallback chain below.  (DESIGN.md also says
- * "other CPUs": a CPU's list is only ever updated from that CPU through
- * rseq, so stealing from another CPU is not possible without migrating;
- * the daemon's balancer, woken by the kick, moves pages instead.)
+ * Chunks: the reserve lends this process chunks (a memfd of a few pages
+ * each, lent to it alone); the pool maps them into its own address range
+ * and cuts them into pages on its own per-CPU lists and global list, in
+ * private memory nobody else maps.  Per page (never per object): the
+ * current CPU's list, then the global list; empty, the pool's drain thread
+ * is woken to ask for chunks and the fallbacks below serve the page.  The
+ * drain thread asks for chunks ahead of need (below the lease's low mark;
+ * never on the free path) and gives back whole chunks whose pages are all
+ * free (above the high mark, when max_pages drops, or when the daemon asks
+ * for them), unmapping them first.  A private pool (no daemon) borrows from
+ * an in-process lender: the same code.
  *
  * Fallbacks when no reserve page may be had (each counted in the stats):
- *  1. overflow: a page from the heap (malloc), up to the segment's
+ *  1. overflow: a page from the heap (malloc), up to the lease's
  *     overflow_pages per pool, batched exactly like a reserve page;
  *  2. head (rcupool_free_head() only): the object's own rcu_head is used
  *     to chain it, with no memory at all; chains are freed after one grace
@@ -50,19 +54,19 @@
  *     early.
  *
  * Limits (max_pages, min_pages, overflow_pages, watermarks) are read from
- * the shared segment on every page request: a change made with rcupoolctl
- * takes effect at once.
+ * the pool's lease, shared with the daemon only, on every page request: a
+ * change made with rcupoolctl takes effect at once.  Each is clamped first.
  *
- * fork(): in the child every pool is detached (stats: forked = 1, counters
- * from zero).  It never touches the reserve it shares with the parent; it
- * frees through heap pages and the fallbacks.  Objects the parent had
+ * fork(): chunks are mapped MADV_DONTFORK, so a child has none of them; in
+ * the child every pool is detached (stats: forked = 1, counters from zero)
+ * and frees through heap pages and the fallbacks.  Objects the parent had
  * queued are the parent's: the child never frees its copies of them.
  * Call liburcu's call_rcu_before_fork()/_after_fork_parent()/_child()
  * around fork() as liburcu requires: the child's barrier needs them.
  *
- * Daemon death: pages already mapped stay valid, frees keep working (lists
- * until they run dry, then the fallbacks), rcupool_stats() says attached =
- * 0.  The pool does not re-attach to a new daemon by itself: open a new one.
+ * Daemon death: chunks already lent stay mapped and in use, frees keep
+ * working (lists until they run dry, then the fallbacks), no chunk is asked
+ * for or given back until close, rcupool_stats() says attached = 0.  The pool does not re-attach to a new daemon by itself: open a new one.
  */
 
 #include <stddef.h>
@@ -105,7 +109,7 @@ struct rcupool_options {
  * and populates the private reserve.  Returns 0 and *ret, or -errno:
  *   -ENOENT, -ECONNREFUSED  (DAEMON) no daemon listens on the socket
  *   -EACCES   (DAEMON) not allowed to attach;  -EUSERS  no free client slot
- *   -EBADMSG  (DAEMON) a bad segment or reply;  -EINVAL  bad options
+ *   -EBADMSG  (DAEMON) a bad lease or reply;  -EINVAL  bad options
  *   -EMFILE   too many pools open in this process (32)
  *   -ENOMEM
  * AUTO falls back to a private reserve on any attach failure (the reason
@@ -188,7 +192,8 @@ int rcupool_stats(struct rcupool *pool, struct rcupool_stats *ret);
 
 /*
  * rcupool_barrier(), stop the drain thread, give every page back (held
- * reaches 0), detach from the daemon, unmap and free.  Blocks.  No thread
+ * reaches 0), unmap and give back every chunk (lent_pages reaches 0),
+ * detach from the daemon, free.  Blocks.  No thread
  * may use the pool during or after the call.  NULL is a no-op.
  */
 void rcupool_close(struct rcupool *pool);
