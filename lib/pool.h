@@ -145,6 +145,7 @@ struct rcupool {
 	bool *cpu_online;	      /* [ncpus] as last synced from sysfs */
 	uint32_t *gather;	      /* [nchunks] scratch for returns */
 	uint64_t hotplug_ns;	      /* last sysfs resync */
+	const char *cpu_online_path;  /* sysfs; tests point it elsewhere */
 
 	struct rcupool *gnext; /* pool_all, under pool_glock */
 	struct lease_shm own_lease __attribute__((aligned(LEASE_CACHELINE)));

@@ -364,7 +364,7 @@ void pool_chunk_hotplug(struct rcupool *p)
 	struct seg *s = p->seg;
 	bool now[CPU_MAX];
 
-	if (cpu_list_read("/sys/devices/system/cpu/online", now, CPU_MAX) < 0)
+	if (cpu_list_read(p->cpu_online_path, now, CPU_MAX) < 0)
 		return;
 	for (uint32_t c = 0; c < s->ncpus; c++) {
 		if (now[c] == p->cpu_online[c])
@@ -382,8 +382,7 @@ void pool_chunk_hotplug(struct rcupool *p)
 		 * list is ours to move from here.
 		 */
 		atomic_store(&s->cpu[c].online, 0);
-		if (cpu_list_read("/sys/devices/system/cpu/online", now,
-				  CPU_MAX) < 0 ||
+		if (cpu_list_read(p->cpu_online_path, now, CPU_MAX) < 0 ||
 		    now[c]) {
 			atomic_store(&s->cpu[c].online, 1);
 			continue;
@@ -469,6 +468,7 @@ int pool_chunk_open(struct rcupool *p, char *why, size_t whylen)
 		return r;
 	}
 	p->seg = &p->own_seg;
+	p->cpu_online_path = "/sys/devices/system/cpu/online";
 	p->chunk_id = calloc(nchunks, sizeof(*p->chunk_id));
 	p->gather = calloc(nchunks, sizeof(*p->gather));
 	p->cpu_online = calloc(p->seg->ncpus, sizeof(*p->cpu_online));

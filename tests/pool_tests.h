@@ -604,6 +604,97 @@ static void test_lease_scribble(void **state)
 	rcupool_close(p);
 }
 
+/* --- CPU hotplug: an offline CPU's list moves to the global list -------- */
+
+static void write_online(const char *path, const char *list)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	fputs(list, f);
+	fclose(f);
+}
+
+/* Wait (offline, for qsbr) until CPU cpu's online word is want. */
+static bool wait_online_word(struct rcupool *p, uint32_t cpu, uint32_t want)
+{
+	bool ok = false;
+
+	rcu_thread_offline();
+	for (int i = 0; i < 2000 && !ok; i++) {
+		ok = atomic_load(&p->seg->cpu[cpu].online) == want;
+		if (!ok) {
+			pool_drain_wake(p);
+			msleep(5);
+		}
+	}
+	rcu_thread_online();
+	return ok;
+}
+
+static void test_cpu_offline(void **state)
+{
+	struct rcupool_options o = {.private_pages = 64};
+	char path[] = "/tmp/rcupool-online-XXXXXX";
+	struct rcupool *p;
+	struct census c;
+	struct seg *s;
+	uint32_t first = 0, last = 0, page = 0;
+	int fd, cpu = -1;
+
+	if (!pcpu_available() || sysconf(_SC_NPROCESSORS_ONLN) < 2 ||
+	    pin(1) < 0)
+		skip();
+	p = open_private(&o);
+	s = p->seg;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	write_online(path, "0-1\n");
+	pthread_mutex_lock(&p->chunk_lock);
+	p->cpu_online_path = path;
+	p->hotplug_ns = 0;
+	pthread_mutex_unlock(&p->chunk_lock);
+	/* Pages on CPU 1's list, as a filler's refill leaves them. */
+	assert_int_equal(stack_pop_chain(s, &s->global->free, 5, &first, &last),
+			 5);
+	assert_int_equal(pcpu_push_chain(s, PCPU_FREE, first, last), 1);
+	assert_int_equal(pin(0), 0);
+	/* "CPU 1 went offline": nothing of ours runs there now. */
+	write_online(path, "0\n");
+	pthread_mutex_lock(&p->chunk_lock);
+	p->hotplug_ns = 0;
+	pthread_mutex_unlock(&p->chunk_lock);
+	assert_true(wait_online_word(p, 1, 0));
+	assert_int_equal(census_take(s, &c), 0);
+	assert_true(census_clean(&c));
+	assert_int_equal(c.cpu_free[1], 0);
+	assert_int_equal(c.free, 64);
+	census_release(&c);
+	/* On CPU 1 the list refuses; frees go through the global list. */
+	assert_int_equal(pin(1), 0);
+	assert_int_equal(pcpu_pop(s, PCPU_FREE, &page, &cpu), -ENODEV);
+	for (uint32_t i = 0; i < 3 * p->cap; i++)
+		rcupool_free(p, obj_new());
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), 3 * (uint64_t)p->cap);
+	assert_int_equal(stats_of(p).fallback_overflow, 0);
+	census_check(p, 0);
+	/* Back online: its (empty) list is used again. */
+	assert_int_equal(pin(0), 0);
+	write_online(path, "0-1\n");
+	pthread_mutex_lock(&p->chunk_lock);
+	p->hotplug_ns = 0;
+	pthread_mutex_unlock(&p->chunk_lock);
+	assert_true(wait_online_word(p, 1, 1));
+	assert_int_equal(pin(1), 0);
+	assert_int_equal(pcpu_pop(s, PCPU_FREE, &page, &cpu), -ENOENT);
+	census_check(p, 0);
+	unpin();
+	rcupool_close(p);
+	unlink(path);
+}
+
 /* --- partial pages: idle drain, thread exit, flush ------------------------ */
 
 static void *idle_freer(void *arg)
@@ -1082,6 +1173,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_free_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_return, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_offline, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lease_scribble, setup,
 						teardown),
