@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Per-CPU lists through rseq: which list, empty, offline, corrupt, restarts. */
+/*
+ * Per-CPU lists through rseq: which list, empty, offline, corrupt, restarts;
+ * on a client's private segment over lent chunks (privseg.h).
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -16,27 +19,33 @@
 #include "cpupin.h"
 #include "census.h"
 #include "pcpu.h"
+#include "privseg.h"
 #include "seg.h"
 #include "stack.h"
 
 #define NPAGES 256
 
+struct fixture {
+	struct seg s; /* first: tests use *state as the segment */
+	struct lender *l;
+};
+
 static int setup(void **state)
 {
-	struct seg *s = calloc(1, sizeof(*s));
-	struct seg_params p = {.npages = NPAGES, .nslots = 2};
-	struct seg_error err;
+	struct fixture *f = calloc(1, sizeof(*f));
 
-	if (!s || seg_create(&p, s, &err) < 0)
+	if (!f || privseg_create(&f->s, &f->l, 0, NPAGES, 16, 0))
 		return -1;
-	*state = s;
+	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	seg_unmap(*state);
-	free(*state);
+	struct fixture *f = *state;
+
+	privseg_destroy(&f->s, f->l);
+	free(f);
 	return 0;
 }
 

@@ -34,6 +34,7 @@
 #include "census.h"
 #include "cpu.h"
 #include "lend.h"
+#include "privseg.h"
 #include "pcpu.h"
 #include "seg.h"
 #include "stack.h"
@@ -230,42 +231,14 @@ static struct shared *shared_new(void)
 	return sh;
 }
 
-/* A private segment with NPAGES lent by an in-process lender.  0 or step. */
 static int create_seg(struct seg *s, struct lender **lp)
 {
-	struct lend_private_params pp = {.pages = NPAGES, .chunk_pages = CHUNK};
-	struct lend_chunk c[LEND_GET_MAX];
-	struct seg_error err;
-	struct lender *l;
-	uint32_t slot = 0, got;
-	int ncpus = cpu_possible_count();
-
-	if (ncpus < 0 || lend_private_open(&pp, &l) < 0)
-		return 1;
-	*lp = l;
-	if (seg_private_create(s, l->page_size, (uint32_t)ncpus, CHUNK,
-			       NPAGES / CHUNK + SPARE, &err) < 0)
-		return 2;
-	while (slot < NPAGES / CHUNK) {
-		if (l->ops->get(l, -1, LEND_GET_MAX, c, &got) < 0 || !got)
-			return 3;
-		for (uint32_t i = 0; i < got; i++, slot++) {
-			uint32_t first = slot * CHUNK;
-
-			if (seg_private_map_chunk(s, slot, c[i].fd) < 0)
-				return 4;
-			close(c[i].fd);
-			stack_push_chain(s, &s->global->free, first,
-					 first + CHUNK - 1);
-		}
-	}
-	return 0;
+	return privseg_create(s, lp, 0, NPAGES, CHUNK, SPARE);
 }
 
 static void destroy_seg(struct seg *s, struct lender *l)
 {
-	seg_private_free(s);
-	l->ops->close(l);
+	privseg_destroy(s, l);
 }
 
 /* Every page lent on exactly one list, the spare slots empty: 0, or a step. */
