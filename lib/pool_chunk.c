@@ -331,10 +331,20 @@ static int pool_chunk_return_locked(struct rcupool *p, uint32_t n)
 	struct seg *s = p->seg;
 	uint32_t *slots, k;
 
+	uint32_t whole = 0;
+
+	/*
+	 * Only chunks none of whose pages is held can go: if there are none,
+	 * leave the lists alone (no detach, no pinning) and look next tick.
+	 */
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		whole += atomic_load_explicit(&s->chunk_present[i],
+					      memory_order_relaxed) &&
+			 pool_ld(&s->chunk_free[i]) == s->chunk_pages;
+	if (n > whole)
+		n = whole;
 	if (!n)
 		return 0;
-	if (n > s->nchunks)
-		n = s->nchunks;
 	slots = malloc(n * sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
