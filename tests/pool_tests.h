@@ -556,6 +556,71 @@ static void test_chunk_return(void **state)
 	assert_int_equal(atomic_load(&double_freed), 0);
 }
 
+/* Fillers run flat out while max swings: chunks go and come back. */
+struct churn_arg {
+	struct rcupool *p;
+	_Atomic int stop;
+	_Atomic uint64_t issued;
+};
+
+static void *churn_freer(void *arg)
+{
+	struct churn_arg *a = arg;
+	uint64_t n = 0;
+
+	rcu_register_thread();
+	while (!atomic_load(&a->stop)) {
+		for (int i = 0; i < 1000; i++)
+			rcupool_free(a->p, obj_new());
+		n += 1000;
+		rcu_quiescent_state();
+	}
+	rcupool_flush(a->p);
+	atomic_fetch_add(&a->issued, n);
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_chunk_churn(void **state)
+{
+	struct rcupool_options o = {.private_pages = 128};
+	struct churn_arg a = {0};
+	struct rcupool_stats st;
+	pthread_t t[2];
+
+	a.p = open_private(&o);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, churn_freer, &a), 0);
+	rcu_thread_offline();
+	for (int round = 0; round < 40; round++) {
+		atomic_store(&a.p->lim->max_pages, round & 1 ? 128 : 32);
+		if (round % 5 == 0)
+			atomic_store(&a.p->lim->return_chunks, 2);
+		pool_drain_wake(a.p);
+		msleep(20);
+	}
+	atomic_store(&a.p->lim->max_pages, 128);
+	atomic_store(&a.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	rcu_thread_online();
+	rcupool_barrier(a.p);
+	st = stats_of(a.p);
+	print_message("# %llu objects, %llu chunks returned, %llu asks, "
+		      "%llu depletions, %llu heap pages\n",
+		      (unsigned long long)atomic_load(&a.issued),
+		      (unsigned long long)st.chunks_returned,
+		      (unsigned long long)st.chunks_asked,
+		      (unsigned long long)st.depletions,
+		      (unsigned long long)st.fallback_overflow);
+	assert_true(st.chunks_returned > 0);
+	assert_int_equal(atomic_load(&freed), atomic_load(&a.issued));
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(st.held, 0);
+	census_check(a.p, 0);
+	rcupool_close(a.p);
+}
+
 /* A lease with garbage in its limits: clamped, no crash, no bad value used. */
 static void test_lease_scribble(void **state)
 {
@@ -1173,6 +1238,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_free_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_return, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_churn, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_offline, setup,
 						teardown),
