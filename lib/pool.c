@@ -101,6 +101,8 @@ static void pool_forked_child(struct rcupool *p)
 	p->stop = false;
 	p->drain_running = false;
 	pthread_cond_init(&p->cond, NULL);
+	/* The drain thread may have held it (a round trip): it is gone here. */
+	pthread_mutex_init(&p->chunk_lock, NULL);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
