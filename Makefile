@@ -81,7 +81,7 @@ TEST_NAMES  := $(patsubst tests/%.c,%,$(TEST_SRC))
 SHELL_TESTS := $(patsubst tests/%.sh,%,$(sort $(wildcard tests/test_*.sh)))
 
 # Tests that never touch liburcu, so ThreadSanitizer sees every access.
-TSAN_TESTS  := test_stack test_pcpu test_stress
+TSAN_TESTS  := test_stack test_pcpu test_stress test_seg
 # Tests too slow or meaningless under a sanitizer (none yet).
 ASAN_SKIP   :=
 
