@@ -26,11 +26,11 @@
 struct lend_private {
 	struct lender l;
 	pthread_mutex_t lock;
-	uint32_t pages;	 /* the whole reserve */
-	uint32_t nids;	 /* chunks the reserve can make: pages / chunk_pages */
-	uint32_t lent;	 /* pages out */
-	uint8_t *out;	 /* [nids] lent now */
-	uint32_t hint;	 /* where to look for a free id */
+	uint32_t pages; /* the whole reserve */
+	uint32_t nids;	/* chunks the reserve can make: pages / chunk_pages */
+	uint32_t lent;	/* pages out */
+	uint8_t *out;	/* [nids] lent now */
+	uint32_t hint;	/* where to look for a free id */
 	struct lease_shm lease;
 };
 
@@ -155,8 +155,7 @@ static const struct lender_ops lend_private_ops = {
 	.close = lend_private_close,
 };
 
-int lend_private_open(const struct lend_private_params *p,
-		      struct lender **ret)
+int lend_private_open(const struct lend_private_params *p, struct lender **ret)
 {
 	struct lend_private *lp;
 	uint32_t cp = p->chunk_pages ? p->chunk_pages : LEND_PRIVATE_DEF_CHUNK;

@@ -176,7 +176,7 @@ static void pool_chunk_fill(struct rcupool *p, const struct pool_limits *l,
 	for (int round = 0; round < rounds; round++) {
 		uint64_t held = atomic_load(&p->ctr->held);
 		uint32_t lent = atomic_load(&p->lent_pages);
-		uint64_t free = lent > held ? lent - held : 0;
+		uint64_t free = lent > held ? lent - held : 0, short_by;
 		uint32_t want;
 
 		/* Enough, and at least one page (low may be 0). */
@@ -184,8 +184,8 @@ static void pool_chunk_fill(struct rcupool *p, const struct pool_limits *l,
 			break;
 		if (lent + cp > l->max)
 			break;
-		want = (uint32_t)((l->low > free ? l->low - free : 0) + cp - 1) /
-		       cp;
+		short_by = l->low > free ? l->low - free : 0;
+		want = (uint32_t)((short_by + cp - 1) / cp);
 		if (!want)
 			want = 1;
 		if (want > (l->max - lent) / cp)
@@ -268,8 +268,7 @@ static uint32_t pool_chunk_pick(struct rcupool *p, uint32_t n, uint32_t *out)
 					   memory_order_relaxed);
 	}
 	for (uint32_t i = s->nchunks; i-- > 0 && k < n;)
-		if (p->gather[i] == cp &&
-		    pool_ld(&s->chunk_free[i]) == cp) {
+		if (p->gather[i] == cp && pool_ld(&s->chunk_free[i]) == cp) {
 			p->gather[i] = UINT32_MAX; /* this one goes */
 			out[k++] = i;
 		}
@@ -425,8 +424,11 @@ void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 	cp = s->chunk_pages;
 	/* CPU lists refill in runs of a share of the low mark. */
 	per = l.low / (2 * s->ncpus);
-	atomic_store_explicit(&p->refill, per < 1 ? 1 : per > 64 ? 64 : per,
-			      memory_order_relaxed);
+	if (per < 1)
+		per = 1;
+	if (per > 64)
+		per = 64;
+	atomic_store_explicit(&p->refill, per, memory_order_relaxed);
 	held = atomic_load(&p->ctr->held);
 	lent = atomic_load(&p->lent_pages);
 	free = lent > held ? lent - held : 0;
@@ -497,7 +499,8 @@ int pool_chunk_open(struct rcupool *p, char *why, size_t whylen)
 
 void pool_chunk_forked(struct rcupool *p)
 {
-	/* The chunks are not mapped here (MADV_DONTFORK); the lender is the parent's. */
+	/* No chunk is mapped here (MADV_DONTFORK); the lender is the parent's.
+	 */
 	if (p->lender && p->lender->fd >= 0)
 		close(p->lender->fd);
 	p->lender = NULL;
