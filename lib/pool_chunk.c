@@ -437,7 +437,9 @@ void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 		if (lent > l.max && (lent - l.max + cp - 1) / cp > n)
 			n = (lent - l.max + cp - 1) / cp;
 		if (free > l.high) {
-			uint32_t over = (uint32_t)((free - l.low) / cp);
+			/* Down to between the marks: room both ways. */
+			uint64_t mid = l.low + (l.high - l.low) / 2;
+			uint32_t over = (uint32_t)((free - mid) / cp);
 
 			if (over > n)
 				n = over;

@@ -551,6 +551,11 @@ static void test_chunk_return(void **state)
 	assert_true(wait_lent(p, 64 - cp));
 	assert_true(stats_of(p).chunks_asked > asked);
 	census_check(p, 0);
+	/* Above the high mark it gives back, down to between the marks. */
+	atomic_store(&p->lim->low_pages, 0);
+	atomic_store(&p->lim->high_pages, 2 * cp);
+	assert_true(wait_lent(p, 64 - cp - 2 * cp));
+	census_check(p, 0);
 	rcupool_close(p);
 	assert_int_equal(chunk_mappings(), 0); /* every chunk given back */
 	assert_int_equal(atomic_load(&double_freed), 0);
