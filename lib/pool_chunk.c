@@ -156,8 +156,21 @@ static int pool_chunk_ask(struct rcupool *p, uint32_t want)
 	r = p->lender->ops->get(p->lender, cpu < 0 ? -1 : cpu, want, got, &n);
 	if (r == -ECONNRESET)
 		pool_lender_lost(p);
-	if (r < 0)
-		return r;
+	if (r < 0 || !n) {
+		/*
+		 * Refused (-ENOSPC, -EDQUOT...): the page path keeps waking us
+		 * while the lists are low; do not ask again at that rate.
+		 * 10 ms, doubling to 1 s, until a request is granted.
+		 */
+		p->ask_backoff_ms = p->ask_backoff_ms ? p->ask_backoff_ms * 2
+						      : 10;
+		if (p->ask_backoff_ms > 1000)
+			p->ask_backoff_ms = 1000;
+		p->ask_after_ns = pool_now_ns() +
+				  (uint64_t)p->ask_backoff_ms * 1000000;
+		return r < 0 ? r : 0;
+	}
+	p->ask_backoff_ms = 0;
 	if (n > want)
 		n = want; /* a lender that lies: never read past our array */
 	for (uint32_t i = 0; i < n; i++)
@@ -447,7 +460,8 @@ void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 	}
 	if (n)
 		pool_chunk_return_locked(p, n);
-	else if (!atomic_load(&p->lender_gone) && (free < l.low || !free))
+	else if (!atomic_load(&p->lender_gone) && (free < l.low || !free) &&
+		 now >= p->ask_after_ns)
 		pool_chunk_fill(p, &l, 8);
 	pthread_mutex_unlock(&p->chunk_lock);
 }
