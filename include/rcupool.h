@@ -95,7 +95,7 @@ struct rcupool_options {
 	void (*free_fn)(void *);		/* NULL: free() */
 	size_t min_pages, max_pages; /* requested limits; 0: daemon's default */
 	/* Private reserve only (the daemon's configuration rules otherwise). */
-	size_t private_pages;	     /* 0: 256 per CPU, at least 512 */
+	size_t private_pages;	     /* 0: 256 per CPU, at least 512; <= 2^20 */
 	uint32_t overflow_pages;     /* heap pages allowed; 0: 256 */
 	uint32_t drain_interval_ms;  /* 0: 1000, the daemon's default */
 	/* If not NULL, a human reason when rcupool_open() fails. */

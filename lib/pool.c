@@ -185,6 +185,12 @@ static int pool_open_private(struct rcupool *p, const struct rcupool_options *o,
 		if (npages < 512)
 			npages = 512;
 	}
+	if (npages > POOL_CHUNK_VA_PAGES) {
+		snprintf(why, whylen,
+			 "bad options: private_pages %zu is above %u", npages,
+			 POOL_CHUNK_VA_PAGES);
+		return -EINVAL;
+	}
 	lp.pages = pool_u32(npages);
 	/* A max below a chunk would get nothing: chunks no larger than max. */
 	if (lp.max_pages && lp.max_pages < 16)

@@ -1203,6 +1203,13 @@ static void test_modes_and_options(void **state)
 	o.max_pages = 4;
 	assert_int_equal(rcupool_open(&o, &p), -EINVAL);
 
+	/* A private reserve beyond the address range a pool reserves. */
+	o.min_pages = o.max_pages = 0;
+	o.private_pages = (size_t)POOL_CHUNK_VA_PAGES + 1;
+	assert_int_equal(rcupool_open(&o, &p), -EINVAL);
+	assert_true(strstr(err, "private_pages") != NULL);
+	o.private_pages = 0;
+
 	/* NULL options: memb and free(). */
 	assert_int_equal(rcupool_open(NULL, &p), 0);
 	rcupool_close(p);
