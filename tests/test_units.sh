@@ -9,7 +9,7 @@
 #    keys, so stderr is what counts); the units are verified as installed
 #    by "make install PREFIX=$tmp/prefix" so that ExecStart= exists and
 #    Documentation=man: finds the installed pages;
-#  - systemd-analyze security --offline=true: exposure at most 4.0;
+#  - systemd-analyze security --offline=true: exposure at most 1.5;
 #  - systemd-sysusers / systemd-tmpfiles --root on the DESTDIR;
 #  - the installed daemon, socket-activated on a seqpacket socket the way
 #    rcupoold.socket does it, answers "rcupoolctl status".
@@ -139,8 +139,8 @@ run systemd-analyze security --offline=true "${units[0]}"
 exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$tmp/out")
 if [ -n "$exposure" ]; then
 	diag "systemd-analyze security exposure: $exposure"
-	check "systemd-analyze security: exposure $exposure <= 4.0" \
-		awk -v e="$exposure" 'BEGIN { exit !(e <= 4.0) }'
+	check "systemd-analyze security: exposure $exposure <= 1.5" \
+		awk -v e="$exposure" 'BEGIN { exit !(e <= 1.5) }'
 else
 	not_ok "systemd-analyze security printed no exposure (exit $rc)"
 	show "$tmp/err"
@@ -307,33 +307,23 @@ else
 		sleep 0.1
 	done
 	run timeout 20 "$root/usr/bin/rcupoolctl" --socket "$sock" status
-	# Until the daemon and the CLI land, their stubs say "not implemented":
-	# skip rather than fail then (and only then).
-	if [ "$rc" -ne 0 ] && grep -qs 'not implemented' "$tmp/err" "$tmp/daemon.log"; then
-		why="rcupoolctl exit $rc: $(cat "$tmp/err" "$tmp/daemon.log" | grep -m1 'not implemented')"
-		echo "ok $((_tap_n + 1)) # SKIP socket-activated rcupoold answers rcupoolctl status ($why)"
-		_tap_n=$((_tap_n + 1))
-		echo "ok $((_tap_n + 1)) # SKIP rcupoold stops on SIGTERM with exit 0 (stub)"
-		_tap_n=$((_tap_n + 1))
+	if [ "$rc" -eq 0 ]; then
+		ok "socket-activated rcupoold answers rcupoolctl status"
+		show "$tmp/out"
 	else
-		if [ "$rc" -eq 0 ]; then
-			ok "socket-activated rcupoold answers rcupoolctl status"
-			show "$tmp/out"
-		else
-			not_ok "socket-activated rcupoold answers rcupoolctl status (exit $rc)"
-			show "$tmp/err"
-			show "$tmp/daemon.log"
-		fi
-		kill -TERM "$daemon_pid" 2>/dev/null
-		wait "$daemon_pid"
-		drc=$?
-		daemon_pid=
-		if [ "$drc" -eq 0 ]; then
-			ok "rcupoold stops on SIGTERM with exit 0"
-		else
-			not_ok "rcupoold stops on SIGTERM with exit 0 (exit $drc)"
-			show "$tmp/daemon.log"
-		fi
+		not_ok "socket-activated rcupoold answers rcupoolctl status (exit $rc)"
+		show "$tmp/err"
+		show "$tmp/daemon.log"
+	fi
+	kill -TERM "$daemon_pid" 2>/dev/null
+	wait "$daemon_pid"
+	drc=$?
+	daemon_pid=
+	if [ "$drc" -eq 0 ]; then
+		ok "rcupoold stops on SIGTERM with exit 0"
+	else
+		not_ok "rcupoold stops on SIGTERM with exit 0 (exit $drc)"
+		show "$tmp/daemon.log"
 	fi
 fi
 
