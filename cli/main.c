@@ -14,6 +14,7 @@
 #include "persist.h"
 #include "print.h"
 #include "watch.h"
+#include "units.h"
 
 /* Options, as bits: which command accepts which. */
 enum {
@@ -41,7 +42,7 @@ static const struct option_desc {
 	{"version", O_VERSION, NULL, "the version"},
 	{"per-cpu", O_PER_CPU, NULL, "a line per CPU too"},
 	{"format", O_FORMAT, "FORMAT", "text, json or prometheus"},
-	{"interval", O_INTERVAL, "TIME", "refresh period: 2s, 500ms, 0.5"},
+	{"interval", O_INTERVAL, "TIME", "refresh period: 2s, 500ms, 1min (10ms to 1d)"},
 	{"persist", O_PERSIST, NULL, "also write a drop-in for restarts"},
 	{"config-dir", O_CONFIG_DIR, "DIR",
 	 "where rcupoold.conf.d/ is (--persist)"},
@@ -394,32 +395,19 @@ static void help(const struct command *cmd)
 
 /* --- parsing ------------------------------------------------------------- */
 
-/* "2s", "500ms", "100us", "1m", or seconds ("0.5", "2"). */
+/* A refresh period in the one grammar (proto/units.h), 10ms to 1d: faster
+ * is not something to read, slower is a mistake. */
+#define INTERVAL_MIN (10 * UNITS_US_PER_MS)
+#define INTERVAL_MAX UNITS_US_PER_D
+
 static int parse_interval(const char *s, uint64_t *usec)
 {
-	char *end;
-	double v, unit = 1e6;
+	int r = units_parse_duration(s, usec);
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !(v > 0))
-		return -EINVAL;
-	if (!strcmp(end, "us"))
-		unit = 1;
-	else if (!strcmp(end, "ms"))
-		unit = 1e3;
-	else if (!strcmp(end, "s") || !*end)
-		unit = 1e6;
-	else if (!strcmp(end, "m") || !strcmp(end, "min"))
-		unit = 60e6;
-	else
-		return -EINVAL;
-	v *= unit;
-	/* Faster than 10 ms is not something to read; slower than a day is
-	 * a mistake. */
-	if (v < 10000 || v > 86400e6)
+	if (r < 0)
+		return r;
+	if (*usec < INTERVAL_MIN || *usec > INTERVAL_MAX)
 		return -ERANGE;
-	*usec = (uint64_t)v;
 	return 0;
 }
 
@@ -507,7 +495,9 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 	case O_INTERVAL:
 		if (parse_interval(value, &a->interval_us) < 0)
 			return usage_error("bad interval '%s': a time from "
-					   "10ms to 1 day, as 2s, 500ms or 0.5",
+					   "10ms to 1d, a number and "
+					   UNITS_DURATION_WORDS
+					   " (2s, 500 ms, 0.5)",
 					   value);
 		break;
 	case O_PERSIST:

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "print.h"
+#include "units.h"
 
 #define PRINT_DEPTH_MAX 16
 #define CELL_MAX	64
@@ -382,30 +383,6 @@ static void prom_rows(const struct stats_set *set, const struct stats_row *rows,
 
 /* --- human --------------------------------------------------------------- */
 
-const char *print_duration(uint64_t usec, char *buf, size_t len)
-{
-	uint64_t s = usec / 1000000;
-
-	if (usec < 1000)
-		snprintf(buf, len, "%lluus", (unsigned long long)usec);
-	else if (usec < 1000000)
-		snprintf(buf, len, "%llums", (unsigned long long)usec / 1000);
-	else if (s < 60)
-		snprintf(buf, len, "%.1fs", usec / 1e6);
-	else if (s < 3600)
-		snprintf(buf, len, "%llum %02llus", (unsigned long long)s / 60,
-			 (unsigned long long)s % 60);
-	else if (s < 86400)
-		snprintf(buf, len, "%lluh %02llum",
-			 (unsigned long long)s / 3600,
-			 (unsigned long long)s / 60 % 60);
-	else
-		snprintf(buf, len, "%llud %02lluh",
-			 (unsigned long long)s / 86400,
-			 (unsigned long long)s / 3600 % 24);
-	return buf;
-}
-
 const char *print_bar(uint64_t part, uint64_t whole, int width, char *buf,
 		      size_t len)
 {
@@ -449,7 +426,7 @@ static const char *cell(const struct stats_field *f,
 							   : "-";
 	n = strlen(f->name);
 	if (n > 5 && !strcmp(f->name + n - 5, "_usec"))
-		return print_duration(row->u[f->attr], buf, len);
+		return units_human_duration(row->u[f->attr], buf, len);
 	snprintf(buf, len, "%llu", (unsigned long long)row->u[f->attr]);
 	return buf;
 }
@@ -511,7 +488,7 @@ static void human_summary(const struct stats_row *r)
 	fprintf(P.out,
 		"rcupoold %s (pid %llu), up %s, %llu of %llu CPUs online\n",
 		ver, (unsigned long long)r->u[PROTO_STATUS_PID],
-		print_duration(r->u[PROTO_STATUS_UPTIME_USEC], up, sizeof(up)),
+		units_human_duration(r->u[PROTO_STATUS_UPTIME_USEC], up, sizeof(up)),
 		(unsigned long long)r->u[PROTO_STATUS_CPUS_ONLINE],
 		(unsigned long long)r->u[PROTO_STATUS_CPUS]);
 	fprintf(P.out,

@@ -34,11 +34,12 @@
 #include <ini.h>
 
 #include "conf.h"
+#include "units.h"
 
-#define US_PER_MS  1000ULL
-#define US_PER_S   1000000ULL
-#define US_PER_MIN (60 * US_PER_S)
-#define US_PER_H   (60 * US_PER_MIN)
+#define US_PER_MS  UNITS_US_PER_MS
+#define US_PER_S   UNITS_US_PER_S
+#define US_PER_MIN UNITS_US_PER_MIN
+#define US_PER_H   UNITS_US_PER_H
 
 enum type {
 	T_COUNT,
@@ -192,63 +193,15 @@ static int parse_digits(const char *s, uint64_t *v, const char **end)
 	return over ? -ERANGE : 0;
 }
 
-static bool all_alpha(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isalpha((unsigned char)*s))
-			return false;
-	return true;
-}
-
-static void fmt_time(uint64_t us, char *buf, size_t size)
-{
-	static const struct {
-		uint64_t mult;
-		const char *unit;
-	} u[] = {{US_PER_H, "h"},
-		 {US_PER_MIN, "min"},
-		 {US_PER_S, "s"},
-		 {US_PER_MS, "ms"},
-		 {1, "us"}};
-	size_t i;
-
-	if (us == 0) {
-		snprintf(buf, size, "0");
-		return;
-	}
-	for (i = 0; us % u[i].mult; i++)
-		;
-	snprintf(buf, size, "%" PRIu64 "%s", us / u[i].mult, u[i].unit);
-}
-
-static void fmt_size(uint64_t bytes, char *buf, size_t size)
-{
-	static const char units[] = "GMK";
-	int i;
-
-	for (i = 0; i < 3; i++) {
-		uint64_t m = 1ULL << (10 * (3 - i));
-
-		if (bytes && bytes % m == 0) {
-			snprintf(buf, size, "%" PRIu64 "%c", bytes / m,
-				 units[i]);
-			return;
-		}
-	}
-	snprintf(buf, size, "%" PRIu64, bytes);
-}
-
 static void fmt_bound(const struct key_desc *k, uint64_t v, char *buf,
 		      size_t size)
 {
 	switch (k->type) {
 	case T_TIME:
-		fmt_time(v, buf, size);
+		units_format_duration(v, buf, size);
 		break;
 	case T_SIZE:
-		fmt_size(v, buf, size);
+		units_format_size(v, buf, size);
 		break;
 	case T_MODE:
 		snprintf(buf, size, "%04" PRIo64, v);
@@ -301,76 +254,46 @@ static int parse_count(const struct key_desc *k, const char *s, union value *v,
 	return 0;
 }
 
-/* "4096", "4K", "4KB", "4KiB", "4096B"; binary multiples, any case. */
+/* units_parse_size: "4096", "4K", "4 KiB", ... */
 static int parse_size(const struct key_desc *k, const char *s, union value *v,
 		      char *why, size_t wsize)
 {
-	static const char *const units = "KMG";
-	const char *end, *p;
-	uint64_t n, mult = 1;
-	int r;
+	uint64_t n;
+	int r = units_parse_size(s, &n);
 
-	r = parse_digits(s, &n, &end);
-	if (r == -EINVAL || (*end && !all_alpha(end))) {
-		snprintf(why, wsize, "\"%s\" is not a valid size", s);
-		return -EINVAL;
+	if (r == -EINVAL) {
+		snprintf(why, wsize,
+			 "\"%s\" is not a valid size (a number and "
+			 UNITS_SIZE_WORDS ")",
+			 s);
+		return r;
 	}
-	if (*end) {
-		p = strchr(units, toupper((unsigned char)*end));
-		if (p) {
-			mult = 1ULL << (10 * (p - units + 1));
-			end++;
-		}
-		if (strcasecmp(end, "") && strcasecmp(end, "B") &&
-		    !(p && strcasecmp(end, "iB") == 0)) {
-			snprintf(why, wsize,
-				 "\"%s\" has an unknown unit (use K, M or G)",
-				 s);
-			return -EINVAL;
-		}
-	}
-	if (r || n > UINT32_MAX / mult || n * mult != 4096) {
+	if (r || n != 4096) {
 		snprintf(why, wsize,
 			 "\"%s\" is not supported: only 4K pages are supported",
 			 s);
 		return -EINVAL;
 	}
-	v->u32 = (uint32_t)(n * mult);
+	v->u32 = (uint32_t)n;
 	return 0;
 }
 
-/* "100ms", "5s", "2min", "1h", "250us"; a plain number is seconds. */
+/* units_parse_duration: "100ms", "5 s", "2min", "1h", "1d"; a plain number
+ * is seconds. */
 static int parse_time(const struct key_desc *k, const char *s, union value *v,
 		      char *why, size_t wsize)
 {
-	static const struct {
-		const char *unit;
-		uint64_t mult;
-	} u[] = {{"", US_PER_S},  {"us", 1},	       {"ms", US_PER_MS},
-		 {"s", US_PER_S}, {"min", US_PER_MIN}, {"h", US_PER_H}};
-	const char *end;
 	uint64_t n;
-	size_t i;
-	int r;
+	int r = units_parse_duration(s, &n);
 
-	r = parse_digits(s, &n, &end);
-	if (r == -EINVAL || (*end && !all_alpha(end))) {
-		snprintf(why, wsize, "\"%s\" is not a valid time", s);
-		return -EINVAL;
-	}
-	for (i = 0; i < sizeof(u) / sizeof(u[0]); i++)
-		if (strcasecmp(end, u[i].unit) == 0)
-			break;
-	if (i == sizeof(u) / sizeof(u[0])) {
+	if (r == -EINVAL) {
 		snprintf(why, wsize,
-			 "\"%s\" has an unknown unit (use us, ms, s, min or h)",
+			 "\"%s\" is not a valid time (a number and "
+			 UNITS_DURATION_WORDS ")",
 			 s);
-		return -EINVAL;
+		return r;
 	}
-	if (r || n > UINT64_MAX / u[i].mult)
-		return out_of_range(k, s, why, wsize);
-	n *= u[i].mult;
-	if (n < k->min || n > k->max)
+	if (r || n < k->min || n > k->max)
 		return out_of_range(k, s, why, wsize);
 	v->u64 = n;
 	return 0;
@@ -510,7 +433,7 @@ static void fmt_value(const struct conf *c, const struct key_desc *k, char *buf,
 		break;
 	case T_SIZE:
 		memcpy(&u32, p, sizeof(u32));
-		fmt_size(u32, buf, size);
+		units_format_size(u32, buf, size);
 		break;
 	case T_MODE:
 		memcpy(&u32, p, sizeof(u32));
@@ -522,7 +445,7 @@ static void fmt_value(const struct conf *c, const struct key_desc *k, char *buf,
 		break;
 	case T_TIME:
 		memcpy(&u64, p, sizeof(u64));
-		fmt_time(u64, buf, size);
+		units_format_duration(u64, buf, size);
 		break;
 	case T_ENUM:
 		memcpy(&e, p, sizeof(e));

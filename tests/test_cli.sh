@@ -370,6 +370,15 @@ run stats --format=xml
 expect 2 "unknown format: exit 2" "'xml'"
 run watch --interval=soon
 expect 2 "bad interval: exit 2" "'soon'"
+run watch --interval=2d
+expect 2 "interval over a day: exit 2" "10ms to 1d"
+# The one time grammar: 1h and "1 min" are intervals as in the configuration.
+for iv in 1h "1 min"; do
+	timeout --preserve-status -s INT 0.5 "$ctl" --socket "$sock" watch --interval "$iv" \
+		>/dev/null 2>"$tmp/err"
+	rc=$?
+	expect 0 "watch --interval '$iv' runs (exit 0 on SIGINT)"
+done
 run status extra
 expect 2 "an extra argument: exit 2" "'extra'"
 run status --format=prometheus

@@ -227,8 +227,8 @@ static void test_errors(void **state)
 		{"[reserve]\npages_per_cpu = lots\n",
 		 ":2: [reserve] pages_per_cpu: \"lots\" is not a valid count"},
 		{"[balance]\ninterval = 5parsecs\n",
-		 ":2: [balance] interval: \"5parsecs\" has an unknown unit "
-		 "(use us, ms, s, min or h)"},
+		 ":2: [balance] interval: \"5parsecs\" is not a valid time "
+		 "(a number and us, ms, s, min, h or d)"},
 		{"[balance]\nlow = 120%\n",
 		 ":2: [balance] low: \"120%\" is out of range (0%..100%)"},
 		{"[reserve]\npages_per_cpu = 8\n",
@@ -342,11 +342,10 @@ static void test_units(void **state)
 		expect_set(&c, "reserve.page_size", sizes[i], 0, NULL);
 	assert_int_equal(c.reserve.page_size, 4096);
 	expect_set(&c, "reserve.page_size", "4Q", -EINVAL,
-		   "command line: [reserve] page_size: \"4Q\" has an unknown "
-		   "unit (use K, M or G)");
-	expect_set(&c, "reserve.page_size", "4 K", -EINVAL,
-		   "command line: [reserve] page_size: \"4 K\" is not a valid "
-		   "size");
+		   "command line: [reserve] page_size: \"4Q\" is not a valid "
+		   "size (a number and B, K, M, G or T)");
+	/* The one grammar (proto/units.h): a blank before the unit. */
+	expect_set(&c, "reserve.page_size", "4 K", 0, NULL);
 	expect_set(&c, "reserve.page_size", "1G", -EINVAL,
 		   "command line: [reserve] page_size: \"1G\" is not "
 		   "supported: only 4K pages are supported");
@@ -371,11 +370,22 @@ static void test_units(void **state)
 		"(1ms..1min)");
 	expect_set(&c, "balance.interval", "-5", -EINVAL,
 		   "command line: [balance] interval: \"-5\" is not a valid "
-		   "time");
+		   "time (a number and us, ms, s, min, h or d)");
 	expect_set(
 		&c, "balance.interval", "", -EINVAL,
-		"command line: [balance] interval: \"\" is not a valid time");
-	expect_set(&c, "balance.interval", "1.5s", -EINVAL, NULL);
+		"command line: [balance] interval: \"\" is not a valid time "
+		"(a number and us, ms, s, min, h or d)");
+	/* The one grammar: fractions, a blank before the unit, m and d. */
+	expect_set(&c, "balance.interval", "1.5s", 0, NULL);
+	assert_int_equal(c.balance.interval_us, 1500000);
+	expect_set(&c, "balance.interval", "5 ms", 0, NULL);
+	assert_int_equal(c.balance.interval_us, 5000);
+	expect_set(&c, "balance.interval", "1m", 0, NULL);
+	assert_int_equal(c.balance.interval_us, 60000000);
+	expect_set(&c, "limits.drain_interval", "1d", -EINVAL,
+		   "command line: [limits] drain_interval: \"1d\" is out of "
+		   "range (1ms..1h)");
+	expect_set(&c, "balance.interval", "1000us", 0, NULL);
 	expect_set(&c, "balance.interval", "ms", -EINVAL, NULL);
 	expect_set(
 		&c, "balance.interval", "99999999999999999999ms", -EINVAL,
