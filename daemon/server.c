@@ -656,6 +656,7 @@ static int on_conn(sd_event_source *src, int fd, uint32_t revents, void *data)
 		if (r < 0) {
 			log_warning("%s: bad message: %s", c->who, why);
 			if (header_of(rxbuf, (size_t)len, &m)) {
+				m.cmd = PROTO_CMD_ERROR; /* any client parses it */
 				reply_error(c, &m, r, "bad message: %s", why);
 				continue;
 			}

@@ -66,6 +66,11 @@ enum proto_cmd {
 	PROTO_CMD_RESET_STATS,
 	PROTO_CMD_RELOAD,
 	PROTO_CMD_CENSUS, /* take a census now and repair (admin) */
+	/* Appended (ops): a reply only, never a request.  The daemon answers
+	 * a request it cannot parse or does not know with ERROR (ERROR >= 1,
+	 * MESSAGE) and the request's seq, so that any client parses it;
+	 * proto_call accepts it as the reply to whatever it sent. */
+	PROTO_CMD_ERROR,
 	__PROTO_CMD_MAX,
 };
 #define PROTO_CMD_MAX (__PROTO_CMD_MAX - 1)
@@ -211,7 +216,10 @@ const struct nla_policy *proto_setting_policy(void); /* PROTO_SETTING_MAX */
 int proto_new(struct nl_msg **ret, uint8_t cmd, uint32_t seq, bool request);
 
 /* A reply to req carrying ERROR (error: 0 or -errno) and MESSAGE (fmt may be
- * NULL for an empty message; truncated to PROTO_MESSAGE_MAX - 1 bytes). */
+ * NULL for an empty message; truncated to PROTO_MESSAGE_MAX - 1 bytes).
+ * A request whose command is unknown (or is ERROR) gets a PROTO_CMD_ERROR
+ * reply; set req->cmd to PROTO_CMD_ERROR to get one for a malformed
+ * request too. */
 int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req, int error,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -292,7 +300,9 @@ int proto_connect(const char *path);
  * Send req and wait for its reply into buf: replies with another seq are
  * stale (an earlier call given up) and dropped with their fds.  Returns 0,
  * -errno of the transport or of a malformed reply (-EPROTO: right seq but
- * another command, or not a reply), or the daemon's error as -errno.
+ * another command, or not a reply), or the daemon's error as -errno.  A
+ * PROTO_CMD_ERROR reply with the right seq answers any request: its error
+ * is returned (-EPROTO if it carries none).
  * errmsg gets the daemon's message, or what was wrong with the reply, or "".
  * reply is filled whenever a reply was parsed (also on a daemon error).
  */
