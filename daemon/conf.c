@@ -28,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
@@ -641,6 +644,22 @@ const struct conf_client *conf_client_find(const struct conf *c,
 	return client_find(c, name, strlen(name));
 }
 
+/* A key set twice in the same file: warn, naming both lines. */
+static void warn_duplicate(const struct conf *c, struct conf_src prev,
+			   struct conf_src now, const char *where,
+			   const char *sec, const char *key)
+{
+	char msg[sizeof(((struct conf_error *)0)->msg)];
+
+	if (!c->warn || !now.line || !prev.line || prev.file != now.file)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "%s: [%s] %s: set again (first at line %" PRIu32
+		 "); the value of line %" PRIu32 " is used",
+		 where, sec, key, prev.line, now.line);
+	c->warn(c->warn_ud, msg);
+}
+
 /*
  * Set key in section (as written in a header: "balance", "client db") from
  * source label (interned) at line.  where is "FILE:LINE" or the label.  On
@@ -692,11 +711,17 @@ static int apply(struct conf *c, const char *sec, const char *key,
 	src.seq = ++c->seq;
 
 	if (k != &client_key) {
+		warn_duplicate(c, c->src[k - keys], src, where, sec, key);
 		store_value(c, k, &v);
 		c->src[k - keys] = src;
 		return 0;
 	}
 	cl = client_find(c, name, name_len);
+	if (!cl && c->n_clients >= CONF_CLIENTS_MAX) {
+		errf(err, "%s: [%s]: too many client sections (max %d)", where,
+		     sec, CONF_CLIENTS_MAX);
+		return -EINVAL;
+	}
 	if (!cl) {
 		clients = realloc(c->clients,
 				  (c->n_clients + 1) * sizeof(*clients));
@@ -708,6 +733,10 @@ static int apply(struct conf *c, const char *sec, const char *key,
 		memcpy(cl->name, name, name_len);
 	}
 	is_min = strcmp(key, "min_pages") == 0;
+	if (is_min && cl->has_min)
+		warn_duplicate(c, cl->min_src, src, where, sec, key);
+	else if (!is_min && cl->has_max)
+		warn_duplicate(c, cl->max_src, src, where, sec, key);
 	if (is_min) {
 		cl->min_pages = v.cnt;
 		cl->has_min = true;
@@ -789,8 +818,6 @@ struct parse_ctx {
 	struct conf *c;
 	const char *path;
 	FILE *f;
-	char *buf;
-	size_t bufsz;
 	unsigned int line; /* lines handed to inih */
 	bool have_key;	   /* a key was seen in this section */
 	char section[256]; /* current section header, in full */
@@ -832,33 +859,53 @@ static int reader_section(struct parse_ctx *p, const char *t)
 	return section_error(where, p->section, p->e);
 }
 
+/*
+ * inih's line reader, bounded: at most num - 1 bytes are read for a line
+ * (what inih's buffer holds), so memory stays bounded whatever the input
+ * (a file without newlines, a huge line); a longer line, a NUL byte or a
+ * continuation line stops the parse with an error naming file:line.
+ */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse_ctx *p = stream;
 	const char *s, *t;
-	ssize_t n;
-	int r;
+	size_t n = 0;
+	int ch, r;
 
-	if (p->err)
+	if (p->err || num < 3)
 		return NULL;
 	errno = 0;
-	n = getline(&p->buf, &p->bufsz, p->f);
-	if (n < 0) {
+	for (;;) {
+		ch = getc(p->f);
+		if (ch == EOF)
+			break;
+		if (n == (size_t)num - 1) {
+			p->line++;
+			errf(p->e, "%s:%u: line too long (max %d characters)",
+			     p->path, p->line, num - 2);
+			ctx_error(p, -EINVAL, p->line);
+			return NULL;
+		}
+		str[n++] = (char)ch;
+		if (ch == '\0') {
+			p->line++;
+			errf(p->e, "%s:%u: NUL byte in the line", p->path,
+			     p->line);
+			ctx_error(p, -EINVAL, p->line);
+			return NULL;
+		}
+		if (ch == '\n')
+			break;
+	}
+	if (n == 0) {
 		if (ferror(p->f))
 			p->read_errno = errno ? errno : EIO;
 		return NULL;
 	}
+	str[n] = '\0';
 	p->line++;
-	if ((size_t)n + 1 > (size_t)num) {
-		/* inih reads num - 1 characters, newline included. */
-		errf(p->e, "%s:%u: line too long (max %d characters)", p->path,
-		     p->line, num - 2);
-		ctx_error(p, -EINVAL, p->line);
-		return NULL;
-	}
-	memcpy(str, p->buf, (size_t)n + 1);
 
-	s = p->buf;
+	s = str;
 	if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
 		s += 3;
 	for (t = s; *t && isspace((unsigned char)*t); t++)
@@ -901,23 +948,69 @@ static int handler(void *user, const char *section, const char *name,
 	return 1;
 }
 
+/* /dev/null: accepted as an empty file (operators and tests use it). */
+static bool is_dev_null(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 &&
+	       minor(st->st_rdev) == 3;
+}
+
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
 /* 1 when the file does not exist and missing_ok. */
 static int load_file(struct conf *c, const char *path, bool missing_ok,
 		     struct conf_error *err)
 {
 	struct parse_ctx p = {.c = c, .path = path, .e = err};
-	int r;
+	struct stat st;
+	int fd, r;
 
-	p.f = fopen(path, "re");
-	if (!p.f) {
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT && missing_ok)
 			return 1;
 		errf(err, "%s: cannot open: %s", path, strerror(-r));
 		return r;
 	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		errf(err, "%s: cannot stat: %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		if (is_dev_null(&st))
+			return 0;
+		errf(err,
+		     "%s: is %s: the configuration must be a regular file "
+		     "(or /dev/null for none)",
+		     path, file_kind(st.st_mode));
+		return -EINVAL;
+	}
+	p.f = fdopen(fd, "r");
+	if (!p.f) {
+		r = -errno;
+		close(fd);
+		errf(err, "%s: cannot open: %s", path, strerror(-r));
+		return r;
+	}
 	r = ini_parse_stream(reader, &p, handler, &p);
-	free(p.buf);
 	fclose(p.f);
 
 	if (r > 0 && (!p.err || (unsigned int)r < p.err_line)) {

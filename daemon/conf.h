@@ -28,6 +28,7 @@
 #define CONF_DROPIN_DIR	  "rcupoold.conf.d"
 
 #define CONF_CLIENT_NAME_MAX 63
+#define CONF_CLIENTS_MAX     4096 /* [client NAME] sections, all sources */
 #define CONF_GROUP_MAX	     255
 #define CONF_SOCKET_MAX	     107 /* sizeof(sun_path) - 1 */
 
@@ -130,6 +131,13 @@ struct conf {
 	size_t n_clients;
 
 	struct conf_src src[CONF_KEY_COUNT];
+
+	/* Warnings (a key set twice in one file), one message each as
+	 * "FILE:LINE: [section] key: ..."; NULL: none.  Set by the caller
+	 * after conf_init; conf_copy copies it, conf_free clears it. */
+	void (*warn)(void *ud, const char *msg);
+	void *warn_ud;
+
 	char **files; /* source names; files[0] is NULL (default) */
 	size_t n_files;
 	uint32_t seq; /* last conf_src.seq handed out */
@@ -150,7 +158,11 @@ int conf_copy(struct conf *dst, const struct conf *src);
  * Apply the main file and then CONF_DROPIN_DIR/ *.conf beside it, in strcmp
  * name order (other names are ignored).  main_path NULL means
  * CONF_DEFAULT_PATH.  A missing main file is an error only when
- * explicit_path.  Stops at the first error.  On any error *c is unchanged;
+ * explicit_path.  Every file must be a regular file (a FIFO, a device or a
+ * directory is an error; /dev/null reads as an empty file); lines are read
+ * with a bound (longer lines and NUL bytes are errors naming FILE:LINE), so
+ * memory stays bounded whatever the input.  A key set twice in one file
+ * is a warning (c->warn) naming both lines; the later value wins.  Stops at the first error.  On any error *c is unchanged;
  * on success it holds the values of the files over what it held before.
  * Does not check consistency: call conf_validate after the last conf_set.
  */

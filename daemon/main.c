@@ -4,6 +4,7 @@
  * systemd (notify, watchdog, socket activation, reload).
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,18 +45,22 @@ static void usage(FILE *f)
 		CONF_DEFAULT_PATH);
 }
 
-static int resolve_group(const char *key, const char *name, bool configured,
-			 gid_t *ret)
+static int resolve_group(const struct conf *c, enum conf_key k,
+			 const char *key, const char *name, gid_t *ret)
 {
+	bool configured = c->src[k].seq != 0;
+	char where[PATH_MAX + 32];
 	int r = peer_group_lookup(name, ret);
 
 	if (r == -ENOENT) {
 		/* The built-in name on a machine without the package's groups
-		 * (make run) is expected; a configured one is a mistake. */
+		 * (make run) is expected; a configured one is a mistake
+		 * (--check-config refuses it, see check_groups). */
+		conf_src_format(c, c->src[k], where, sizeof(where));
 		log_msg(configured ? LOG_WARNING : LOG_NOTICE,
-			"%s: group \"%s\" does not exist: only root and this "
-			"daemon's user qualify",
-			key, name);
+			"%s: %s: group \"%s\" does not exist: only root and "
+			"this daemon's user qualify",
+			where, key, name);
 		*ret = NO_MEMBERS;
 		return 0;
 	}
@@ -65,12 +70,47 @@ static int resolve_group(const char *key, const char *name, bool configured,
 	return 0;
 }
 
+/* --check-config: a configured group that does not exist is an error. */
+static int check_groups(const struct conf *c, struct conf_error *err)
+{
+	static const struct {
+		enum conf_key k;
+		const char *key;
+	} g[] = {{CONF_ACCESS_ATTACH_GROUP, "[access] attach_group"},
+		 {CONF_ACCESS_ADMIN_GROUP, "[access] admin_group"}};
+	char where[PATH_MAX + 32];
+	gid_t gid;
+
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+		const char *name = g[i].k == CONF_ACCESS_ATTACH_GROUP
+					   ? c->access.attach_group
+					   : c->access.admin_group;
+
+		if (!c->src[g[i].k].seq || !*name)
+			continue;
+		if (peer_group_lookup(name, &gid) != -ENOENT)
+			continue;
+		conf_src_format(c, c->src[g[i].k], where, sizeof(where));
+		snprintf(err->msg, sizeof(err->msg),
+			 "%.200s: %s: group \"%.200s\" does not exist", where,
+			 g[i].key, name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void conf_warning(void *ud, const char *msg)
+{
+	log_warning("%s", msg);
+}
+
 /* Files, then -o options, then consistency: into *c, or an error in err. */
 static int load_config(struct daemon *d, struct conf *c, struct conf_error *err)
 {
 	int r;
 
 	conf_init(c);
+	c->warn = conf_warning;
 	r = conf_load(c, d->config_path, d->config_explicit, err);
 	for (size_t i = 0; r >= 0 && i < d->n_options; i++)
 		r = conf_set_option(c, d->options[i], "command line", err);
@@ -83,16 +123,14 @@ static int load_config(struct daemon *d, struct conf *c, struct conf_error *err)
 
 static int resolve_groups(struct daemon *d)
 {
-	int r = resolve_group("access.attach_group",
-			      d->conf.access.attach_group,
-			      d->conf.src[CONF_ACCESS_ATTACH_GROUP].seq != 0,
-			      &d->attach_gid);
+	int r = resolve_group(&d->conf, CONF_ACCESS_ATTACH_GROUP,
+			      "[access] attach_group",
+			      d->conf.access.attach_group, &d->attach_gid);
 
 	if (r >= 0)
-		r = resolve_group("access.admin_group",
-				  d->conf.access.admin_group,
-				  d->conf.src[CONF_ACCESS_ADMIN_GROUP].seq != 0,
-				  &d->admin_gid);
+		r = resolve_group(&d->conf, CONF_ACCESS_ADMIN_GROUP,
+				  "[access] admin_group",
+				  d->conf.access.admin_group, &d->admin_gid);
 	return r;
 }
 
@@ -305,6 +343,12 @@ int main(int argc, char **argv)
 	r = load_config(&d, &d.conf, &err);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", err.msg);
+		free(d.options);
+		return EX_CONFIG;
+	}
+	if (check && check_groups(&d.conf, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		conf_free(&d.conf);
 		free(d.options);
 		return EX_CONFIG;
 	}

@@ -520,8 +520,140 @@ static void test_missing_file(void **state)
 	expect_msg(&err, path, ": cannot open: No such file or directory");
 	assert_int_equal(conf_load(&c, path, false, &err), 0);
 	/* A directory given as the main file. */
-	assert_int_equal(conf_load(&c, tmpdir, true, &err), -EISDIR);
-	expect_msg(&err, tmpdir, ": read error: Is a directory");
+	assert_int_equal(conf_load(&c, tmpdir, true, &err), -EINVAL);
+	expect_msg(&err, tmpdir,
+		   ": is a directory: the configuration must be a regular file "
+		   "(or /dev/null for none)");
+	conf_free(&c);
+}
+
+/* issue 10 item 8: what a configuration file may be, and bounds. */
+static void test_file_edges(void **state)
+{
+	struct conf_error err = {""};
+	char path[PATH_MAX], *big;
+	struct conf c;
+	FILE *f;
+
+	/* A FIFO: an error at once, not a wait for a writer. */
+	snprintf(path, sizeof(path), "%s/fifo.conf", tmpdir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	conf_init(&c);
+	assert_int_equal(conf_load(&c, path, true, &err), -EINVAL);
+	expect_msg(&err, path,
+		   ": is a FIFO: the configuration must be a regular file "
+		   "(or /dev/null for none)");
+	/* A device other than /dev/null (/dev/zero: endless NULs). */
+	assert_int_equal(conf_load(&c, "/dev/zero", true, &err), -EINVAL);
+	assert_string_equal(err.msg,
+			    "/dev/zero: is a character device: the "
+			    "configuration must be a regular file (or "
+			    "/dev/null for none)");
+	/* /dev/null: an empty configuration, the defaults. */
+	assert_int_equal(conf_load(&c, "/dev/null", true, &err), 0);
+	assert_int_equal(c.reserve.pages_per_cpu, 1024);
+	conf_free(&c);
+
+	/* A NUL byte ends nothing silently: "16\0junk" is not 16. */
+	snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fwrite("[limits]\nclient_min_pages = 16\0junk\n", 1, 37, f);
+	fclose(f);
+	conf_init(&c);
+	assert_int_equal(conf_load(&c, path, true, &err), -EINVAL);
+	expect_msg(&err, path, ":2: NUL byte in the line");
+	assert_int_equal(c.limits.client_min_pages, 16); /* the default */
+	conf_free(&c);
+
+	/* 8 MiB without a newline: an error at line 1, memory bounded (the
+	 * reader stops at inih's line length). */
+	big = malloc(8 << 20);
+	assert_non_null(big);
+	memset(big, 'x', 8 << 20);
+	snprintf(path, sizeof(path), "%s/big.conf", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(big, 1, 8 << 20, f), 8 << 20);
+	fclose(f);
+	free(big);
+	conf_init(&c);
+	assert_int_equal(conf_load(&c, path, true, &err), -EINVAL);
+	expect_msg(&err, path, ":1: line too long (max 198 characters)");
+	conf_free(&c);
+}
+
+struct warnings {
+	int n;
+	char last[512];
+};
+
+static void collect(void *ud, const char *msg)
+{
+	struct warnings *w = ud;
+
+	w->n++;
+	snprintf(w->last, sizeof(w->last), "%s", msg);
+}
+
+static void test_duplicate_key_warns(void **state)
+{
+	struct conf_error err = {""};
+	struct warnings w = {0};
+	char path[PATH_MAX], dir[PATH_MAX];
+	struct conf c;
+
+	conf_init(&c);
+	c.warn = collect;
+	c.warn_ud = &w;
+	assert_int_equal(load_text("dup/rcupoold.conf",
+				   "[balance]\nlow = 10\ntarget = 20\n"
+				   "low = 12\n\n[client db]\nmax_pages = 5\n"
+				   "max_pages = 6\n",
+				   &c, &err, path),
+			 0);
+	assert_int_equal(w.n, 2);
+	expect_msg((struct conf_error *)&w.last, path,
+		   ":8: [client db] max_pages: set again (first at line 7); "
+		   "the value of line 8 is used");
+	assert_int_equal(c.balance.low.value, 12);
+	assert_int_equal(c.src[CONF_BALANCE_LOW].line, 4);
+	assert_int_equal(c.clients[0].max_pages.value, 6);
+
+	/* The same key in the main file and a drop-in is layering, not a
+	 * duplicate; nor is rcupoolctl set over a file. */
+	w.n = 0;
+	snprintf(dir, sizeof(dir), "dup/%s/10-low.conf", CONF_DROPIN_DIR);
+	write_file(dir, "[balance]\nlow = 11\n", path);
+	snprintf(path, sizeof(path), "%s/dup/rcupoold.conf", tmpdir);
+	conf_free(&c);
+	c.warn = collect;
+	c.warn_ud = &w;
+	assert_int_equal(conf_load(&c, path, true, &err), 0);
+	assert_int_equal(w.n, 2); /* the two of the main file only */
+	assert_int_equal(c.balance.low.value, 11);
+	assert_int_equal(conf_set(&c, "balance.low", "9", "rcupoolctl set",
+				  &err),
+			 0);
+	assert_int_equal(w.n, 2);
+	conf_free(&c);
+}
+
+static void test_too_many_clients(void **state)
+{
+	struct conf_error err = {""};
+	char key[64];
+	struct conf c;
+	int i, r = 0;
+
+	conf_init(&c);
+	for (i = 0; i <= CONF_CLIENTS_MAX && r == 0; i++) {
+		snprintf(key, sizeof(key), "client.c%d.max_pages", i);
+		r = conf_set(&c, key, "5", "command line", &err);
+	}
+	assert_int_equal(r, -EINVAL);
+	assert_int_equal(i, CONF_CLIENTS_MAX + 1);
+	assert_non_null(strstr(err.msg, "too many client sections (max 4096)"));
 	conf_free(&c);
 }
 
@@ -879,6 +1011,9 @@ int main(void)
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_dropins),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_file_edges),
+		cmocka_unit_test(test_duplicate_key_warns),
+		cmocka_unit_test(test_too_many_clients),
 		cmocka_unit_test(test_set_overrides),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_print),
