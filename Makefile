@@ -48,7 +48,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 
 LIB_PKGS    := liburcu-memb libnl-genl-3.0 libnl-3.0
 DAEMON_PKGS := $(LIB_PKGS) libsystemd inih
-CLI_PKGS    := $(LIB_PKGS)
+CLI_PKGS    := $(LIB_PKGS) inih
 TEST_PKGS   := $(DAEMON_PKGS) liburcu-qsbr liburcu cmocka
 
 LDLIBS_LIB    := $(call pc_libs,$(LIB_PKGS)) -pthread
@@ -105,6 +105,9 @@ $(B)/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(EXTRA_INC) $(CPPFLAGS) $(CFLAGS_ALL) \
 		$(call pc_cflags,$(TEST_PKGS)) -c -o $@ $<
 
+# The CLI shares the daemon's drop-in editor (daemon/dropin.h).
+$(B)/cli/%.o: EXTRA_INC := -Idaemon
+
 # Tests and benchmarks see the daemon's, the CLI's and the test helpers' headers.
 $(B)/tests/%.o $(B)/bench/%.o: EXTRA_INC := -Itests/lib -Idaemon -Icli
 
@@ -143,7 +146,8 @@ $(B)/rcupoold: $(B)/daemon/main.o $(B)/libdaemon.a $(B)/librcupool.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
 
-$(B)/rcupoolctl: $(B)/cli/main.o $(B)/libcli.a $(B)/librcupool.a
+# rcupoolctl edits its drop-in with the daemon's drop-in editor (inih).
+$(B)/rcupoolctl: $(B)/cli/main.o $(B)/libcli.a $(B)/daemon/dropin.o $(B)/librcupool.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_CLI)
 

@@ -247,36 +247,167 @@ static int print_message(struct ctl *c, struct args *a, const char *persisted)
 	return finish(CTL_OK);
 }
 
-static int cmd_set(struct ctl *c, struct args *a)
+/*
+ * KEY=VALUE words (set) or KEY words (unset): checked before connecting,
+ * so that a mistake is exit 2 whether or not a daemon runs.
+ */
+static int check_words(const char *cmd, struct args *a, bool values)
 {
-	char path[4096], why[512];
+	if (!a->nwords)
+		return usage_error("%s: no %s given", cmd,
+				   values ? "KEY=VALUE" : "KEY");
+	for (size_t i = 0; i < a->nwords; i++) {
+		const char *w = a->words[i], *eq = strchr(w, '=');
+		size_t klen = eq ? (size_t)(eq - w) : strlen(w);
+
+		if (values && (!eq || eq == w))
+			return usage_error("%s: bad setting '%s': expected "
+					   "KEY=VALUE",
+					   cmd, w);
+		if (!values && (eq || !*w))
+			return usage_error("%s: bad key '%s': expected KEY "
+					   "(no value)",
+					   cmd, w);
+		if (!memchr(w, '.', klen))
+			return usage_error("%s: bad key '%.*s': expected "
+					   "SECTION.KEY or client.NAME.KEY",
+					   cmd, (int)klen, w);
+		for (size_t j = 0; j < i; j++) {
+			const char *v = a->words[j];
+			size_t vlen = strcspn(v, "=");
+
+			if (vlen == klen && !strncmp(v, w, klen))
+				return usage_error("%s: key '%.*s' given twice",
+						   cmd, (int)klen, w);
+		}
+	}
+	return CTL_OK;
+}
+
+/* The daemon's message, and where a persisted change was written. */
+static int done_message(struct ctl *c, struct args *a, const char *path,
+			const char *path_key)
+{
+	print_open(a->mode, stdout, false);
+	print_open_object(NULL);
+	print_string("message", c->message);
+	if (path)
+		print_string(path_key, path);
+	print_close_object();
+	print_human("%s\n", c->message);
+	if (path)
+		print_human("%s %s\n",
+			    !strcmp(path_key, "persisted") ? "written to"
+							   : "runtime drop-in",
+			    path);
+	return finish(CTL_OK);
+}
+
+static const char *reply_path(struct ctl *c, char *buf, size_t len)
+{
+	if (!c->reply.tb[PROTO_A_PATH])
+		return NULL;
+	snprintf(buf, len, "%s", nla_get_string(c->reply.tb[PROTO_A_PATH]));
+	return buf;
+}
+
+/*
+ * A runtime change: the daemon checks, writes its runtime drop-in and
+ * applies.  A persistent one: the daemon checks the configuration it would
+ * give (a dry run naming the drop-in), rcupoolctl edits the drop-in, the
+ * daemon applies; if that fails the drop-in is put back.
+ */
+static int change(struct ctl *c, struct args *a, uint8_t cmd, bool all)
+{
+	const char *name = cmd == PROTO_CMD_SET_LIMITS ? "set"
+			   : all			 ? "revert"
+							 : "unset";
+	struct dropin_change *ch = NULL;
+	char path[PROTO_PATH_MAX], want[PROTO_PATH_MAX], why[1024];
+	const char *expected;
+	char *old = NULL;
 	int r;
 
-	if (!a->nwords)
-		return usage_error("set: no KEY=VALUE given");
-	for (size_t i = 0; i < a->nwords; i++) {
-		const char *eq = strchr(a->words[i], '=');
-
-		if (!eq || eq == a->words[i])
-			return usage_error("set: bad setting '%s': expected "
-					   "KEY=VALUE",
-					   a->words[i]);
+	if (!a->persist) {
+		r = ctl_call_layer(c, cmd, a->words, a->nwords,
+				   PROTO_LAYER_RUNTIME, false);
+		if (r != CTL_OK)
+			return r;
+		return done_message(c, a, reply_path(c, path, sizeof(path)),
+				    "runtime");
 	}
-	r = ctl_call(c, PROTO_CMD_SET_LIMITS, a->words, a->nwords);
+	r = ctl_call_layer(c, cmd, a->words, a->nwords, PROTO_LAYER_PERSIST,
+			   true);
 	if (r != CTL_OK)
 		return r;
-	if (!a->persist)
-		return print_message(c, a, NULL);
-	/* Only what the daemon accepted is written: the values are valid. */
-	r = persist_settings(a->config_dir, a->words, a->nwords, path,
-			     sizeof(path), why, sizeof(why));
-	if (r < 0) {
-		fprintf(stderr,
-			"rcupoolctl: set: applied, but not persisted: %s\n",
-			why);
+	if (!reply_path(c, path, sizeof(path))) {
+		fprintf(stderr, "rcupoolctl: %s --persist: the daemon did not "
+				"name its drop-in (too old?)\n",
+			name);
 		return CTL_DAEMON_ERROR;
 	}
-	return print_message(c, a, path);
+	expected = persist_expected(a->config_dir, want, sizeof(want));
+	if (expected && strcmp(expected, path)) {
+		fprintf(stderr,
+			"rcupoolctl: %s --persist: the daemon reads %s, not %s: "
+			"it could not check the result (see --config-dir)\n",
+			name, path, expected);
+		return CTL_USAGE;
+	}
+	ch = calloc(a->nwords ? a->nwords : 1, sizeof(*ch));
+	if (!ch) {
+		fprintf(stderr, "rcupoolctl: out of memory\n");
+		return CTL_DAEMON_ERROR;
+	}
+	for (size_t i = 0; i < a->nwords; i++) {
+		char *eq = strchr(a->words[i], '=');
+
+		if (eq)
+			*eq = '\0'; /* words are ours: key, value */
+		ch[i] = (struct dropin_change){a->words[i], eq ? eq + 1 : NULL};
+	}
+	r = persist_apply(path, ch, a->nwords, all, &old, why, sizeof(why));
+	if (r < 0) {
+		fprintf(stderr,
+			"rcupoolctl: %s --persist: not written, nothing "
+			"changed: %s\n",
+			name, why);
+		r = CTL_DAEMON_ERROR;
+		goto out;
+	}
+	for (size_t i = 0; i < a->nwords; i++)
+		if (ch[i].value)
+			((char *)ch[i].value)[-1] = '=';
+	r = ctl_call_layer(c, cmd, a->words, a->nwords, PROTO_LAYER_PERSIST,
+			   false);
+	if (r != CTL_OK) {
+		if (persist_restore(path, old, why, sizeof(why)) < 0)
+			fprintf(stderr,
+				"rcupoolctl: %s --persist: cannot put %s "
+				"back: %s\n",
+				name, path, why);
+		goto out;
+	}
+	r = done_message(c, a, path, "persisted");
+out:
+	free(ch);
+	free(old);
+	return r;
+}
+
+static int cmd_set(struct ctl *c, struct args *a)
+{
+	return change(c, a, PROTO_CMD_SET_LIMITS, false);
+}
+
+static int cmd_unset(struct ctl *c, struct args *a)
+{
+	return change(c, a, PROTO_CMD_UNSET_LIMITS, false);
+}
+
+static int cmd_revert(struct ctl *c, struct args *a)
+{
+	return change(c, a, PROTO_CMD_UNSET_LIMITS, true);
 }
 
 static int cmd_reset_stats(struct ctl *c, struct args *a)
@@ -322,15 +453,26 @@ static const struct command commands[] = {
 	 "the settings in force and where each came from", ""},
 	{"set", cmd_set, O_PERSIST | O_CONFIG_DIR,
 	 "set [--persist [--config-dir=DIR]] KEY=VALUE...",
-	 "change limits while the daemon runs (admin)",
-	 "Keys: balance.low, balance.target, balance.high, balance.interval,\n"
-	 "limits.client_min_pages, limits.client_max_pages,\n"
-	 "limits.protect_pages, limits.overflow_pages, limits.drain_interval,\n"
-	 "client.NAME.min_pages, client.NAME.max_pages.  Attached clients see\n"
-	 "a change on their next page request.  --persist also writes the\n"
-	 "values to DIR/rcupoold.conf.d/90-rcupoolctl.conf (DIR: "
-	 "--config-dir,\n"
-	 "else $RCUPOOL_CONFDIR, else " RCUPOOL_SYSCONFDIR "/rcupool).\n"},
+	 "change settings while the daemon runs (admin)",
+	 "Keys: balance.*, limits.* (not max_clients), client.NAME.min_pages,\n"
+	 "client.NAME.max_pages, access.attach_group, access.admin_group,\n"
+	 "access.idle_timeout, access.max_connections_per_uid.  The daemon\n"
+	 "checks the whole configuration the change gives before anything is\n"
+	 "written or applied.  Without --persist the values go to the daemon's\n"
+	 "runtime drop-in (RUNDIR/rcupoold.conf.d/rcupoolctl.conf: kept across\n"
+	 "reloads and restarts, gone at reboot).  With --persist they go to\n"
+	 "CONFDIR/rcupoold.conf.d/" PERSIST_FILE " (CONFDIR: the daemon's\n"
+	 "configuration directory; --config-dir or $RCUPOOL_CONFDIR, if given,\n"
+	 "must name the same) and leave the runtime drop-in.  Attached clients\n"
+	 "see a change on their next page request.\n"},
+	{"unset", cmd_unset, O_PERSIST | O_CONFIG_DIR,
+	 "unset [--persist [--config-dir=DIR]] KEY...",
+	 "remove runtime (or persisted) settings (admin)",
+	 "The keys fall back to the files (or, with --persist, to the rest of\n"
+	 "the configuration and the defaults).\n"},
+	{"revert", cmd_revert, O_PERSIST | O_CONFIG_DIR,
+	 "revert [--persist [--config-dir=DIR]]",
+	 "remove every runtime (and persisted) setting (admin)", ""},
 	{"reset-stats", cmd_reset_stats, 0, "reset-stats",
 	 "set the counters to zero (admin)", ""},
 	{"reload", cmd_reload, 0, "reload",
@@ -552,13 +694,18 @@ int main(int argc, char **argv)
 	}
 	if (!cmd)
 		return usage_error("no command given");
-	if (a.nwords && cmd->run != cmd_set)
+	if (a.nwords && cmd->run != cmd_set && cmd->run != cmd_unset)
 		return usage_error("%s takes no argument: '%s'", cmd->name,
 				   a.words[0]);
+	if (cmd->run == cmd_set || cmd->run == cmd_unset) {
+		r = check_words(cmd->name, &a, cmd->run == cmd_set);
+		if (r != CTL_OK)
+			return r;
+	}
 	if (a.mode == PRINT_PROMETHEUS && cmd->run != cmd_stats)
 		return usage_error("--format=prometheus is for stats");
 	if (a.config_dir && !a.persist)
-		return usage_error("--config-dir is for set --persist");
+		return usage_error("--config-dir is for --persist");
 	r = ctl_open(&c, a.socket);
 	if (r == CTL_OK)
 		r = cmd->run(&c, &a);

@@ -756,6 +756,31 @@ nomem:
 	return -ENOMEM;
 }
 
+bool conf_key_exists(const char *dotted_key)
+{
+	const char *dot;
+	size_t len;
+	int i;
+
+	if (strncmp(dotted_key, "client.", 7) == 0) {
+		dot = strrchr(dotted_key, '.');
+		len = (size_t)(dot - dotted_key);
+		return len > 7 && valid_client_name(dotted_key + 7, len - 7) &&
+		       (!strcmp(dot + 1, "min_pages") ||
+			!strcmp(dot + 1, "max_pages"));
+	}
+	dot = strchr(dotted_key, '.');
+	if (!dot)
+		return false;
+	len = (size_t)(dot - dotted_key);
+	for (i = 0; i < CONF_KEY_COUNT; i++)
+		if (strlen(keys[i].section) == len &&
+		    !strncmp(keys[i].section, dotted_key, len) &&
+		    !strcmp(keys[i].name, dot + 1))
+			return true;
+	return false;
+}
+
 int conf_set(struct conf *c, const char *dotted_key, const char *value,
 	     const char *label, struct conf_error *err)
 {
@@ -817,6 +842,7 @@ int conf_set_option(struct conf *c, const char *assignment, const char *label,
 struct parse_ctx {
 	struct conf *c;
 	const char *path;
+	const char *label; /* the source's name: path, or "LAYER path" */
 	FILE *f;
 	unsigned int line; /* lines handed to inih */
 	bool have_key;	   /* a key was seen in this section */
@@ -939,7 +965,7 @@ static int handler(void *user, const char *section, const char *name,
 		return 0;
 	p->have_key = true;
 	snprintf(where, sizeof(where), "%s:%d", p->path, lineno);
-	r = apply(p->c, p->section, name, value ? value : "", p->path,
+	r = apply(p->c, p->section, name, value ? value : "", p->label,
 		  (uint32_t)lineno, where, p->e);
 	if (r) {
 		ctx_error(p, r, (unsigned int)lineno);
@@ -970,11 +996,32 @@ static const char *file_kind(mode_t mode)
 	return "not a regular file";
 }
 
-/* 1 when the file does not exist and missing_ok. */
-static int load_file(struct conf *c, const char *path, bool missing_ok,
-		     struct conf_error *err)
+static int parse_stream(struct parse_ctx *p);
+
+/* text instead of the file's content (a drop-in as it would be). */
+static int load_text(struct conf *c, const char *path, const char *label,
+		     const char *text, struct conf_error *err)
 {
-	struct parse_ctx p = {.c = c, .path = path, .e = err};
+	struct parse_ctx p = {.c = c, .path = path, .label = label, .e = err};
+	int r;
+
+	if (!*text)
+		return 0;
+	p.f = fmemopen((void *)text, strlen(text), "r");
+	if (!p.f) {
+		errf(err, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	r = parse_stream(&p);
+	fclose(p.f);
+	return r;
+}
+
+/* 1 when the file does not exist and missing_ok. */
+static int load_file(struct conf *c, const char *path, const char *label,
+		     bool missing_ok, struct conf_error *err)
+{
+	struct parse_ctx p = {.c = c, .path = path, .label = label, .e = err};
 	struct stat st;
 	int fd, r;
 
@@ -1010,8 +1057,17 @@ static int load_file(struct conf *c, const char *path, bool missing_ok,
 		errf(err, "%s: cannot open: %s", path, strerror(-r));
 		return r;
 	}
-	r = ini_parse_stream(reader, &p, handler, &p);
+	r = parse_stream(&p);
 	fclose(p.f);
+	return r;
+}
+
+static int parse_stream(struct parse_ctx *ctx)
+{
+	struct parse_ctx p = *ctx;
+	const char *path = p.path;
+	struct conf_error *err = p.e;
+	int r = ini_parse_stream(reader, &p, handler, &p);
 
 	if (r > 0 && (!p.err || (unsigned int)r < p.err_line)) {
 		errf(err, "%s:%d: syntax error", path, r);
@@ -1043,45 +1099,92 @@ static int dropin_cmp(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-static int load_dropins(struct conf *c, const char *main_path,
-			struct conf_error *err)
+void conf_dropin_dir(const char *main_path, char *buf, size_t size)
 {
 	const char *slash = strrchr(main_path, '/');
-	char dir[PATH_MAX], path[PATH_MAX];
-	struct dirent **list;
-	struct stat st;
-	int i, n, r = 0;
 
 	if (!slash)
-		snprintf(dir, sizeof(dir), "%s", CONF_DROPIN_DIR);
+		snprintf(buf, size, "%s", CONF_DROPIN_DIR);
 	else
-		snprintf(dir, sizeof(dir), "%.*s/%s", (int)(slash - main_path),
+		snprintf(buf, size, "%.*s/%s", (int)(slash - main_path),
 			 main_path, CONF_DROPIN_DIR);
+}
 
+void conf_persist_path(const char *main_path, char *buf, size_t size)
+{
+	char dir[PATH_MAX];
+
+	conf_dropin_dir(main_path, dir, sizeof(dir));
+	snprintf(buf, size, "%s/%s", dir, CONF_PERSIST_FILE);
+}
+
+/* "persist PATH" for the persist drop-in, else PATH. */
+static int load_one_dropin(struct conf *c, const char *dir, const char *name,
+			   const char *persist_text, struct conf_error *err)
+{
+	char path[PATH_MAX], label[PATH_MAX + 16];
+	bool persist = strcmp(name, CONF_PERSIST_FILE) == 0;
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return 0;
+	snprintf(label, sizeof(label), "%s%s", persist ? "persist " : "",
+		 path);
+	if (persist && persist_text)
+		return load_text(c, path, label, persist_text, err);
+	/* Skip directories and dangling links. */
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return load_file(c, path, label, false, err);
+}
+
+static int load_dropins(struct conf *c, const char *main_path,
+			const char *persist_text, struct conf_error *err)
+{
+	char dir[PATH_MAX];
+	struct dirent **list;
+	bool persist_seen = false;
+	int i, n, r = 0;
+
+	conf_dropin_dir(main_path, dir, sizeof(dir));
 	n = scandir(dir, &list, dropin_filter, dropin_cmp);
 	if (n < 0) {
 		r = -errno;
-		if (r == -ENOENT || r == -ENOTDIR)
-			return 0;
-		errf(err, "%s: cannot read directory: %s", dir, strerror(-r));
-		return r;
+		if (r != -ENOENT && r != -ENOTDIR) {
+			errf(err, "%s: cannot read directory: %s", dir,
+			     strerror(-r));
+			return r;
+		}
+		n = 0;
+		list = NULL;
+		r = 0;
 	}
 	for (i = 0; i < n; i++) {
-		if (r == 0) {
-			/* Skip directories and dangling links. */
-			if (snprintf(path, sizeof(path), "%s/%s", dir,
-				     list[i]->d_name) < (int)sizeof(path) &&
-			    stat(path, &st) == 0 && S_ISREG(st.st_mode))
-				r = load_file(c, path, false, err);
+		int cmp = strcmp(list[i]->d_name, CONF_PERSIST_FILE);
+
+		/* The persist drop-in as it would be, in its place. */
+		if (r == 0 && persist_text && !persist_seen && cmp > 0) {
+			r = load_one_dropin(c, dir, CONF_PERSIST_FILE,
+					    persist_text, err);
+			persist_seen = true;
 		}
+		if (cmp == 0)
+			persist_seen = true;
+		if (r == 0)
+			r = load_one_dropin(c, dir, list[i]->d_name,
+					    persist_text, err);
 		free(list[i]);
 	}
 	free(list);
+	if (r == 0 && persist_text && !persist_seen)
+		r = load_one_dropin(c, dir, CONF_PERSIST_FILE, persist_text,
+				    err);
 	return r;
 }
 
-int conf_load(struct conf *c, const char *main_path, bool explicit_path,
-	      struct conf_error *err)
+int conf_load_ex(struct conf *c, const char *main_path, bool explicit_path,
+		 const char *persist_text, struct conf_error *err)
 {
 	const char *path = main_path ? main_path : CONF_DEFAULT_PATH;
 	struct conf tmp;
@@ -1092,9 +1195,39 @@ int conf_load(struct conf *c, const char *main_path, bool explicit_path,
 		errf(err, "%s: out of memory", path);
 		return r;
 	}
-	r = load_file(&tmp, path, !explicit_path, err);
+	r = load_file(&tmp, path, path, !explicit_path, err);
 	if (r >= 0)
-		r = load_dropins(&tmp, path, err);
+		r = load_dropins(&tmp, path, persist_text, err);
+	if (r < 0) {
+		conf_free(&tmp);
+		return r;
+	}
+	conf_free(c);
+	*c = tmp;
+	return 0;
+}
+
+int conf_load(struct conf *c, const char *main_path, bool explicit_path,
+	      struct conf_error *err)
+{
+	return conf_load_ex(c, main_path, explicit_path, NULL, err);
+}
+
+int conf_load_layer(struct conf *c, const char *path, const char *label,
+		    const char *text, struct conf_error *err)
+{
+	char name[PATH_MAX + 64];
+	struct conf tmp;
+	int r;
+
+	r = conf_copy(&tmp, c);
+	if (r) {
+		errf(err, "%s: out of memory", path);
+		return r;
+	}
+	snprintf(name, sizeof(name), "%s %s", label, path);
+	r = text ? load_text(&tmp, path, name, text, err)
+		 : load_file(&tmp, path, name, true, err);
 	if (r < 0) {
 		conf_free(&tmp);
 		return r;

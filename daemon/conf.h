@@ -26,6 +26,12 @@
 
 #define CONF_DEFAULT_PATH RCUPOOL_SYSCONFDIR "/rcupool/rcupoold.conf"
 #define CONF_DROPIN_DIR	  "rcupoold.conf.d"
+/* The drop-in "rcupoolctl set --persist" writes, in CONF_DROPIN_DIR beside
+ * the main file; its values' sources read "persist PATH:LINE". */
+#define CONF_PERSIST_FILE "90-rcupoolctl.conf"
+/* The drop-in "rcupoolctl set" (runtime) makes the daemon write, in
+ * CONF_DROPIN_DIR of its runtime directory; sources "runtime PATH:LINE". */
+#define CONF_RUNTIME_FILE "rcupoolctl.conf"
 
 #define CONF_CLIENT_NAME_MAX 63
 #define CONF_CLIENTS_MAX     4096 /* [client NAME] sections, all sources */
@@ -169,6 +175,25 @@ int conf_copy(struct conf *dst, const struct conf *src);
 int conf_load(struct conf *c, const char *main_path, bool explicit_path,
 	      struct conf_error *err);
 
+/* The drop-in directory beside main_path, and the persist drop-in in it. */
+void conf_dropin_dir(const char *main_path, char *buf, size_t size);
+void conf_persist_path(const char *main_path, char *buf, size_t size);
+
+/* conf_load, with the persist drop-in read as persist_text instead of the
+ * file (NULL: the file as it is; "": no such file), in its place among the
+ * drop-ins: the configuration as it would be after a change. */
+int conf_load_ex(struct conf *c, const char *main_path, bool explicit_path,
+		 const char *persist_text, struct conf_error *err);
+
+/*
+ * Apply one more file over *c (the runtime layer): its values' sources read
+ * "LABEL PATH:LINE".  text instead of the file when not NULL.  A missing
+ * file adds nothing.  Same checks and errors as conf_load; on error *c is
+ * unchanged.
+ */
+int conf_load_layer(struct conf *c, const char *path, const char *label,
+		    const char *text, struct conf_error *err);
+
 /*
  * Set one key: "section.key" ("balance.low") or "client.NAME.key"
  * ("client.db.max_pages").  label names the source in errors and in
@@ -176,6 +201,9 @@ int conf_load(struct conf *c, const char *main_path, bool explicit_path,
  */
 int conf_set(struct conf *c, const char *dotted_key, const char *value,
 	     const char *label, struct conf_error *err);
+
+/* Whether dotted_key names a key ("balance.low", "client.NAME.max_pages"). */
+bool conf_key_exists(const char *dotted_key);
 
 /* Same, for "section.key=value" (the argument of -o). */
 int conf_set_option(struct conf *c, const char *assignment, const char *label,

@@ -20,9 +20,8 @@
 #include "daemon.h"
 #include "hotplug.h"
 #include "log.h"
+#include "settings.h"
 
-/* A configured group that does not exist: nobody is a member. */
-#define NO_MEMBERS ((gid_t)-2)
 
 static void usage(FILE *f)
 {
@@ -43,31 +42,6 @@ static void usage(FILE *f)
 		"Exit status: 0 stopped cleanly, 1 failed, 2 bad usage, 78 bad "
 		"configuration.\n",
 		CONF_DEFAULT_PATH);
-}
-
-static int resolve_group(const struct conf *c, enum conf_key k,
-			 const char *key, const char *name, gid_t *ret)
-{
-	bool configured = c->src[k].seq != 0;
-	char where[PATH_MAX + 32];
-	int r = peer_group_lookup(name, ret);
-
-	if (r == -ENOENT) {
-		/* The built-in name on a machine without the package's groups
-		 * (make run) is expected; a configured one is a mistake
-		 * (--check-config refuses it, see check_groups). */
-		conf_src_format(c, c->src[k], where, sizeof(where));
-		log_msg(configured ? LOG_WARNING : LOG_NOTICE,
-			"%s: %s: group \"%s\" does not exist: only root and "
-			"this daemon's user qualify",
-			where, key, name);
-		*ret = NO_MEMBERS;
-		return 0;
-	}
-	if (r < 0)
-		return log_errno(LOG_ERR, r, "%s: cannot look up group \"%s\": %m",
-				 key, name);
-	return 0;
 }
 
 /* --check-config: a configured group that does not exist is an error. */
@@ -99,41 +73,6 @@ static int check_groups(const struct conf *c, struct conf_error *err)
 	return 0;
 }
 
-static void conf_warning(void *ud, const char *msg)
-{
-	log_warning("%s", msg);
-}
-
-/* Files, then -o options, then consistency: into *c, or an error in err. */
-static int load_config(struct daemon *d, struct conf *c, struct conf_error *err)
-{
-	int r;
-
-	conf_init(c);
-	c->warn = conf_warning;
-	r = conf_load(c, d->config_path, d->config_explicit, err);
-	for (size_t i = 0; r >= 0 && i < d->n_options; i++)
-		r = conf_set_option(c, d->options[i], "command line", err);
-	if (r >= 0)
-		r = conf_validate(c, d->ncpus, err);
-	if (r < 0)
-		conf_free(c);
-	return r;
-}
-
-static int resolve_groups(struct daemon *d)
-{
-	int r = resolve_group(&d->conf, CONF_ACCESS_ATTACH_GROUP,
-			      "[access] attach_group",
-			      d->conf.access.attach_group, &d->attach_gid);
-
-	if (r >= 0)
-		r = resolve_group(&d->conf, CONF_ACCESS_ADMIN_GROUP,
-				  "[access] admin_group",
-				  d->conf.access.admin_group, &d->admin_gid);
-	return r;
-}
-
 void daemon_notify_status(struct daemon *d)
 {
 	char line[160];
@@ -144,57 +83,13 @@ void daemon_notify_status(struct daemon *d)
 
 int daemon_reload(struct daemon *d, char *why, size_t whylen)
 {
-	struct conf next, old;
-	struct conf_error err;
 	uint64_t now;
 	int r;
 
 	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
 		   (unsigned long long)now);
-	r = load_config(d, &next, &err);
-	if (r < 0) {
-		log_error("reload failed, keeping the running configuration: %s",
-			  err.msg);
-		snprintf(why, whylen, "reload failed, configuration unchanged: %s",
-			 err.msg);
-		goto out;
-	}
-	/* What sizes the reserve or the socket needs a restart. */
-	if (memcmp(&next.reserve, &d->conf.reserve, sizeof(next.reserve)) ||
-	    next.limits.max_clients != d->conf.limits.max_clients ||
-	    strcmp(next.daemon.socket, d->conf.daemon.socket) ||
-	    next.access.socket_mode != d->conf.access.socket_mode) {
-		log_warning("reload: [reserve], limits.max_clients, "
-			    "access.socket_mode and daemon.socket changes take "
-			    "effect at the next start");
-		next.reserve = d->conf.reserve;
-		next.limits.max_clients = d->conf.limits.max_clients;
-		next.access.socket_mode = d->conf.access.socket_mode;
-		memcpy(next.daemon.socket, d->conf.daemon.socket,
-		       sizeof(next.daemon.socket));
-	}
-	old = d->conf;
-	d->conf = next;
-	r = resolve_groups(d);
-	if (r < 0) {
-		d->conf = old;
-		conf_free(&next);
-		resolve_groups(d);
-		snprintf(why, whylen,
-			 "reload failed, configuration unchanged: bad group");
-		goto out;
-	}
-	conf_free(&old);
-	reserve_apply_limits(d);
-	reserve_start_timers(d);
-	reserve_resync_cpus(d);
-	reserve_balance(d);
-	d->stats.reloads++;
-	log_info("configuration reloaded");
-	snprintf(why, whylen, "configuration reloaded");
-	r = 0;
-out:
+	r = settings_reload(d, why, whylen);
 	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
 	sd_notifyf(0, "READY=1\nMONOTONIC_USEC=%llu", (unsigned long long)now);
 	daemon_notify_status(d);
@@ -340,7 +235,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.ncpus = (unsigned int)r;
-	r = load_config(&d, &d.conf, &err);
+	settings_init(socket_option);
+	r = settings_load(&d, &d.conf, &err);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		free(d.options);
@@ -361,7 +257,7 @@ int main(int argc, char **argv)
 		free(d.options);
 		return 0;
 	}
-	if (resolve_groups(&d) < 0) {
+	if (settings_resolve_groups(&d) < 0) {
 		conf_free(&d.conf);
 		free(d.options);
 		return EX_CONFIG;

@@ -115,6 +115,7 @@ static const char *const cmd_names[__PROTO_CMD_MAX] = {
 	[PROTO_CMD_RELOAD] = "RELOAD",
 	[PROTO_CMD_CENSUS] = "CENSUS",
 	[PROTO_CMD_ERROR] = "ERROR",
+	[PROTO_CMD_UNSET_LIMITS] = "UNSET_LIMITS",
 };
 
 const char *proto_cmd_name(uint8_t cmd)
@@ -136,6 +137,9 @@ static const char *const attr_names[__PROTO_A_MAX] = {
 	[PROTO_A_STATUS] = "STATUS",
 	[PROTO_A_CPU] = "CPU",
 	[PROTO_A_CLIENT] = "CLIENT",
+	[PROTO_A_LAYER] = "LAYER",
+	[PROTO_A_DRY_RUN] = "DRY_RUN",
+	[PROTO_A_PATH] = "PATH",
 };
 
 const char *proto_attr_name(int type)
@@ -172,6 +176,7 @@ static const struct nla_policy reply_policy[PROTO_A_MAX + 1] = {
 	[PROTO_A_STATUS] = POL_NEST,
 	[PROTO_A_CPU] = POL_NEST,
 	[PROTO_A_CLIENT] = POL_NEST,
+	[PROTO_A_PATH] = POL_STR(PROTO_PATH_MAX),
 };
 
 static const struct nla_policy attach_policy[PROTO_A_MAX + 1] = {
@@ -182,6 +187,8 @@ static const struct nla_policy attach_policy[PROTO_A_MAX + 1] = {
 
 static const struct nla_policy set_limits_policy[PROTO_A_MAX + 1] = {
 	[PROTO_A_SETTING] = POL_NEST,
+	[PROTO_A_LAYER] = POL_U32,
+	[PROTO_A_DRY_RUN] = POL_U32,
 };
 
 /* Requests without attributes: every known attribute is NLA_UNSPEC. */
@@ -199,6 +206,7 @@ const struct nla_policy *proto_request_policy(uint8_t cmd)
 	case PROTO_CMD_ATTACH:
 		return attach_policy;
 	case PROTO_CMD_SET_LIMITS:
+	case PROTO_CMD_UNSET_LIMITS:
 		return set_limits_policy;
 	case PROTO_CMD_DETACH:
 	case PROTO_CMD_GET_STATUS:

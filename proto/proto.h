@@ -53,6 +53,13 @@
 #define PROTO_MESSAGE_MAX 1024 /* PROTO_A_MESSAGE, NUL included */
 #define PROTO_KEY_MAX	  128  /* PROTO_SETTING_KEY, NUL included */
 #define PROTO_VALUE_MAX	  256  /* PROTO_SETTING_VALUE, NUL included */
+#define PROTO_PATH_MAX	  4096 /* PROTO_A_PATH, NUL included */
+
+/* Where a setting is kept (PROTO_A_LAYER). */
+enum proto_layer {
+	PROTO_LAYER_RUNTIME, /* the daemon's runtime drop-in: until reboot */
+	PROTO_LAYER_PERSIST, /* the configuration directory's drop-in */
+};
 
 enum proto_cmd {
 	PROTO_CMD_UNSPEC,
@@ -62,7 +69,7 @@ enum proto_cmd {
 	PROTO_CMD_GET_STATS,   /* reply: STATUS?, CPU*, CLIENT* */
 	PROTO_CMD_GET_CLIENTS, /* reply: CLIENT* */
 	PROTO_CMD_GET_LIMITS,  /* reply: SETTING* */
-	PROTO_CMD_SET_LIMITS,  /* SETTING+ */
+	PROTO_CMD_SET_LIMITS,  /* SETTING+, LAYER?, DRY_RUN?; reply: PATH */
 	PROTO_CMD_RESET_STATS,
 	PROTO_CMD_RELOAD,
 	PROTO_CMD_CENSUS, /* take a census now and repair (admin) */
@@ -71,6 +78,10 @@ enum proto_cmd {
 	 * MESSAGE) and the request's seq, so that any client parses it;
 	 * proto_call accepts it as the reply to whatever it sent. */
 	PROTO_CMD_ERROR,
+	/* Appended (ops): remove settings from a layer (admin).  SETTING*
+	 * (KEY; VALUE ignored, may be ""), LAYER?, DRY_RUN?; no SETTING =
+	 * every key of the layer (rcupoolctl revert).  Reply: PATH. */
+	PROTO_CMD_UNSET_LIMITS,
 	__PROTO_CMD_MAX,
 };
 #define PROTO_CMD_MAX (__PROTO_CMD_MAX - 1)
@@ -89,6 +100,11 @@ enum proto_attr {
 	PROTO_A_STATUS,	    /* nested, enum proto_status_attr (daemon, later) */
 	PROTO_A_CPU,	    /* nested, repeated, enum proto_cpu_attr (later) */
 	PROTO_A_CLIENT, /* nested, repeated, enum proto_client_attr (later) */
+	/* Appended (ops): settings in layers (SET_LIMITS, UNSET_LIMITS). */
+	PROTO_A_LAYER,	 /* u32 enum proto_layer (requests; default RUNTIME) */
+	PROTO_A_DRY_RUN, /* u32 1: validate only, change nothing (requests) */
+	PROTO_A_PATH,	 /* string < PROTO_PATH_MAX: the drop-in of the layer
+			    (replies to SET/UNSET_LIMITS and GET_LIMITS) */
 	/* New top-level attributes go here, never in between. */
 	__PROTO_A_MAX,
 };
