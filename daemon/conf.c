@@ -1091,7 +1091,8 @@ static int dropin_filter(const struct dirent *d)
 	size_t len = strlen(d->d_name);
 
 	return d->d_name[0] != '.' && len > 5 &&
-	       strcmp(d->d_name + len - 5, ".conf") == 0;
+	       strcmp(d->d_name + len - 5, ".conf") == 0 &&
+	       strcmp(d->d_name, CONF_RUNTIME_FILE) != 0;
 }
 
 static int dropin_cmp(const struct dirent **a, const struct dirent **b)

@@ -30,8 +30,10 @@
  * the main file; its values' sources read "persist PATH:LINE". */
 #define CONF_PERSIST_FILE "90-rcupoolctl.conf"
 /* The drop-in "rcupoolctl set" (runtime) makes the daemon write, in
- * CONF_DROPIN_DIR of its runtime directory; sources "runtime PATH:LINE". */
-#define CONF_RUNTIME_FILE "rcupoolctl.conf"
+ * CONF_DROPIN_DIR of its runtime directory; sources "runtime PATH:LINE".
+ * A reserved name: conf_load skips it among the configuration's drop-ins
+ * (a daemon run by hand may have its socket beside its configuration). */
+#define CONF_RUNTIME_FILE "rcupoolctl-runtime.conf"
 
 #define CONF_CLIENT_NAME_MAX 63
 #define CONF_CLIENTS_MAX     4096 /* [client NAME] sections, all sources */

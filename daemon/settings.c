@@ -298,20 +298,19 @@ static int check_request(const struct settings_req *req, char *why,
 			r = -EINVAL;
 			break;
 		}
-		if (!req->unset) {
-			r = conf_set(&scratch, key, req->ch[i].value, key,
-				     &err);
-			if (r < 0) {
-				snprintf(why, whylen, "%s", err.msg);
-				break;
-			}
-		}
 		if (!settings_live_key(key)) {
 			snprintf(why, whylen,
 				 "%s cannot change while the daemon runs: edit "
 				 "the configuration and restart",
 				 key);
 			r = -EINVAL;
+			break;
+		}
+		if (!req->unset) {
+			r = conf_set(&scratch, key, req->ch[i].value,
+				     "rcupoolctl set", &err);
+			if (r < 0)
+				snprintf(why, whylen, "%s", err.msg);
 		}
 	}
 	conf_free(&scratch);

@@ -217,7 +217,7 @@ run set limits.client_min_pages=0 limits.client_max_pages=50
 expect 0 "set two keys exits 0"
 check "set prints the daemon's message" grep -q '2 settings changed' "$tmp/out"
 run --json limits
-jqcheck "set: limits shows the value and its source" '."limits.client_max_pages".value == "50" and (."limits.client_max_pages".source | test("rcupoolctl set"))'
+jqcheck "set: limits shows the value and its source (the runtime drop-in)" '."limits.client_max_pages".value == "50" and (."limits.client_max_pages".source | test("^runtime .*/rcupoold.conf.d/rcupoolctl-runtime.conf:[0-9]+$"))'
 run --json clients
 jqcheck "set: the attached client's max_pages changed" '.[0].max_pages == 50'
 run set client.cli_client.max_pages=30
@@ -229,7 +229,15 @@ expect 1 "set of a key that cannot change live: exit 1 with the daemon's reason"
 run set limits.client_max_pages=lots
 expect 1 "set of a bad value: exit 1 naming the value" 'lots'
 run set limits.nonsense=1
-expect 1 "set of an unknown key: exit 1 naming it" 'nonsense'
+expect 1 "set of an unknown key: exit 1 naming it" 'limits.nonsense: unknown key'
+run set nonexist.key=1
+expect 1 "set of an unknown section: unknown key" 'nonexist.key: unknown key'
+run set balance.low=10 balance.low=20
+expect 2 "the same key twice in one set: exit 2" "key 'balance.low' given twice"
+"$ctl" --socket "$tmp/nothing.sock" set foo >/dev/null 2>"$tmp/err"
+rc=$?
+expect 2 "set foo (no '='): exit 2 before connecting" "bad setting 'foo'"
+if grep -q 'rcupoolctl: rcupoolctl' "$tmp/err"; then not_ok "no doubled prefix"; else ok "no doubled prefix"; fi
 run set limits.client_max_pages
 expect 2 "set without '=': exit 2 naming the word" "'limits.client_max_pages'"
 run set
@@ -237,26 +245,31 @@ expect 2 "set without a setting: exit 2" 'KEY=VALUE'
 run --json set limits.client_max_pages=40
 jqcheck "set --json: the message as JSON" '.message | test("1 setting changed")'
 
-# --persist: a drop-in beside a temporary configuration, read back by the
-# daemon's own parser.
-mkdir "$tmp/etc"
-: >"$tmp/etc/rcupoold.conf"
-run set --persist --config-dir="$tmp/etc" limits.client_max_pages=60
+# --persist: the drop-in of the daemon's configuration directory (here $tmp,
+# where its --config is), checked by the daemon, read back by its parser.
+dropin=$tmp/rcupoold.conf.d/90-rcupoolctl.conf
+run set --persist limits.client_max_pages=60
 expect 0 "set --persist exits 0"
-dropin=$tmp/etc/rcupoold.conf.d/90-rcupoolctl.conf
 check "set --persist says where it wrote" grep -q "$dropin" "$tmp/out"
-RCUPOOL_CONFDIR=$tmp/etc "$ctl" --socket "$sock" set --persist client.cli_client.max_pages=25 \
+RCUPOOL_CONFDIR=$tmp "$ctl" --socket "$sock" set --persist client.cli_client.max_pages=25 \
 	balance.low=10 >/dev/null 2>"$tmp/err"
-check "set --persist with RCUPOOL_CONFDIR exits 0" test $? -eq 0
+check "set --persist with RCUPOOL_CONFDIR (the daemon's directory) exits 0" test $? -eq 0
 check "the drop-in keeps the earlier key and adds sections" \
 	bash -c "grep -qx 'client_max_pages = 60' '$dropin' && grep -qx '\[client cli_client\]' '$dropin' && grep -qx 'low = 10' '$dropin'"
-"$build/rcupoold" --check-config --config "$tmp/etc/rcupoold.conf" >"$tmp/check" 2>&1
+"$build/rcupoold" --check-config --config "$tmp/empty.conf" >"$tmp/check" 2>&1
 check "rcupoold reads the drop-in back" \
-	bash -c "grep -q '^client_max_pages = 60 ; .*90-rcupoolctl.conf' '$tmp/check' && grep -q '^max_pages = 25 ; .*90-rcupoolctl.conf' '$tmp/check'"
+	bash -c "grep -q '^client_max_pages = 60 ; persist .*90-rcupoolctl.conf' '$tmp/check' && grep -q '^max_pages = 25 ; persist .*90-rcupoolctl.conf' '$tmp/check'"
+run set --persist --config-dir="$tmp/etc" limits.client_max_pages=61
+expect 2 "--config-dir naming another directory than the daemon's: exit 2" 'could not check'
+check "... and nothing written there" test ! -e "$tmp/etc"
 run set --config-dir="$tmp/etc" limits.client_max_pages=61
 expect 2 "--config-dir without --persist: exit 2" 'config-dir'
 run --json clients
 jqcheck "set --persist applied the value live too" '.[0].max_pages == 25'
+run unset --persist balance.low
+expect 0 "unset --persist exits 0"
+check "unset --persist removed the key, kept the rest" \
+	bash -c "! grep -q '^low' '$dropin' && grep -qx 'client_max_pages = 60' '$dropin'"
 
 # --- reset-stats and reload -------------------------------------------------
 
