@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../daemon/conf.h"
+#include "../daemon/dropin.h"
 
 static char tmpdir[] = "/tmp/test_conf.XXXXXX";
 
@@ -639,6 +640,83 @@ static void test_duplicate_key_warns(void **state)
 	conf_free(&c);
 }
 
+/* The drop-in editor of set --persist and of the runtime layer. */
+static void test_dropin_edit(void **state)
+{
+	static const char text[] = "# operator's note\n"
+				   "[balance]\n"
+				   "low = 10 ; why\n"
+				   "high = 90\n"
+				   "low = 11\n"
+				   "\n"
+				   "[client  db]\n"
+				   "max_pages = 5";
+	const struct dropin_change ch[] = {
+		{"balance.low", "12"},
+		{"balance.high", NULL},
+		{"balance.target", "40"},
+		{"client.db.min_pages", "1"},
+		{"limits.client_max_pages", "70"},
+	};
+	char why[256], path[PATH_MAX], *out;
+	size_t nkeys;
+	struct stat st;
+
+	assert_int_equal(dropin_edit("x.conf", text, ch, 5, "# header\n", &out,
+				     &nkeys, why, sizeof(why)),
+			 0);
+	assert_string_equal(out, "# operator's note\n"
+				 "[balance]\n"
+				 "low = 12\n"
+				 "target = 40\n"
+				 "\n"
+				 "[client  db]\n"
+				 "max_pages = 5\n"
+				 "min_pages = 1\n"
+				 "\n"
+				 "[limits]\n"
+				 "client_max_pages = 70\n");
+	assert_int_equal(nkeys, 5);
+	/* Idempotent: the same change again gives the same text. */
+	{
+		char *again;
+
+		assert_int_equal(dropin_edit("x.conf", out, ch, 5, NULL, &again,
+					     &nkeys, why, sizeof(why)),
+				 0);
+		assert_string_equal(again, out);
+		free(again);
+	}
+	free(out);
+	/* A new file starts with the header. */
+	assert_int_equal(dropin_edit("x.conf", "", ch, 1, "# header\n", &out,
+				     &nkeys, why, sizeof(why)),
+			 0);
+	assert_string_equal(out, "# header\n\n[balance]\nlow = 12\n");
+	free(out);
+	/* A text inih refuses is not edited. */
+	assert_int_equal(dropin_edit("x.conf", "[balance\nlow=1\n", ch, 1, NULL,
+				     &out, &nkeys, why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(why, "x.conf:1: syntax error (fix or remove the "
+				 "file)");
+
+	/* Writing creates missing directories; no key left removes it. */
+	snprintf(path, sizeof(path), "%s/a/b/c/rcupoold.conf.d/90-x.conf",
+		 tmpdir);
+	assert_int_equal(dropin_write(path, "[balance]\nlow = 1\n", false,
+				      0644, why, sizeof(why)),
+			 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(dropin_read(path, &out, why, sizeof(why)), 0);
+	assert_string_equal(out, "[balance]\nlow = 1\n");
+	free(out);
+	assert_int_equal(dropin_write(path, "", true, 0644, why, sizeof(why)),
+			 0);
+	assert_int_equal(stat(path, &st), -1);
+}
+
 static void test_too_many_clients(void **state)
 {
 	struct conf_error err = {""};
@@ -1014,6 +1092,7 @@ int main(void)
 		cmocka_unit_test(test_file_edges),
 		cmocka_unit_test(test_duplicate_key_warns),
 		cmocka_unit_test(test_too_many_clients),
+		cmocka_unit_test(test_dropin_edit),
 		cmocka_unit_test(test_set_overrides),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_print),
