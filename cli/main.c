@@ -27,8 +27,9 @@ enum {
 	O_INTERVAL = 1 << 6,
 	O_PERSIST = 1 << 7,
 	O_CONFIG_DIR = 1 << 8,
+	O_PRETTY = 1 << 9,
 };
-#define O_GLOBAL (O_SOCKET | O_JSON | O_HELP | O_VERSION)
+#define O_GLOBAL (O_SOCKET | O_JSON | O_HELP | O_VERSION | O_PRETTY)
 
 static const struct option_desc {
 	const char *name;
@@ -37,7 +38,8 @@ static const struct option_desc {
 	const char *help;
 } options[] = {
 	{"socket", O_SOCKET, "PATH", "the daemon's control socket"},
-	{"json", O_JSON, NULL, "one JSON document instead of text"},
+	{"json", O_JSON, NULL, "one JSON document instead of text (-j)"},
+	{"pretty", O_PRETTY, NULL, "indent the JSON (-p)"},
 	{"help", O_HELP, NULL, "this help"},
 	{"version", O_VERSION, NULL, "the version"},
 	{"per-cpu", O_PER_CPU, NULL, "a line per CPU too"},
@@ -51,7 +53,7 @@ static const struct option_desc {
 struct args {
 	const char *socket;
 	enum print_mode mode;
-	bool per_cpu, persist, help;
+	bool per_cpu, persist, help, pretty;
 	const char *config_dir;
 	uint64_t interval_us;
 	char **words; /* the command's positional arguments */
@@ -125,7 +127,7 @@ static int cmd_status(struct ctl *c, struct args *a)
 
 	if (r != CTL_OK)
 		return r;
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_record(&stats_status, NULL, &rep.status, PRINT_SUMMARY);
 	print_rows(&stats_client, "top_clients", "top consumers", top_columns,
@@ -142,7 +144,7 @@ static int cmd_stats(struct ctl *c, struct args *a)
 
 	if (r != CTL_OK)
 		return r;
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_record(&stats_status, "status", &rep.status, PRINT_FIELDS);
 	/* A person asks for CPUs; the machine-readable forms always have
@@ -164,7 +166,7 @@ static int cmd_clients(struct ctl *c, struct args *a)
 
 	if (r != CTL_OK)
 		return r;
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_rows(&stats_client, NULL, NULL, client_columns, rep.clients,
 		   rep.nclients);
 	ctl_report_free(&rep);
@@ -174,6 +176,14 @@ static int cmd_clients(struct ctl *c, struct args *a)
 struct setting {
 	const char *key, *value, *source;
 };
+
+static bool plain_number(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+
+	/* "0666" is a mode: a string as written. */
+	return n && n < 20 && !s[n] && (s[0] != '0' || n == 1);
+}
 
 static int cmd_limits(struct ctl *c, struct args *a)
 {
@@ -216,12 +226,17 @@ static int cmd_limits(struct ctl *c, struct args *a)
 						  : vw;
 		n++;
 	}
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_human("%-*s  %-*s  %s\n", kw, "KEY", vw, "VALUE", "SOURCE");
 	for (size_t i = 0; i < n; i++) {
 		print_open_object(s[i].key);
-		print_string("value", s[i].value);
+		/* A count is a JSON number; percents, times, names strings
+		 * as the configuration spells them. */
+		if (plain_number(s[i].value))
+			print_uint("value", strtoull(s[i].value, NULL, 10));
+		else
+			print_string("value", s[i].value);
 		print_string("source", s[i].source);
 		print_close_object();
 		print_human("%-*s  %-*s  %s\n", kw, s[i].key, vw, s[i].value,
@@ -235,7 +250,7 @@ static int cmd_limits(struct ctl *c, struct args *a)
 /* The daemon's message for an admin command: text, or {"message": ..}. */
 static int print_message(struct ctl *c, struct args *a, const char *persisted)
 {
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_string("message", c->message);
 	if (persisted)
@@ -288,7 +303,7 @@ static int check_words(const char *cmd, struct args *a, bool values)
 static int done_message(struct ctl *c, struct args *a, const char *path,
 			const char *path_key)
 {
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_string("message", c->message);
 	if (path)
@@ -424,11 +439,35 @@ static int cmd_reload(struct ctl *c, struct args *a)
 	return r != CTL_OK ? r : print_message(c, a, NULL);
 }
 
+/*
+ * The census as an object: the daemon's message is "N pages: F free, H
+ * held, L on no list, D on two lists, B bad; R returned now".
+ */
 static int cmd_census(struct ctl *c, struct args *a)
 {
-	int r = ctl_call(c, PROTO_CMD_CENSUS, NULL, 0);
+	unsigned int pages, fr, held, lost, dup, bad;
+	int returned, r = ctl_call(c, PROTO_CMD_CENSUS, NULL, 0);
 
-	return r != CTL_OK ? r : print_message(c, a, NULL);
+	if (r != CTL_OK)
+		return r;
+	if (sscanf(c->message,
+		   "%u pages: %u free, %u held, %u on no list, %u on two "
+		   "lists, %u bad; %d returned now",
+		   &pages, &fr, &held, &lost, &dup, &bad, &returned) != 7)
+		return print_message(c, a, NULL);
+	print_open(a->mode, stdout, !a->pretty);
+	print_open_object(NULL);
+	print_uint("pages", pages);
+	print_uint("free", fr);
+	print_uint("held", held);
+	print_uint("lost", lost);
+	print_uint("duplicated", dup);
+	print_uint("bad", bad);
+	print_uint("returned", (uint64_t)(returned < 0 ? 0 : returned));
+	print_string("message", c->message);
+	print_close_object();
+	print_human("%s\n", c->message);
+	return finish(CTL_OK);
 }
 
 static int cmd_watch(struct ctl *c, struct args *a)
@@ -585,8 +624,13 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 	const struct option_desc *o = NULL;
 	size_t len;
 
+	/* The short forms of iproute2: -j JSON, -p pretty. */
 	if (!strcmp(word, "-h"))
 		name = "help";
+	else if (!strcmp(word, "-j"))
+		name = "json";
+	else if (!strcmp(word, "-p"))
+		name = "pretty";
 	else if (strncmp(word, "--", 2) != 0)
 		return usage_error("unknown option '%s'", word);
 	eq = strchr(name, '=');
@@ -625,6 +669,9 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 		break;
 	case O_HELP:
 		a->help = true;
+		break;
+	case O_PRETTY:
+		a->pretty = true;
 		break;
 	case O_VERSION:
 		*version = true;

@@ -196,8 +196,14 @@ check "prometheus: every sample typed, names legal, counters _total" test $? -eq
 check "prometheus: status gauges (pages_total as rcupool_status_pages) and counters" \
 	bash -c "grep -q '^rcupool_status_pages [0-9]' '$tmp/prom' && grep -q '^rcupool_status_depletions_total [0-9]' '$tmp/prom'"
 check "prometheus: per-CPU samples labelled cpu" grep -q '^rcupool_cpu_free{cpu="0"} [0-9]' "$tmp/prom"
-check "prometheus: per-client samples labelled pid and name" \
-	grep -Eq "^rcupool_client_held\{slot=\"[0-9]+\",pid=\"$client_pid\",name=\"cli_client\"\} [0-9]+$" "$tmp/prom"
+check "prometheus: per-client samples labelled slot and name (no pid)" \
+	grep -Eq "^rcupool_client_held\{slot=\"[0-9]+\",name=\"cli_client\"\} [0-9]+$" "$tmp/prom"
+check "prometheus: the pid only on rcupool_client_info" \
+	bash -c "grep -Eq '^rcupool_client_info\{slot=\"[0-9]+\",pid=\"$client_pid\",uid=\"[0-9]+\",name=\"cli_client\"\} 1$' '$tmp/prom' && [ \$(grep -c '^rcupool_client_.*pid=' '$tmp/prom') -eq 1 ]"
+check "prometheus: base units (uptime_seconds, page_size_bytes, attached_seconds), no _usec" \
+	bash -c "grep -Eq '^rcupool_status_uptime_seconds [0-9]+\.[0-9]{6}$' '$tmp/prom' && grep -q '^rcupool_status_page_size_bytes 4096$' '$tmp/prom' && grep -q '^rcupool_client_attached_seconds{' '$tmp/prom' && ! grep -q usec '$tmp/prom'"
+check "prometheus: a # HELP for every family" \
+	bash -c "[ \$(grep -c '^# HELP ' '$tmp/prom') -eq \$(grep -c '^# TYPE ' '$tmp/prom') ]"
 check "prometheus: the version as an info metric" grep -q '^rcupool_status_info{version="' "$tmp/prom"
 run --json stats --format=prometheus
 check "--format=prometheus wins over an earlier --json" grep -q '^# TYPE' "$tmp/out"
@@ -209,15 +215,24 @@ expect 0 "limits exits 0"
 check "limits: KEY VALUE SOURCE table" \
 	bash -c "grep -Eq '^KEY +VALUE +SOURCE' '$tmp/out' && grep -Eq '^balance.low +[^ ]+ +default' '$tmp/out'"
 run --json limits
-jqcheck "limits --json: every key has string value and source" \
-	'to_entries | length > 5 and all(.value.value | type == "string") and all(.value.source | type == "string")'
-jqcheck "limits --json: the command-line option's source" '."reserve.pages_per_cpu" == {"value": "64", "source": "command line"}'
+jqcheck "limits --json: counts are numbers, other values strings, every source a string" \
+	'(to_entries | length > 5 and all(.value.value | type == "number" or type == "string") and all(.value.source | type == "string")) and ."balance.low".value == "25%" and ."balance.interval".value == "100ms" and ."access.socket_mode".value == "0666"'
+jqcheck "limits --json: the command-line option's source, its value a number" '."reserve.pages_per_cpu" == {"value": 64, "source": "command line"}'
+run -j limits
+check "-j is --json, compact: one line" test "$(wc -l <"$tmp/out")" -eq 1
+jqcheck "-j limits parses" '."reserve.pages_per_cpu".value == 64'
+run -j -p limits
+check "-j -p: pretty, several lines" test "$(wc -l <"$tmp/out")" -gt 10
+jqcheck "-j -p limits parses" '."reserve.pages_per_cpu".value == 64'
+run stats
+check "human stats: no _usec name, durations and sizes in unit words" \
+	bash -c "! grep -q usec '$tmp/out' && grep -Eq '^  uptime +[0-9.]+(us|ms|s|min) ' '$tmp/out' && grep -Eq '^  page_size +4KiB ' '$tmp/out'"
 
 run set limits.client_min_pages=0 limits.client_max_pages=50
 expect 0 "set two keys exits 0"
 check "set prints the daemon's message" grep -q '2 settings changed' "$tmp/out"
 run --json limits
-jqcheck "set: limits shows the value and its source (the runtime drop-in)" '."limits.client_max_pages".value == "50" and (."limits.client_max_pages".source | test("^runtime .*/rcupoold.conf.d/rcupoolctl-runtime.conf:[0-9]+$"))'
+jqcheck "set: limits shows the value and its source (the runtime drop-in)" '."limits.client_max_pages".value == 50 and (."limits.client_max_pages".source | test("^runtime .*/rcupoold.conf.d/rcupoolctl-runtime.conf:[0-9]+$"))'
 run --json clients
 jqcheck "set: the attached client's max_pages changed" '.[0].max_pages == 50'
 run set client.cli_client.max_pages=30
@@ -291,6 +306,9 @@ jqcheck "status counts the reloads" '.reloads >= 2'
 run census
 expect 0 "census exits 0"
 check "census reports every page accounted for" grep -q '0 on no list, 0 on two lists, 0 bad' "$tmp/out"
+run --json census
+jqcheck "census --json: an object of numbers" \
+	'(.pages | type == "number") and .pages > 0 and .lost == 0 and .duplicated == 0 and .bad == 0 and (.free | type == "number")'
 run --json status
 jqcheck "status counts the census runs" '.census_runs >= 1'
 
