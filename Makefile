@@ -15,7 +15,10 @@ LIBDIR     ?= $(PREFIX)/lib/$(shell $(CC) -dumpmachine 2>/dev/null)
 INCLUDEDIR ?= $(PREFIX)/include
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 MANDIR     ?= $(PREFIX)/share/man
-UNITDIR    ?= $(PREFIX)/lib/systemd/system
+# Units go where this system's systemd looks (systemd.pc: /lib/systemd/system
+# on Debian 12) for a system install (PREFIX=/usr), else under PREFIX.
+SYSTEMD_UNITDIR := $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null)
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),$(or $(SYSTEMD_UNITDIR),/lib/systemd/system),$(PREFIX)/lib/systemd/system)
 
 B        ?= build
 SANITIZE ?=
@@ -85,18 +88,23 @@ TSAN_TESTS  := test_stack test_pcpu test_stress
 # Tests too slow or meaningless under a sanitizer (none yet).
 ASAN_SKIP   :=
 
+# Generated from *.in with the install paths (see below).
+UNITS := $(B)/units/rcupoold.service $(B)/units/rcupoold.socket
+MANS  := $(B)/man/rcupoold.8 $(B)/man/rcupoolctl.8 $(B)/man/rcupoold.conf.5
+GENERATED := $(UNITS) $(B)/units/rcupool.tmpfiles $(MANS)
+
 SONAME  := librcupool.so.$(SOVERSION)
 SOFILE  := librcupool.so.$(VERSION)
 
 .PHONY: all lib daemon cli tests benches check check-all check-tsan run \
 	bench deps install uninstall clean format
 
-all: lib daemon cli $(B)/rcupool.pc
+all: lib daemon cli $(B)/rcupool.pc $(GENERATED)
 
 lib: $(B)/librcupool.a $(B)/$(SOFILE)
 daemon: $(B)/rcupoold
 cli: $(B)/rcupoolctl
-tests: $(TESTS) $(B)/rcupoold $(B)/rcupoolctl
+tests: $(TESTS) $(B)/rcupoold $(B)/rcupoolctl $(GENERATED)
 benches: $(BENCHES)
 
 $(B)/%.o: %.c
@@ -173,7 +181,8 @@ $(B)/dirs: FORCE
 
 FORCE:
 
-$(B)/daemon/conf.o $(CLI_OBJ) $(B)/cli/main.o: $(B)/dirs
+# Every object of the daemon and the CLI may name them (CONF_DEFAULT_PATH).
+$(DAEMON_OBJ) $(B)/daemon/main.o $(CLI_OBJ) $(B)/cli/main.o: $(B)/dirs
 
 $(B)/rcupool.pc: rcupool.pc.in Makefile $(B)/dirs
 	@mkdir -p $(@D)
@@ -182,14 +191,22 @@ $(B)/rcupool.pc: rcupool.pc.in Makefile $(B)/dirs
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    $< > $@
 
-# systemd units name the installed binaries: generated like rcupool.pc.
-UNITS := $(B)/units/rcupoold.service $(B)/units/rcupoold.socket
+# systemd units, the tmpfiles snippet and the man pages name the installed
+# binaries and the configuration directory: generated like rcupool.pc, so
+# that what they say is what the programs read.
+
+$(B)/units/% $(B)/man/%: SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' \
+	-e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
 $(B)/units/%: units/%.in $(B)/dirs Makefile
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)
-	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
-	    $< > $@
+	$(Q)sed $(SUBST) $< > $@
+
+$(B)/man/%: man/%.in $(B)/dirs Makefile
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)
+	$(Q)sed $(SUBST) $< > $@
 
 # --- the two commands of the README -----------------------------------------
 
@@ -226,7 +243,7 @@ SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 
-install: all $(UNITS)
+install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)
 	install -m 0755 $(B)/rcupoold $(DESTDIR)$(SBINDIR)/rcupoold
@@ -243,9 +260,9 @@ install: all $(UNITS)
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
 	install -m 0644 units/rcupool.sysusers $(DESTDIR)$(SYSUSERSDIR)/rcupool.conf
-	install -m 0644 units/rcupool.tmpfiles $(DESTDIR)$(TMPFILESDIR)/rcupool.conf
-	install -m 0644 man/rcupoold.conf.5 $(DESTDIR)$(MANDIR)/man5/rcupoold.conf.5
-	install -m 0644 man/rcupoold.8 man/rcupoolctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(B)/units/rcupool.tmpfiles $(DESTDIR)$(TMPFILESDIR)/rcupool.conf
+	install -m 0644 $(B)/man/rcupoold.conf.5 $(DESTDIR)$(MANDIR)/man5/rcupoold.conf.5
+	install -m 0644 $(B)/man/rcupoold.8 $(B)/man/rcupoolctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 completion/rcupoolctl $(DESTDIR)$(COMPLETIONDIR)/rcupoolctl
 
 # The configuration file is left alone: it may hold local changes.

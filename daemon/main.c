@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,14 +24,52 @@
 #include "settings.h"
 
 
-static void usage(FILE *f)
+/* "" or " (absent: ...)" for path. */
+static const char *presence(const char *path, const char *absent)
 {
+	struct stat st;
+
+	return stat(path, &st) == 0 ? "" : absent;
+}
+
+/* The files and the socket this daemon would use, as comment lines
+ * (prefix "; " for --check-config, "  " for --help). */
+static void print_paths(FILE *f, const char *prefix, const struct daemon *d,
+			const struct conf *files)
+{
+	char dir[PATH_MAX], persist[PATH_MAX], runtime[PATH_MAX],
+		sock[PATH_MAX];
+
+	conf_dropin_dir(d->config_path, dir, sizeof(dir));
+	conf_persist_path(d->config_path, persist, sizeof(persist));
+	settings_runtime_path(files, runtime, sizeof(runtime));
+	if (settings_socket_path(files, sock, sizeof(sock)) < 0)
+		snprintf(sock, sizeof(sock), "(none: set --socket)");
+	fprintf(f, "%smain file:       %s%s\n", prefix, d->config_path,
+		presence(d->config_path, d->config_explicit
+						 ? " (absent)"
+						 : " (absent: built-in defaults)"));
+	fprintf(f, "%sdrop-ins:        %s/*.conf%s\n", prefix, dir,
+		presence(dir, " (no such directory)"));
+	fprintf(f, "%spersist drop-in: %s%s\n", prefix, persist,
+		presence(persist, " (absent)"));
+	fprintf(f, "%sruntime drop-in: %s%s\n", prefix,
+		*runtime ? runtime : "(none)",
+		*runtime ? presence(runtime, " (absent)") : "");
+	fprintf(f, "%ssocket:          %s\n", prefix, sock);
+}
+
+static void usage(FILE *f, const struct daemon *d)
+{
+	struct conf none;
+
 	fprintf(f,
 		"Usage: rcupoold [OPTION]...\n"
 		"Owns the rcupool page reserve and serves its control socket.\n"
 		"\n"
 		"  -c, --config FILE     read FILE instead of %s\n"
-		"                        (drop-ins from rcupoold.conf.d/ beside it)\n"
+		"                        (drop-ins from rcupoold.conf.d/ beside it;\n"
+		"                        /dev/null: no file at all)\n"
 		"  -o SECTION.KEY=VALUE  set a key after the files (repeatable)\n"
 		"  -s, --socket PATH     listen on PATH (unless socket-activated)\n"
 		"      --check-config    check the configuration, print it with\n"
@@ -39,9 +78,14 @@ static void usage(FILE *f)
 		"      --version         print the version and exit\n"
 		"  -h, --help            print this help and exit\n"
 		"\n"
-		"Exit status: 0 stopped cleanly, 1 failed, 2 bad usage, 78 bad "
-		"configuration.\n",
+		"Paths (with the options given before --help):\n",
 		CONF_DEFAULT_PATH);
+	conf_init(&none);
+	print_paths(f, "  ", d, &none);
+	fprintf(f,
+		"\n"
+		"Exit status: 0 stopped cleanly, 1 failed, 2 bad usage, 78 bad "
+		"configuration.\n");
 }
 
 /* --check-config: a configured group that does not exist is an error. */
@@ -209,7 +253,8 @@ int main(int argc, char **argv)
 			printf("rcupoold %s\n", RCUPOOL_VERSION);
 			return 0;
 		case 'h':
-			usage(stdout);
+			settings_init(socket_option);
+			usage(stdout, &d);
 			return 0;
 		case ':':
 			fprintf(stderr, "rcupoold: option %s needs a value\n",
@@ -249,6 +294,8 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (check) {
+		print_paths(stdout, "; ", &d, &d.conf);
+		putchar('\n');
 		conf_print(&d.conf, stdout);
 		printf("\n; reserve: %llu pages on %u possible CPUs\n",
 		       (unsigned long long)conf_reserve_pages(&d.conf, d.ncpus),

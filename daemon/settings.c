@@ -22,10 +22,9 @@ void settings_init(const char *socket_option)
 	socket_opt = socket_option;
 }
 
-void settings_runtime_path(const struct conf *files, char *buf, size_t size)
+int settings_socket_path(const struct conf *files, char *buf, size_t size)
 {
-	const char *sock = socket_opt, *slash;
-	char tmp[PATH_MAX];
+	const char *sock = socket_opt;
 
 	if (!sock && files->daemon.socket[0])
 		sock = files->daemon.socket;
@@ -33,16 +32,24 @@ void settings_runtime_path(const struct conf *files, char *buf, size_t size)
 		const char *rt = getenv("RUNTIME_DIRECTORY");
 
 		if (!getenv("RCUPOOL_SOCKET") && rt && rt[0] == '/') {
-			snprintf(buf, size, "%.*s/%s/%s",
-				 (int)strcspn(rt, ":"), rt, CONF_DROPIN_DIR,
-				 CONF_RUNTIME_FILE);
-			return;
+			snprintf(buf, size, "%.*s/rcupoold.sock",
+				 (int)strcspn(rt, ":"), rt);
+			return 0;
 		}
-		if (proto_listen_path(tmp, sizeof(tmp)) < 0) {
-			buf[0] = '\0';
-			return;
-		}
-		sock = tmp;
+		return proto_listen_path(buf, size) < 0 ? -ENOENT : 0;
+	}
+	snprintf(buf, size, "%s", sock);
+	return 0;
+}
+
+void settings_runtime_path(const struct conf *files, char *buf, size_t size)
+{
+	char sock[PATH_MAX];
+	const char *slash;
+
+	if (settings_socket_path(files, sock, sizeof(sock)) < 0) {
+		buf[0] = '\0';
+		return;
 	}
 	slash = strrchr(sock, '/');
 	if (!slash)

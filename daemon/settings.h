@@ -38,7 +38,13 @@ void settings_init(const char *socket_option);
 /* Files, runtime drop-in, -o options, validated: into *c (start, check). */
 int settings_load(struct daemon *d, struct conf *c, struct conf_error *err);
 
-/* The runtime drop-in's path for this daemon ("" when it has none). */
+/* The socket a daemon started by hand listens on (server.c's rule:
+ * --socket, [daemon] socket, $RUNTIME_DIRECTORY, proto_listen_path);
+ * -ENOENT when there is none. */
+int settings_socket_path(const struct conf *files, char *buf, size_t size);
+
+/* The runtime drop-in's path for this daemon ("" when it has none):
+ * rcupoold.conf.d/CONF_RUNTIME_FILE beside the socket. */
 void settings_runtime_path(const struct conf *files, char *buf, size_t size);
 
 /* Keys "rcupoolctl set" may change while the daemon runs. */
