@@ -173,7 +173,8 @@ $(B)/bench/%: $(B)/bench/%.o $(B)/librcupool.a
 # only when they differ, so `make install PREFIX=/usr` after a plain `make`
 # rebuilds what names them, and nothing else.
 DIRS := PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR) \
-	SYSCONFDIR=$(SYSCONFDIR) SBINDIR=$(SBINDIR) BINDIR=$(BINDIR)
+	SYSCONFDIR=$(SYSCONFDIR) SBINDIR=$(SBINDIR) BINDIR=$(BINDIR) \
+	UNITDIR=$(UNITDIR)
 
 $(B)/dirs: FORCE
 	@mkdir -p $(@D)
@@ -196,7 +197,8 @@ $(B)/rcupool.pc: rcupool.pc.in Makefile $(B)/dirs
 # that what they say is what the programs read.
 
 $(B)/units/% $(B)/man/%: SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' \
-	-e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+	-e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@UNITDIR@|$(UNITDIR)|g'
 
 $(B)/units/%: units/%.in $(B)/dirs Makefile
 	@mkdir -p $(@D)
