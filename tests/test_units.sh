@@ -302,10 +302,12 @@ complete_words() { # complete_words WORD...: COMPREPLY for the last word
 }
 check "completion: rcupoolctl s -> set stats status" \
 	test "$(complete_words rcupoolctl s | sort | tr '\n' ' ')" = "set stats status "
-check "completion: rcupoolctl --json re -> reload reset-stats" \
-	test "$(complete_words rcupoolctl --json re | sort | tr '\n' ' ')" = "reload reset-stats "
+check "completion: rcupoolctl --json re -> reload reset-stats revert" \
+	test "$(complete_words rcupoolctl --json re | sort | tr '\n' ' ')" = "reload reset-stats revert "
 check "completion: rcupoolctl set balance.l -> balance.low=" \
 	test "$(complete_words rcupoolctl set balance.l)" = "balance.low="
+check "completion: rcupoolctl unset balance.l -> balance.low (no =)" \
+	test "$(complete_words rcupoolctl unset balance.l)" = "balance.low"
 check "completion: rcupoolctl stats --f -> --format=" \
 	test "$(complete_words rcupoolctl stats --f)" = "--format="
 
