@@ -97,7 +97,7 @@ SONAME  := librcupool.so.$(SOVERSION)
 SOFILE  := librcupool.so.$(VERSION)
 
 .PHONY: all lib daemon cli tests benches check check-all check-tsan run \
-	bench deps install uninstall clean format
+	bench deps deb install uninstall clean format
 
 all: lib daemon cli $(B)/rcupool.pc $(GENERATED)
 
@@ -235,6 +235,11 @@ run: deps
 	@echo "rcupoold: starting in the foreground with its embedded defaults (Ctrl-C stops it)"
 	@exec $(B)/rcupoold $(RUN_ARGS)
 
+# Unsigned binary packages (debian/) into build/deb/, then lintian; as root
+# it installs the packaging tools and build dependencies itself.
+deb:
+	@scripts/deb.sh build/deb
+
 bench: deps
 	@$(MAKE) --no-print-directory benches all
 	@scripts/run-bench.sh $(B)
@@ -285,4 +290,4 @@ format:
 	clang-format -i $(wildcard include/*.h proto/*.[ch] lib/*.[ch] daemon/*.[ch] cli/*.[ch] \
 		tests/*.[ch] tests/lib/*.[ch] bench/*.[ch])
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' -type f 2>/dev/null)
