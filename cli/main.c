@@ -699,15 +699,21 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 	return CTL_OK;
 }
 
+static void free_words(char ***words)
+{
+	free(*words);
+}
+
 int main(int argc, char **argv)
 {
+	char **words __attribute__((cleanup(free_words))) = NULL;
 	struct args a = {.mode = PRINT_HUMAN, .interval_us = 1000000};
 	const struct command *cmd = NULL;
 	bool version = false, dashdash = false;
 	struct ctl c;
 	int r;
 
-	a.words = calloc(argc, sizeof(*a.words));
+	words = a.words = calloc(argc, sizeof(*a.words));
 	if (!a.words)
 		return CTL_DAEMON_ERROR;
 	for (int i = 1; i < argc; i++) {
@@ -757,6 +763,5 @@ int main(int argc, char **argv)
 	if (r == CTL_OK)
 		r = cmd->run(&c, &a);
 	ctl_close(&c);
-	free(a.words);
 	return r;
 }
