@@ -319,6 +319,21 @@ static int check_request(const struct settings_req *req, char *why,
 			if (r < 0)
 				snprintf(why, whylen, "%s", err.msg);
 		}
+		/* A group that does not exist: --check-config would refuse
+		 * the files, so no layer may hold it. */
+		if (r == 0 && !req->unset && *req->ch[i].value &&
+		    (!strcmp(key, "access.attach_group") ||
+		     !strcmp(key, "access.admin_group"))) {
+			gid_t gid;
+
+			if (peer_group_lookup(req->ch[i].value, &gid) ==
+			    -ENOENT) {
+				snprintf(why, whylen,
+					 "%s: group \"%s\" does not exist", key,
+					 req->ch[i].value);
+				r = -EINVAL;
+			}
+		}
 	}
 	conf_free(&scratch);
 	return r;

@@ -183,6 +183,17 @@ expect 0 "revert --persist"
 check "revert --persist: the persist drop-in is gone" test ! -e "$pd"
 check "revert --persist: back to defaults" test "$(source_of client.nginx.max_pages)" = null
 
+# A group that does not exist: --check-config would refuse it, so no layer
+# may hold it.
+c set --persist access.admin_group=no-such-group-rcupool
+expect 1 "set --persist of a group that does not exist: refused" \
+	'access.admin_group: group "no-such-group-rcupool" does not exist'
+check "... nothing written" test ! -e "$pd"
+c set access.attach_group=root
+expect 0 "set access.attach_group=root (a group that exists): live"
+c unset access.attach_group
+expect 0 "unset access.attach_group"
+
 # A runtime change that would make the whole configuration invalid.
 c set balance.low=900
 expect 1 "set balance.low=900 (> pages_per_cpu): refused" "refused, nothing changed"
