@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "daemon.h"
@@ -226,8 +227,12 @@ int settings_reload(struct daemon *d, char *why, size_t whylen)
 	if (r < 0)
 		return r;
 	d->stats.reloads++;
-	log_info("configuration reloaded%s%s", *rpath ? " with " : "",
-		 rpath);
+	if (*rpath && access(rpath, F_OK) == 0)
+		log_info("configuration reloaded, with the runtime settings "
+			 "of %s",
+			 rpath);
+	else
+		log_info("configuration reloaded");
 	snprintf(why, whylen, "configuration reloaded");
 	return 0;
 }
