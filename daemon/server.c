@@ -517,6 +517,10 @@ static int do_set_limits(struct conn *c, const struct proto_msg *m)
 						req.unset ? "" : "=",
 						req.unset ? "" : value);
 	}
+	/* What a client sent goes to the log: no control characters. */
+	for (char *p = what; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	req.ch = ch;
 	r = settings_change(c->d, &req, why, sizeof(why), path, sizeof(path));
 	/* Every admin request is logged, allowed or refused. */
