@@ -487,7 +487,8 @@ static int do_set_limits(struct conn *c, const struct proto_msg *m)
 {
 	struct dropin_change ch[SETTINGS_MAX];
 	struct settings_req req = {.unset = m->cmd == PROTO_CMD_UNSET_LIMITS};
-	char why[PROTO_MESSAGE_MAX], path[PROTO_PATH_MAX], what[512] = "";
+	char why[PROTO_MESSAGE_MAX], logwhy[PROTO_MESSAGE_MAX];
+	char path[PROTO_PATH_MAX], what[512] = "";
 	struct nl_msg *msg;
 	struct nlattr *nla;
 	size_t off = 0;
@@ -523,11 +524,16 @@ static int do_set_limits(struct conn *c, const struct proto_msg *m)
 			*p = '?';
 	req.ch = ch;
 	r = settings_change(c->d, &req, why, sizeof(why), path, sizeof(path));
-	/* Every admin request is logged, allowed or refused. */
+	/* Every admin request is logged, allowed or refused (the reason may
+	 * quote a value: no control characters either). */
+	snprintf(logwhy, sizeof(logwhy), "%s", why);
+	for (char *p = logwhy; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	log_msg(r < 0 ? LOG_WARNING : LOG_NOTICE, "%s: %s%s %s%s: %s", c->who,
 		req.unset ? (req.n ? "unset" : "revert") : "set",
 		req.layer < 2 ? (req.layer ? " --persist" : "") : " (bad layer)",
-		req.dry_run ? "(check) " : "", *what ? what : "(all)", why);
+		req.dry_run ? "(check) " : "", *what ? what : "(all)", logwhy);
 	r = proto_new_reply(&msg, m, r < 0 ? r : 0, "%s", why);
 	if (r < 0)
 		return r;
