@@ -78,7 +78,7 @@ static void usage(FILE *f, const struct daemon *d)
 		"      --version         print the version and exit\n"
 		"  -h, --help            print this help and exit\n"
 		"\n"
-		"Paths (with the options given before --help):\n",
+		"Paths (with the options given):\n",
 		CONF_DEFAULT_PATH);
 	conf_init(&none);
 	print_paths(f, "  ", d, &none);
@@ -220,7 +220,7 @@ int main(int argc, char **argv)
 		.uid = geteuid(),
 	};
 	const char *socket_option = NULL;
-	bool check = false;
+	bool check = false, help = false;
 	int level = LOG_INFO, c, r;
 	struct conf_error err;
 
@@ -253,9 +253,8 @@ int main(int argc, char **argv)
 			printf("rcupoold %s\n", RCUPOOL_VERSION);
 			return 0;
 		case 'h':
-			settings_init(socket_option);
-			usage(stdout, &d);
-			return 0;
+			help = true;
+			break;
 		case ':':
 			fprintf(stderr, "rcupoold: option %s needs a value\n",
 				argv[optind - 1]);
@@ -266,6 +265,12 @@ int main(int argc, char **argv)
 				argv[optind - 1]);
 			return 2;
 		}
+	}
+	if (help) {
+		settings_init(socket_option);
+		usage(stdout, &d);
+		free(d.options);
+		return 0;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "rcupoold: unexpected argument \"%s\" (see --help)\n",

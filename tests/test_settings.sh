@@ -88,6 +88,17 @@ else
 	show "$tmp/err"
 fi
 
+# --help and --check-config say which paths they use and what is absent.
+run "$rcupoold" --help --config "$tmp/nothing/rcupoold.conf"
+check "--help names the main file" grep -q "main file: *$tmp/nothing/rcupoold.conf (absent)" "$tmp/out"
+run "$rcupoold" --config "$tmp/nothing/rcupoold.conf" --socket "$tmp/x/s.sock" --help
+check "--help names the runtime drop-in beside the socket and the socket" \
+	bash -c "grep -q 'runtime drop-in: $tmp/x/rcupoold.conf.d/rcupoolctl-runtime.conf (absent)' '$tmp/out' && grep -q 'socket: *$tmp/x/s.sock' '$tmp/out'"
+: >"$tmp/present.conf"
+run "$rcupoold" --check-config --config "$tmp/present.conf"
+check "--check-config prints the paths as comments" \
+	bash -c "grep -q '^; main file: *$tmp/present.conf\$' '$tmp/out' && grep -q '^; drop-ins: *$tmp/rcupoold.conf.d/\*.conf' '$tmp/out'"
+
 # --- settings in layers ---------------------------------------------------------
 
 etc=$tmp/etc
