@@ -8,7 +8,8 @@
 #include "persist.h"
 
 static const char header[] =
-	"# Written by rcupoolctl set --persist; rcupoolctl unset --persist KEY\n"
+	"# Written by rcupoolctl set --persist; rcupoolctl unset --persist "
+	"KEY\n"
 	"# or revert --persist removes settings.  Comments here are kept.\n";
 
 const char *persist_expected(const char *config_dir, char *buf, size_t len)

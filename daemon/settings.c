@@ -54,7 +54,8 @@ void settings_runtime_path(const struct conf *files, char *buf, size_t size)
 	}
 	slash = strrchr(sock, '/');
 	if (!slash)
-		snprintf(buf, size, "%s/%s", CONF_DROPIN_DIR, CONF_RUNTIME_FILE);
+		snprintf(buf, size, "%s/%s", CONF_DROPIN_DIR,
+			 CONF_RUNTIME_FILE);
 	else
 		snprintf(buf, size, "%.*s/%s/%s", (int)(slash - sock), sock,
 			 CONF_DROPIN_DIR, CONF_RUNTIME_FILE);
@@ -119,9 +120,8 @@ int settings_load(struct daemon *d, struct conf *c, struct conf_error *err)
 	return build(d, NULL, NULL, c, rpath, sizeof(rpath), err);
 }
 
-static int resolve_group(const struct conf *c, enum conf_key k,
-			 const char *key, const char *name, const char *old,
-			 gid_t *ret)
+static int resolve_group(const struct conf *c, enum conf_key k, const char *key,
+			 const char *name, const char *old, gid_t *ret)
 {
 	bool configured = c->src[k].seq != 0;
 	char where[PATH_MAX + 32];
@@ -151,18 +151,16 @@ static int resolve_group(const struct conf *c, enum conf_key k,
 
 static int resolve_groups(struct daemon *d, const struct conf *old)
 {
-	int r = resolve_group(&d->conf, CONF_ACCESS_ATTACH_GROUP,
-			      "[access] attach_group",
-			      d->conf.access.attach_group,
-			      old ? old->access.attach_group : NULL,
-			      &d->attach_gid);
+	int r = resolve_group(
+		&d->conf, CONF_ACCESS_ATTACH_GROUP, "[access] attach_group",
+		d->conf.access.attach_group,
+		old ? old->access.attach_group : NULL, &d->attach_gid);
 
 	if (r >= 0)
-		r = resolve_group(&d->conf, CONF_ACCESS_ADMIN_GROUP,
-				  "[access] admin_group",
-				  d->conf.access.admin_group,
-				  old ? old->access.admin_group : NULL,
-				  &d->admin_gid);
+		r = resolve_group(
+			&d->conf, CONF_ACCESS_ADMIN_GROUP,
+			"[access] admin_group", d->conf.access.admin_group,
+			old ? old->access.admin_group : NULL, &d->admin_gid);
 	return r;
 }
 
@@ -172,8 +170,7 @@ int settings_resolve_groups(struct daemon *d)
 }
 
 /* Put next in force, as a reload does; *next is consumed. */
-static int commit(struct daemon *d, struct conf *next, char *why,
-		  size_t whylen)
+static int commit(struct daemon *d, struct conf *next, char *why, size_t whylen)
 {
 	struct conf old;
 
@@ -217,8 +214,9 @@ int settings_reload(struct daemon *d, char *why, size_t whylen)
 
 	r = build(d, NULL, NULL, &next, rpath, sizeof(rpath), &err);
 	if (r < 0) {
-		log_error("reload failed, keeping the running configuration: %s",
-			  err.msg);
+		log_error(
+			"reload failed, keeping the running configuration: %s",
+			err.msg);
 		snprintf(why, whylen,
 			 "reload failed, configuration unchanged: %s", err.msg);
 		return r;
@@ -355,8 +353,8 @@ static int edit(const char *path, const char *text,
 	return dropin_edit(path, text, ch, n, header, out, nkeys, why, whylen);
 }
 
-int settings_change(struct daemon *d, const struct settings_req *req,
-		    char *why, size_t whylen, char *path, size_t plen)
+int settings_change(struct daemon *d, const struct settings_req *req, char *why,
+		    size_t whylen, char *path, size_t plen)
 {
 	char rpath[PATH_MAX], ppath[PATH_MAX];
 	char *rt_old = NULL, *rt_new = NULL, *p_old = NULL, *p_new = NULL;
@@ -435,10 +433,8 @@ int settings_change(struct daemon *d, const struct settings_req *req,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		rm[i] = (struct dropin_change){ch[i].key,
-					       persist || req->unset
-						       ? NULL
-						       : ch[i].value};
+		rm[i] = (struct dropin_change){
+			ch[i].key, persist || req->unset ? NULL : ch[i].value};
 	if (rt_old) {
 		r = edit(rpath, rt_old, rm, n, &rt_new, &rt_keys, why, whylen);
 		if (r < 0)
@@ -453,8 +449,8 @@ int settings_change(struct daemon *d, const struct settings_req *req,
 	}
 
 	/* The whole configuration as it would be. */
-	r = build(d, p_new, rt_new ? rt_new : NULL, &next, rpath,
-		  sizeof(rpath), &err);
+	r = build(d, p_new, rt_new ? rt_new : NULL, &next, rpath, sizeof(rpath),
+		  &err);
 	if (r < 0) {
 		snprintf(why, whylen, "refused, nothing changed: %s", err.msg);
 		goto out;
@@ -468,10 +464,11 @@ int settings_change(struct daemon *d, const struct settings_req *req,
 		r = build(d, p_new, "", &alone, rp2, sizeof(rp2), &err);
 		if (r < 0) {
 			conf_free(&next);
-			snprintf(why, whylen,
-				 "refused, nothing changed: without the runtime "
-				 "settings (as at the next boot): %s",
-				 err.msg);
+			snprintf(
+				why, whylen,
+				"refused, nothing changed: without the runtime "
+				"settings (as at the next boot): %s",
+				err.msg);
 			goto out;
 		}
 		conf_free(&alone);
@@ -510,7 +507,8 @@ int settings_change(struct daemon *d, const struct settings_req *req,
 			 changed == 1 ? "" : "s");
 	} else
 		snprintf(why, whylen, "%zu setting%s changed (%s)", changed,
-			 changed == 1 ? "" : "s", persist ? "persist" : "runtime");
+			 changed == 1 ? "" : "s",
+			 persist ? "persist" : "runtime");
 	r = 0;
 out:
 	keylist_free(&all);

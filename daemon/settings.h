@@ -57,9 +57,9 @@ int settings_resolve_groups(struct daemon *d);
 int settings_reload(struct daemon *d, char *why, size_t whylen);
 
 struct settings_req {
-	uint32_t layer;	 /* enum proto_layer */
-	bool dry_run;	 /* check only */
-	bool unset;	 /* remove keys (values ignored) */
+	uint32_t layer; /* enum proto_layer */
+	bool dry_run;	/* check only */
+	bool unset;	/* remove keys (values ignored) */
 	const struct dropin_change *ch;
 	size_t n; /* unset with n == 0: every key of the layer (revert) */
 };
@@ -68,7 +68,7 @@ struct settings_req {
  * Set or remove keys in a layer.  0 or -errno; why gets the message
  * ("2 settings changed ..." or the reason), path the drop-in of the layer.
  */
-int settings_change(struct daemon *d, const struct settings_req *req,
-		    char *why, size_t whylen, char *path, size_t plen);
+int settings_change(struct daemon *d, const struct settings_req *req, char *why,
+		    size_t whylen, char *path, size_t plen);
 
 #endif

@@ -142,7 +142,8 @@ int units_parse_size(const char *s, uint64_t *bytes)
 		if (p) {
 			mult = 1ULL << (10 * (p - mults + 1));
 			end++;
-			if (*end && strcasecmp(end, "B") && strcasecmp(end, "iB"))
+			if (*end && strcasecmp(end, "B") &&
+			    strcasecmp(end, "iB"))
 				return -EINVAL;
 		} else if (strcasecmp(end, "B")) {
 			return -EINVAL;

@@ -69,10 +69,17 @@ static void test_duration_parse(void **state)
 
 static void test_duration_format(void **state)
 {
-	static const uint64_t values[] = {0,	     1,		 999,
-					  1000,	     100000,	 1500000,
-					  60000000,  90000000,	 3600000000ULL,
-					  86400000000ULL, 5400000000ULL};
+	static const uint64_t values[] = {0,
+					  1,
+					  999,
+					  1000,
+					  100000,
+					  1500000,
+					  60000000,
+					  90000000,
+					  3600000000ULL,
+					  86400000000ULL,
+					  5400000000ULL};
 	char b[UNITS_BUF];
 	uint64_t v;
 
@@ -94,16 +101,18 @@ static void test_duration_format(void **state)
 	}
 
 	assert_string_equal(units_human_duration(999, b, sizeof(b)), "999us");
-	assert_string_equal(units_human_duration(305000, b, sizeof(b)), "305ms");
-	assert_string_equal(units_human_duration(4200000, b, sizeof(b)), "4.2s");
+	assert_string_equal(units_human_duration(305000, b, sizeof(b)),
+			    "305ms");
+	assert_string_equal(units_human_duration(4200000, b, sizeof(b)),
+			    "4.2s");
 	assert_string_equal(units_human_duration(242000000, b, sizeof(b)),
 			    "4min 02s");
 	assert_string_equal(units_human_duration(7500000000ULL, b, sizeof(b)),
 			    "2h 05min");
-	assert_string_equal(units_human_duration(3 * 86400000000ULL +
-							 4 * 3600000000ULL,
-						 b, sizeof(b)),
-			    "3d 04h");
+	assert_string_equal(
+		units_human_duration(3 * 86400000000ULL + 4 * 3600000000ULL, b,
+				     sizeof(b)),
+		"3d 04h");
 }
 
 static void test_size(void **state)
