@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ static void test_error_reply_printed(void **state)
 	char why[256], text[512] = "";
 	struct proto_msg req;
 	struct nl_msg *msg;
+	struct pollfd pfd;
 	void *buf = malloc(PROTO_MSG_MAX);
 	int lfd, cfd, n, status, efd;
 	pid_t pid;
@@ -57,6 +59,9 @@ static void test_error_reply_printed(void **state)
 		execl(prog, prog, "--socket", sock, "census", (char *)NULL);
 		_exit(127);
 	}
+	/* listen_bind's socket is non-blocking: wait for rcupoolctl. */
+	pfd = (struct pollfd){.fd = lfd, .events = POLLIN};
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
 	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(cfd >= 0);
 	n = proto_recv(cfd, buf, PROTO_MSG_MAX, NULL, NULL);
