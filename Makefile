@@ -15,7 +15,10 @@ LIBDIR     ?= $(PREFIX)/lib/$(shell $(CC) -dumpmachine 2>/dev/null)
 INCLUDEDIR ?= $(PREFIX)/include
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 MANDIR     ?= $(PREFIX)/share/man
-UNITDIR    ?= $(PREFIX)/lib/systemd/system
+# Units go where this system's systemd looks (systemd.pc: /lib/systemd/system
+# on Debian 12) for a system install (PREFIX=/usr), else under PREFIX.
+SYSTEMD_UNITDIR := $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null)
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),$(or $(SYSTEMD_UNITDIR),/lib/systemd/system),$(PREFIX)/lib/systemd/system)
 
 B        ?= build
 SANITIZE ?=
@@ -48,7 +51,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 
 LIB_PKGS    := liburcu-memb libnl-genl-3.0 libnl-3.0
 DAEMON_PKGS := $(LIB_PKGS) libsystemd inih
-CLI_PKGS    := $(LIB_PKGS)
+CLI_PKGS    := $(LIB_PKGS) inih
 TEST_PKGS   := $(DAEMON_PKGS) liburcu-qsbr liburcu cmocka
 
 LDLIBS_LIB    := $(call pc_libs,$(LIB_PKGS)) -pthread
@@ -85,18 +88,23 @@ TSAN_TESTS  := test_stack test_pcpu test_stress test_seg
 # Tests too slow or meaningless under a sanitizer (none yet).
 ASAN_SKIP   :=
 
+# Generated from *.in with the install paths (see below).
+UNITS := $(B)/units/rcupoold.service $(B)/units/rcupoold.socket
+MANS  := $(B)/man/rcupoold.8 $(B)/man/rcupoolctl.8 $(B)/man/rcupoold.conf.5
+GENERATED := $(UNITS) $(B)/units/rcupool.tmpfiles $(MANS)
+
 SONAME  := librcupool.so.$(SOVERSION)
 SOFILE  := librcupool.so.$(VERSION)
 
 .PHONY: all lib daemon cli tests benches check check-all check-tsan run \
-	bench deps install uninstall clean format
+	bench deps deb install uninstall clean format
 
-all: lib daemon cli $(B)/rcupool.pc
+all: lib daemon cli $(B)/rcupool.pc $(GENERATED)
 
 lib: $(B)/librcupool.a $(B)/$(SOFILE)
 daemon: $(B)/rcupoold
 cli: $(B)/rcupoolctl
-tests: $(TESTS) $(B)/rcupoold $(B)/rcupoolctl
+tests: $(TESTS) $(B)/rcupoold $(B)/rcupoolctl $(GENERATED)
 benches: $(BENCHES)
 
 $(B)/%.o: %.c
@@ -104,6 +112,9 @@ $(B)/%.o: %.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(EXTRA_INC) $(CPPFLAGS) $(CFLAGS_ALL) \
 		$(call pc_cflags,$(TEST_PKGS)) -c -o $@ $<
+
+# The CLI shares the daemon's drop-in editor (daemon/dropin.h).
+$(B)/cli/%.o: EXTRA_INC := -Idaemon
 
 # Tests and benchmarks see the daemon's, the CLI's and the test helpers' headers.
 $(B)/tests/%.o $(B)/bench/%.o: EXTRA_INC := -Itests/lib -Idaemon -Icli
@@ -143,7 +154,8 @@ $(B)/rcupoold: $(B)/daemon/main.o $(B)/libdaemon.a $(B)/librcupool.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
 
-$(B)/rcupoolctl: $(B)/cli/main.o $(B)/libcli.a $(B)/librcupool.a
+# rcupoolctl edits its drop-in with the daemon's drop-in editor (inih).
+$(B)/rcupoolctl: $(B)/cli/main.o $(B)/libcli.a $(B)/daemon/dropin.o $(B)/librcupool.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_CLI)
 
@@ -161,7 +173,8 @@ $(B)/bench/%: $(B)/bench/%.o $(B)/librcupool.a
 # only when they differ, so `make install PREFIX=/usr` after a plain `make`
 # rebuilds what names them, and nothing else.
 DIRS := PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR) \
-	SYSCONFDIR=$(SYSCONFDIR) SBINDIR=$(SBINDIR) BINDIR=$(BINDIR)
+	SYSCONFDIR=$(SYSCONFDIR) SBINDIR=$(SBINDIR) BINDIR=$(BINDIR) \
+	UNITDIR=$(UNITDIR)
 
 $(B)/dirs: FORCE
 	@mkdir -p $(@D)
@@ -169,7 +182,8 @@ $(B)/dirs: FORCE
 
 FORCE:
 
-$(B)/daemon/conf.o $(CLI_OBJ) $(B)/cli/main.o: $(B)/dirs
+# Every object of the daemon and the CLI may name them (CONF_DEFAULT_PATH).
+$(DAEMON_OBJ) $(B)/daemon/main.o $(CLI_OBJ) $(B)/cli/main.o: $(B)/dirs
 
 $(B)/rcupool.pc: rcupool.pc.in Makefile $(B)/dirs
 	@mkdir -p $(@D)
@@ -178,14 +192,23 @@ $(B)/rcupool.pc: rcupool.pc.in Makefile $(B)/dirs
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    $< > $@
 
-# systemd units name the installed binaries: generated like rcupool.pc.
-UNITS := $(B)/units/rcupoold.service $(B)/units/rcupoold.socket
+# systemd units, the tmpfiles snippet and the man pages name the installed
+# binaries and the configuration directory: generated like rcupool.pc, so
+# that what they say is what the programs read.
+
+$(B)/units/% $(B)/man/%: SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' \
+	-e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@UNITDIR@|$(UNITDIR)|g'
 
 $(B)/units/%: units/%.in $(B)/dirs Makefile
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)
-	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
-	    $< > $@
+	$(Q)sed $(SUBST) $< > $@
+
+$(B)/man/%: man/%.in $(B)/dirs Makefile
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)
+	$(Q)sed $(SUBST) $< > $@
 
 # --- the two commands of the README -----------------------------------------
 
@@ -212,6 +235,11 @@ run: deps
 	@echo "rcupoold: starting in the foreground with its embedded defaults (Ctrl-C stops it)"
 	@exec $(B)/rcupoold $(RUN_ARGS)
 
+# Unsigned binary packages (debian/) into build/deb/, then lintian; as root
+# it installs the packaging tools and build dependencies itself.
+deb:
+	@scripts/deb.sh build/deb
+
 bench: deps
 	@$(MAKE) --no-print-directory benches all
 	@scripts/run-bench.sh $(B)
@@ -222,7 +250,7 @@ SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 
-install: all $(UNITS)
+install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)
 	install -m 0755 $(B)/rcupoold $(DESTDIR)$(SBINDIR)/rcupoold
@@ -239,9 +267,9 @@ install: all $(UNITS)
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
 	install -m 0644 units/rcupool.sysusers $(DESTDIR)$(SYSUSERSDIR)/rcupool.conf
-	install -m 0644 units/rcupool.tmpfiles $(DESTDIR)$(TMPFILESDIR)/rcupool.conf
-	install -m 0644 man/rcupoold.conf.5 $(DESTDIR)$(MANDIR)/man5/rcupoold.conf.5
-	install -m 0644 man/rcupoold.8 man/rcupoolctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(B)/units/rcupool.tmpfiles $(DESTDIR)$(TMPFILESDIR)/rcupool.conf
+	install -m 0644 $(B)/man/rcupoold.conf.5 $(DESTDIR)$(MANDIR)/man5/rcupoold.conf.5
+	install -m 0644 $(B)/man/rcupoold.8 $(B)/man/rcupoolctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 completion/rcupoolctl $(DESTDIR)$(COMPLETIONDIR)/rcupoolctl
 
 # The configuration file is left alone: it may hold local changes.
@@ -262,4 +290,4 @@ format:
 	clang-format -i $(wildcard include/*.h proto/*.[ch] lib/*.[ch] daemon/*.[ch] cli/*.[ch] \
 		tests/*.[ch] tests/lib/*.[ch] bench/*.[ch])
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

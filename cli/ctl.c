@@ -80,6 +80,12 @@ void ctl_close(struct ctl *c)
 
 int ctl_call(struct ctl *c, uint8_t cmd, char *const *settings, size_t n)
 {
+	return ctl_call_layer(c, cmd, settings, n, -1, false);
+}
+
+int ctl_call_layer(struct ctl *c, uint8_t cmd, char *const *settings,
+		   size_t n, int layer, bool dry_run)
+{
 	static uint32_t seq;
 	struct nl_msg *req;
 	int r;
@@ -92,9 +98,12 @@ int ctl_call(struct ctl *c, uint8_t cmd, char *const *settings, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char key[PROTO_KEY_MAX];
 		const char *eq = strchr(settings[i], '=');
-		size_t klen = eq ? (size_t)(eq - settings[i]) : 0;
+		size_t klen = eq ? (size_t)(eq - settings[i])
+				 : strlen(settings[i]);
 
-		if (!eq || klen >= sizeof(key)) {
+		/* UNSET_LIMITS: bare keys, sent with an empty value. */
+		if ((!eq && cmd != PROTO_CMD_UNSET_LIMITS) ||
+		    klen >= sizeof(key)) {
 			nlmsg_free(req);
 			fprintf(stderr, "rcupoolctl: bad setting '%s'\n",
 				settings[i]);
@@ -102,13 +111,21 @@ int ctl_call(struct ctl *c, uint8_t cmd, char *const *settings, size_t n)
 		}
 		memcpy(key, settings[i], klen);
 		key[klen] = '\0';
-		r = proto_put_setting(req, key, eq + 1);
+		r = proto_put_setting(req, key, eq ? eq + 1 : "");
 		if (r < 0) {
 			nlmsg_free(req);
 			fprintf(stderr, "rcupoolctl: setting '%s': %s\n",
 				settings[i], strerror(-r));
 			return CTL_USAGE;
 		}
+	}
+	if ((layer >= 0 &&
+	     (r = nla_put_u32(req, PROTO_A_LAYER, (uint32_t)layer)) < 0) ||
+	    (dry_run && (r = nla_put_u32(req, PROTO_A_DRY_RUN, 1)) < 0)) {
+		nlmsg_free(req);
+		fprintf(stderr, "rcupoolctl: %s\n",
+			strerror(-proto_errno(r)));
+		return CTL_DAEMON_ERROR;
 	}
 	memset(&c->reply, 0, sizeof(c->reply));
 	r = proto_call(c->fd, req, c->buf, PROTO_MSG_MAX, &c->reply, NULL, NULL,

@@ -47,6 +47,11 @@ void ctl_close(struct ctl *c);
  * c->reply and its message in c->message. */
 int ctl_call(struct ctl *c, uint8_t cmd, char *const *settings, size_t n);
 
+/* ctl_call with PROTO_A_LAYER (layer >= 0) and PROTO_A_DRY_RUN; for
+ * UNSET_LIMITS the settings are bare keys. */
+int ctl_call_layer(struct ctl *c, uint8_t cmd, char *const *settings,
+		   size_t n, int layer, bool dry_run);
+
 /* Call cmd (GET_STATUS, GET_STATS, GET_CLIENTS) and parse the rows; they
  * point into c->buf until the next call.  ctl_report_free after. */
 int ctl_report(struct ctl *c, uint8_t cmd, struct ctl_report *r);

@@ -14,6 +14,7 @@
 #include "persist.h"
 #include "print.h"
 #include "watch.h"
+#include "units.h"
 
 /* Options, as bits: which command accepts which. */
 enum {
@@ -26,8 +27,9 @@ enum {
 	O_INTERVAL = 1 << 6,
 	O_PERSIST = 1 << 7,
 	O_CONFIG_DIR = 1 << 8,
+	O_PRETTY = 1 << 9,
 };
-#define O_GLOBAL (O_SOCKET | O_JSON | O_HELP | O_VERSION)
+#define O_GLOBAL (O_SOCKET | O_JSON | O_HELP | O_VERSION | O_PRETTY)
 
 static const struct option_desc {
 	const char *name;
@@ -36,12 +38,13 @@ static const struct option_desc {
 	const char *help;
 } options[] = {
 	{"socket", O_SOCKET, "PATH", "the daemon's control socket"},
-	{"json", O_JSON, NULL, "one JSON document instead of text"},
+	{"json", O_JSON, NULL, "one JSON document instead of text (-j)"},
+	{"pretty", O_PRETTY, NULL, "indent the JSON (-p)"},
 	{"help", O_HELP, NULL, "this help"},
 	{"version", O_VERSION, NULL, "the version"},
 	{"per-cpu", O_PER_CPU, NULL, "a line per CPU too"},
 	{"format", O_FORMAT, "FORMAT", "text, json or prometheus"},
-	{"interval", O_INTERVAL, "TIME", "refresh period: 2s, 500ms, 0.5"},
+	{"interval", O_INTERVAL, "TIME", "refresh period: 2s, 500ms, 1min (10ms to 1d)"},
 	{"persist", O_PERSIST, NULL, "also write a drop-in for restarts"},
 	{"config-dir", O_CONFIG_DIR, "DIR",
 	 "where rcupoold.conf.d/ is (--persist)"},
@@ -50,7 +53,7 @@ static const struct option_desc {
 struct args {
 	const char *socket;
 	enum print_mode mode;
-	bool per_cpu, persist, help;
+	bool per_cpu, persist, help, pretty;
 	const char *config_dir;
 	uint64_t interval_us;
 	char **words; /* the command's positional arguments */
@@ -124,7 +127,7 @@ static int cmd_status(struct ctl *c, struct args *a)
 
 	if (r != CTL_OK)
 		return r;
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_record(&stats_status, NULL, &rep.status, PRINT_SUMMARY);
 	print_rows(&stats_client, "top_clients", "top consumers", top_columns,
@@ -141,7 +144,7 @@ static int cmd_stats(struct ctl *c, struct args *a)
 
 	if (r != CTL_OK)
 		return r;
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_record(&stats_status, "status", &rep.status, PRINT_FIELDS);
 	/* A person asks for CPUs; the machine-readable forms always have
@@ -163,7 +166,7 @@ static int cmd_clients(struct ctl *c, struct args *a)
 
 	if (r != CTL_OK)
 		return r;
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_rows(&stats_client, NULL, NULL, client_columns, rep.clients,
 		   rep.nclients);
 	ctl_report_free(&rep);
@@ -173,6 +176,14 @@ static int cmd_clients(struct ctl *c, struct args *a)
 struct setting {
 	const char *key, *value, *source;
 };
+
+static bool plain_number(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+
+	/* "0666" is a mode: a string as written. */
+	return n && n < 20 && !s[n] && (s[0] != '0' || n == 1);
+}
 
 static int cmd_limits(struct ctl *c, struct args *a)
 {
@@ -215,12 +226,17 @@ static int cmd_limits(struct ctl *c, struct args *a)
 						  : vw;
 		n++;
 	}
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_human("%-*s  %-*s  %s\n", kw, "KEY", vw, "VALUE", "SOURCE");
 	for (size_t i = 0; i < n; i++) {
 		print_open_object(s[i].key);
-		print_string("value", s[i].value);
+		/* A count is a JSON number; percents, times, names strings
+		 * as the configuration spells them. */
+		if (plain_number(s[i].value))
+			print_uint("value", strtoull(s[i].value, NULL, 10));
+		else
+			print_string("value", s[i].value);
 		print_string("source", s[i].source);
 		print_close_object();
 		print_human("%-*s  %-*s  %s\n", kw, s[i].key, vw, s[i].value,
@@ -234,7 +250,7 @@ static int cmd_limits(struct ctl *c, struct args *a)
 /* The daemon's message for an admin command: text, or {"message": ..}. */
 static int print_message(struct ctl *c, struct args *a, const char *persisted)
 {
-	print_open(a->mode, stdout, false);
+	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
 	print_string("message", c->message);
 	if (persisted)
@@ -246,36 +262,167 @@ static int print_message(struct ctl *c, struct args *a, const char *persisted)
 	return finish(CTL_OK);
 }
 
-static int cmd_set(struct ctl *c, struct args *a)
+/*
+ * KEY=VALUE words (set) or KEY words (unset): checked before connecting,
+ * so that a mistake is exit 2 whether or not a daemon runs.
+ */
+static int check_words(const char *cmd, struct args *a, bool values)
 {
-	char path[4096], why[512];
+	if (!a->nwords)
+		return usage_error("%s: no %s given", cmd,
+				   values ? "KEY=VALUE" : "KEY");
+	for (size_t i = 0; i < a->nwords; i++) {
+		const char *w = a->words[i], *eq = strchr(w, '=');
+		size_t klen = eq ? (size_t)(eq - w) : strlen(w);
+
+		if (values && (!eq || eq == w))
+			return usage_error("%s: bad setting '%s': expected "
+					   "KEY=VALUE",
+					   cmd, w);
+		if (!values && (eq || !*w))
+			return usage_error("%s: bad key '%s': expected KEY "
+					   "(no value)",
+					   cmd, w);
+		if (!memchr(w, '.', klen))
+			return usage_error("%s: bad key '%.*s': expected "
+					   "SECTION.KEY or client.NAME.KEY",
+					   cmd, (int)klen, w);
+		for (size_t j = 0; j < i; j++) {
+			const char *v = a->words[j];
+			size_t vlen = strcspn(v, "=");
+
+			if (vlen == klen && !strncmp(v, w, klen))
+				return usage_error("%s: key '%.*s' given twice",
+						   cmd, (int)klen, w);
+		}
+	}
+	return CTL_OK;
+}
+
+/* The daemon's message, and where a persisted change was written. */
+static int done_message(struct ctl *c, struct args *a, const char *path,
+			const char *path_key)
+{
+	print_open(a->mode, stdout, !a->pretty);
+	print_open_object(NULL);
+	print_string("message", c->message);
+	if (path)
+		print_string(path_key, path);
+	print_close_object();
+	print_human("%s\n", c->message);
+	if (path)
+		print_human("%s %s\n",
+			    !strcmp(path_key, "persisted") ? "written to"
+							   : "runtime drop-in",
+			    path);
+	return finish(CTL_OK);
+}
+
+static const char *reply_path(struct ctl *c, char *buf, size_t len)
+{
+	if (!c->reply.tb[PROTO_A_PATH])
+		return NULL;
+	snprintf(buf, len, "%s", nla_get_string(c->reply.tb[PROTO_A_PATH]));
+	return buf;
+}
+
+/*
+ * A runtime change: the daemon checks, writes its runtime drop-in and
+ * applies.  A persistent one: the daemon checks the configuration it would
+ * give (a dry run naming the drop-in), rcupoolctl edits the drop-in, the
+ * daemon applies; if that fails the drop-in is put back.
+ */
+static int change(struct ctl *c, struct args *a, uint8_t cmd, bool all)
+{
+	const char *name = cmd == PROTO_CMD_SET_LIMITS ? "set"
+			   : all			 ? "revert"
+							 : "unset";
+	struct dropin_change *ch = NULL;
+	char path[PROTO_PATH_MAX], want[PROTO_PATH_MAX], why[1024];
+	const char *expected;
+	char *old = NULL;
 	int r;
 
-	if (!a->nwords)
-		return usage_error("set: no KEY=VALUE given");
-	for (size_t i = 0; i < a->nwords; i++) {
-		const char *eq = strchr(a->words[i], '=');
-
-		if (!eq || eq == a->words[i])
-			return usage_error("set: bad setting '%s': expected "
-					   "KEY=VALUE",
-					   a->words[i]);
+	if (!a->persist) {
+		r = ctl_call_layer(c, cmd, a->words, a->nwords,
+				   PROTO_LAYER_RUNTIME, false);
+		if (r != CTL_OK)
+			return r;
+		return done_message(c, a, reply_path(c, path, sizeof(path)),
+				    "runtime");
 	}
-	r = ctl_call(c, PROTO_CMD_SET_LIMITS, a->words, a->nwords);
+	r = ctl_call_layer(c, cmd, a->words, a->nwords, PROTO_LAYER_PERSIST,
+			   true);
 	if (r != CTL_OK)
 		return r;
-	if (!a->persist)
-		return print_message(c, a, NULL);
-	/* Only what the daemon accepted is written: the values are valid. */
-	r = persist_settings(a->config_dir, a->words, a->nwords, path,
-			     sizeof(path), why, sizeof(why));
-	if (r < 0) {
-		fprintf(stderr,
-			"rcupoolctl: set: applied, but not persisted: %s\n",
-			why);
+	if (!reply_path(c, path, sizeof(path))) {
+		fprintf(stderr, "rcupoolctl: %s --persist: the daemon did not "
+				"name its drop-in (too old?)\n",
+			name);
 		return CTL_DAEMON_ERROR;
 	}
-	return print_message(c, a, path);
+	expected = persist_expected(a->config_dir, want, sizeof(want));
+	if (expected && strcmp(expected, path)) {
+		fprintf(stderr,
+			"rcupoolctl: %s --persist: the daemon reads %s, not %s: "
+			"it could not check the result (see --config-dir)\n",
+			name, path, expected);
+		return CTL_USAGE;
+	}
+	ch = calloc(a->nwords ? a->nwords : 1, sizeof(*ch));
+	if (!ch) {
+		fprintf(stderr, "rcupoolctl: out of memory\n");
+		return CTL_DAEMON_ERROR;
+	}
+	for (size_t i = 0; i < a->nwords; i++) {
+		char *eq = strchr(a->words[i], '=');
+
+		if (eq)
+			*eq = '\0'; /* words are ours: key, value */
+		ch[i] = (struct dropin_change){a->words[i], eq ? eq + 1 : NULL};
+	}
+	r = persist_apply(path, ch, a->nwords, all, &old, why, sizeof(why));
+	if (r < 0) {
+		fprintf(stderr,
+			"rcupoolctl: %s --persist: not written, nothing "
+			"changed: %s\n",
+			name, why);
+		r = CTL_DAEMON_ERROR;
+		goto out;
+	}
+	for (size_t i = 0; i < a->nwords; i++)
+		if (ch[i].value)
+			((char *)ch[i].value)[-1] = '=';
+	r = ctl_call_layer(c, cmd, a->words, a->nwords, PROTO_LAYER_PERSIST,
+			   false);
+	if (r != CTL_OK) {
+		if (persist_restore(path, old, why, sizeof(why)) < 0)
+			fprintf(stderr,
+				"rcupoolctl: %s --persist: cannot put %s "
+				"back: %s\n",
+				name, path, why);
+		goto out;
+	}
+	r = done_message(c, a, path, "persisted");
+out:
+	free(ch);
+	free(old);
+	return r;
+}
+
+static int cmd_set(struct ctl *c, struct args *a)
+{
+	return change(c, a, PROTO_CMD_SET_LIMITS, false);
+}
+
+static int cmd_unset(struct ctl *c, struct args *a)
+{
+	return change(c, a, PROTO_CMD_UNSET_LIMITS, false);
+}
+
+static int cmd_revert(struct ctl *c, struct args *a)
+{
+	return change(c, a, PROTO_CMD_UNSET_LIMITS, true);
 }
 
 static int cmd_reset_stats(struct ctl *c, struct args *a)
@@ -292,11 +439,35 @@ static int cmd_reload(struct ctl *c, struct args *a)
 	return r != CTL_OK ? r : print_message(c, a, NULL);
 }
 
+/*
+ * The census as an object: the daemon's message is "N pages: F free, H
+ * held, L on no list, D on two lists, B bad; R returned now".
+ */
 static int cmd_census(struct ctl *c, struct args *a)
 {
-	int r = ctl_call(c, PROTO_CMD_CENSUS, NULL, 0);
+	unsigned int pages, fr, held, lost, dup, bad;
+	int returned, r = ctl_call(c, PROTO_CMD_CENSUS, NULL, 0);
 
-	return r != CTL_OK ? r : print_message(c, a, NULL);
+	if (r != CTL_OK)
+		return r;
+	if (sscanf(c->message,
+		   "%u pages: %u free, %u held, %u on no list, %u on two "
+		   "lists, %u bad; %d returned now",
+		   &pages, &fr, &held, &lost, &dup, &bad, &returned) != 7)
+		return print_message(c, a, NULL);
+	print_open(a->mode, stdout, !a->pretty);
+	print_open_object(NULL);
+	print_uint("pages", pages);
+	print_uint("free", fr);
+	print_uint("held", held);
+	print_uint("lost", lost);
+	print_uint("duplicated", dup);
+	print_uint("bad", bad);
+	print_uint("returned", (uint64_t)(returned < 0 ? 0 : returned));
+	print_string("message", c->message);
+	print_close_object();
+	print_human("%s\n", c->message);
+	return finish(CTL_OK);
 }
 
 static int cmd_watch(struct ctl *c, struct args *a)
@@ -321,15 +492,26 @@ static const struct command commands[] = {
 	 "the settings in force and where each came from", ""},
 	{"set", cmd_set, O_PERSIST | O_CONFIG_DIR,
 	 "set [--persist [--config-dir=DIR]] KEY=VALUE...",
-	 "change limits while the daemon runs (admin)",
-	 "Keys: balance.low, balance.target, balance.high, balance.interval,\n"
-	 "limits.client_min_pages, limits.client_max_pages,\n"
-	 "limits.protect_pages, limits.overflow_pages, limits.drain_interval,\n"
-	 "client.NAME.min_pages, client.NAME.max_pages.  Attached clients see\n"
-	 "a change on their next page request.  --persist also writes the\n"
-	 "values to DIR/rcupoold.conf.d/90-rcupoolctl.conf (DIR: "
-	 "--config-dir,\n"
-	 "else $RCUPOOL_CONFDIR, else " RCUPOOL_SYSCONFDIR "/rcupool).\n"},
+	 "change settings while the daemon runs (admin)",
+	 "Keys: balance.*, limits.* (not max_clients), client.NAME.min_pages,\n"
+	 "client.NAME.max_pages, access.attach_group, access.admin_group,\n"
+	 "access.idle_timeout, access.max_connections_per_uid.  The daemon\n"
+	 "checks the whole configuration the change gives before anything is\n"
+	 "written or applied.  Without --persist the values go to the daemon's\n"
+	 "runtime drop-in (RUNDIR/rcupoold.conf.d/rcupoolctl.conf: kept across\n"
+	 "reloads and restarts, gone at reboot).  With --persist they go to\n"
+	 "CONFDIR/rcupoold.conf.d/" PERSIST_FILE " (CONFDIR: the daemon's\n"
+	 "configuration directory; --config-dir or $RCUPOOL_CONFDIR, if given,\n"
+	 "must name the same) and leave the runtime drop-in.  Attached clients\n"
+	 "see a change on their next page request.\n"},
+	{"unset", cmd_unset, O_PERSIST | O_CONFIG_DIR,
+	 "unset [--persist [--config-dir=DIR]] KEY...",
+	 "remove runtime (or persisted) settings (admin)",
+	 "The keys fall back to the files (or, with --persist, to the rest of\n"
+	 "the configuration and the defaults).\n"},
+	{"revert", cmd_revert, O_PERSIST | O_CONFIG_DIR,
+	 "revert [--persist [--config-dir=DIR]]",
+	 "remove every runtime (and persisted) setting (admin)", ""},
 	{"reset-stats", cmd_reset_stats, 0, "reset-stats",
 	 "set the counters to zero (admin)", ""},
 	{"reload", cmd_reload, 0, "reload",
@@ -394,32 +576,19 @@ static void help(const struct command *cmd)
 
 /* --- parsing ------------------------------------------------------------- */
 
-/* "2s", "500ms", "100us", "1m", or seconds ("0.5", "2"). */
+/* A refresh period in the one grammar (proto/units.h), 10ms to 1d: faster
+ * is not something to read, slower is a mistake. */
+#define INTERVAL_MIN (10 * UNITS_US_PER_MS)
+#define INTERVAL_MAX UNITS_US_PER_D
+
 static int parse_interval(const char *s, uint64_t *usec)
 {
-	char *end;
-	double v, unit = 1e6;
+	int r = units_parse_duration(s, usec);
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !(v > 0))
-		return -EINVAL;
-	if (!strcmp(end, "us"))
-		unit = 1;
-	else if (!strcmp(end, "ms"))
-		unit = 1e3;
-	else if (!strcmp(end, "s") || !*end)
-		unit = 1e6;
-	else if (!strcmp(end, "m") || !strcmp(end, "min"))
-		unit = 60e6;
-	else
-		return -EINVAL;
-	v *= unit;
-	/* Faster than 10 ms is not something to read; slower than a day is
-	 * a mistake. */
-	if (v < 10000 || v > 86400e6)
+	if (r < 0)
+		return r;
+	if (*usec < INTERVAL_MIN || *usec > INTERVAL_MAX)
 		return -ERANGE;
-	*usec = (uint64_t)v;
 	return 0;
 }
 
@@ -455,8 +624,13 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 	const struct option_desc *o = NULL;
 	size_t len;
 
+	/* The short forms of iproute2: -j JSON, -p pretty. */
 	if (!strcmp(word, "-h"))
 		name = "help";
+	else if (!strcmp(word, "-j"))
+		name = "json";
+	else if (!strcmp(word, "-p"))
+		name = "pretty";
 	else if (strncmp(word, "--", 2) != 0)
 		return usage_error("unknown option '%s'", word);
 	eq = strchr(name, '=');
@@ -496,6 +670,9 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 	case O_HELP:
 		a->help = true;
 		break;
+	case O_PRETTY:
+		a->pretty = true;
+		break;
 	case O_VERSION:
 		*version = true;
 		break;
@@ -507,7 +684,9 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 	case O_INTERVAL:
 		if (parse_interval(value, &a->interval_us) < 0)
 			return usage_error("bad interval '%s': a time from "
-					   "10ms to 1 day, as 2s, 500ms or 0.5",
+					   "10ms to 1d, a number and "
+					   UNITS_DURATION_WORDS
+					   " (2s, 500 ms, 0.5)",
 					   value);
 		break;
 	case O_PERSIST:
@@ -520,15 +699,21 @@ static int parse_option(struct args *a, const struct command *cmd, int argc,
 	return CTL_OK;
 }
 
+static void free_words(char ***words)
+{
+	free(*words);
+}
+
 int main(int argc, char **argv)
 {
+	char **words __attribute__((cleanup(free_words))) = NULL;
 	struct args a = {.mode = PRINT_HUMAN, .interval_us = 1000000};
 	const struct command *cmd = NULL;
 	bool version = false, dashdash = false;
 	struct ctl c;
 	int r;
 
-	a.words = calloc(argc, sizeof(*a.words));
+	words = a.words = calloc(argc, sizeof(*a.words));
 	if (!a.words)
 		return CTL_DAEMON_ERROR;
 	for (int i = 1; i < argc; i++) {
@@ -562,17 +747,21 @@ int main(int argc, char **argv)
 	}
 	if (!cmd)
 		return usage_error("no command given");
-	if (a.nwords && cmd->run != cmd_set)
+	if (a.nwords && cmd->run != cmd_set && cmd->run != cmd_unset)
 		return usage_error("%s takes no argument: '%s'", cmd->name,
 				   a.words[0]);
+	if (cmd->run == cmd_set || cmd->run == cmd_unset) {
+		r = check_words(cmd->name, &a, cmd->run == cmd_set);
+		if (r != CTL_OK)
+			return r;
+	}
 	if (a.mode == PRINT_PROMETHEUS && cmd->run != cmd_stats)
 		return usage_error("--format=prometheus is for stats");
 	if (a.config_dir && !a.persist)
-		return usage_error("--config-dir is for set --persist");
+		return usage_error("--config-dir is for --persist");
 	r = ctl_open(&c, a.socket);
 	if (r == CTL_OK)
 		r = cmd->run(&c, &a);
 	ctl_close(&c);
-	free(a.words);
 	return r;
 }

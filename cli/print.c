@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "print.h"
+#include "units.h"
 
 #define PRINT_DEPTH_MAX 16
 #define CELL_MAX	64
@@ -250,9 +251,27 @@ static void prom_name(const char *a, const char *b, const char *c)
 	}
 }
 
+/* Base unit, then _total for a counter (node_exporter's conventions). */
 static const char *prom_suffix(const struct stats_field *f)
 {
-	return f->kind == STATS_COUNTER ? "_total" : "";
+	static const char *const s[3][2] = {
+		{"", "_total"},
+		{"_seconds", "_seconds_total"},
+		{"_bytes", "_bytes_total"},
+	};
+
+	return s[f->unit <= STATS_UNIT_BYTES ? f->unit : 0]
+		[f->kind == STATS_COUNTER];
+}
+
+/* A sample's value in its base unit. */
+static void prom_value(const struct stats_field *f, uint64_t v)
+{
+	if (f->unit == STATS_UNIT_USEC)
+		fprintf(P.out, " %llu.%06llu\n", (unsigned long long)(v / 1000000),
+			(unsigned long long)(v % 1000000));
+	else
+		fprintf(P.out, " %llu\n", (unsigned long long)v);
 }
 
 /*
@@ -263,14 +282,15 @@ static const char *prom_suffix(const struct stats_field *f)
 static const char *prom_field(const struct stats_field *f, char *buf,
 			      size_t len)
 {
-	size_t n = strlen(f->name);
+	const char *name = stats_base_name(f, buf, len);
+	size_t n = strlen(name);
 
 	if (f->kind != STATS_COUNTER && n > 6 &&
-	    !strcmp(f->name + n - 6, "_total")) {
-		snprintf(buf, len, "%.*s", (int)(n - 6), f->name);
+	    !strcmp(name + n - 6, "_total")) {
+		snprintf(buf, len, "%.*s", (int)(n - 6), name);
 		return buf;
 	}
-	return f->name;
+	return name;
 }
 
 static void prom_family(const struct stats_set *set, const char *name,
@@ -362,8 +382,7 @@ static void prom_rows(const struct stats_set *set, const struct stats_row *rows,
 			prom_name(NULL, prom_field(f, fname, sizeof(fname)),
 				  prom_suffix(f));
 			prom_labels(set, &rows[r], false);
-			fprintf(P.out, " %llu\n",
-				(unsigned long long)rows[r].u[f->attr]);
+			prom_value(f, rows[r].u[f->attr]);
 		}
 	}
 	if (has_info) {
@@ -381,30 +400,6 @@ static void prom_rows(const struct stats_set *set, const struct stats_row *rows,
 }
 
 /* --- human --------------------------------------------------------------- */
-
-const char *print_duration(uint64_t usec, char *buf, size_t len)
-{
-	uint64_t s = usec / 1000000;
-
-	if (usec < 1000)
-		snprintf(buf, len, "%lluus", (unsigned long long)usec);
-	else if (usec < 1000000)
-		snprintf(buf, len, "%llums", (unsigned long long)usec / 1000);
-	else if (s < 60)
-		snprintf(buf, len, "%.1fs", usec / 1e6);
-	else if (s < 3600)
-		snprintf(buf, len, "%llum %02llus", (unsigned long long)s / 60,
-			 (unsigned long long)s % 60);
-	else if (s < 86400)
-		snprintf(buf, len, "%lluh %02llum",
-			 (unsigned long long)s / 3600,
-			 (unsigned long long)s / 60 % 60);
-	else
-		snprintf(buf, len, "%llud %02lluh",
-			 (unsigned long long)s / 86400,
-			 (unsigned long long)s / 3600 % 24);
-	return buf;
-}
 
 const char *print_bar(uint64_t part, uint64_t whole, int width, char *buf,
 		      size_t len)
@@ -440,16 +435,16 @@ void print_human(const char *fmt, ...)
 static const char *cell(const struct stats_field *f,
 			const struct stats_row *row, char *buf, size_t len)
 {
-	size_t n;
 
 	if (!row->has[f->attr])
 		return "-";
 	if (f->type == STATS_STR)
 		return row->s[f->attr] && *row->s[f->attr] ? row->s[f->attr]
 							   : "-";
-	n = strlen(f->name);
-	if (n > 5 && !strcmp(f->name + n - 5, "_usec"))
-		return print_duration(row->u[f->attr], buf, len);
+	if (f->unit == STATS_UNIT_USEC)
+		return units_human_duration(row->u[f->attr], buf, len);
+	if (f->unit == STATS_UNIT_BYTES)
+		return units_human_size(row->u[f->attr], buf, len);
 	snprintf(buf, len, "%llu", (unsigned long long)row->u[f->attr]);
 	return buf;
 }
@@ -457,12 +452,12 @@ static const char *cell(const struct stats_field *f,
 /* A column heading: the JSON key without a unit suffix, upper case. */
 static const char *heading(const struct stats_field *f, char *buf, size_t len)
 {
-	size_t n = strlen(f->name), i;
+	char base[64];
+	const char *name = stats_base_name(f, base, sizeof(base));
+	size_t n = strlen(name), i;
 
-	if (n > 5 && !strcmp(f->name + n - 5, "_usec"))
-		n -= 5;
 	for (i = 0; i < n && i + 1 < len; i++)
-		buf[i] = toupper((unsigned char)f->name[i]);
+		buf[i] = toupper((unsigned char)name[i]);
 	buf[i] = '\0';
 	return buf;
 }
@@ -481,9 +476,11 @@ static void human_fields(const struct stats_set *set,
 	int nw = 0, vw = 0;
 	char buf[CELL_MAX];
 
+	char base[64];
+
 	for (size_t i = 0; i < set->nfields; i++) {
 		const struct stats_field *f = &set->fields[i];
-		int n = strlen(f->name),
+		int n = strlen(stats_base_name(f, base, sizeof(base))),
 		    v = strlen(cell(f, row, buf, sizeof(buf)));
 
 		nw = n > nw ? n : nw;
@@ -494,7 +491,8 @@ static void human_fields(const struct stats_set *set,
 
 		if (!row->has[f->attr])
 			continue;
-		fprintf(P.out, "  %-*s  %*s  %s\n", nw, f->name, vw,
+		fprintf(P.out, "  %-*s  %*s  %s\n", nw,
+			stats_base_name(f, base, sizeof(base)), vw,
 			cell(f, row, buf, sizeof(buf)), f->help);
 	}
 }
@@ -511,7 +509,7 @@ static void human_summary(const struct stats_row *r)
 	fprintf(P.out,
 		"rcupoold %s (pid %llu), up %s, %llu of %llu CPUs online\n",
 		ver, (unsigned long long)r->u[PROTO_STATUS_PID],
-		print_duration(r->u[PROTO_STATUS_UPTIME_USEC], up, sizeof(up)),
+		units_human_duration(r->u[PROTO_STATUS_UPTIME_USEC], up, sizeof(up)),
 		(unsigned long long)r->u[PROTO_STATUS_CPUS_ONLINE],
 		(unsigned long long)r->u[PROTO_STATUS_CPUS]);
 	fprintf(P.out,

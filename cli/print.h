@@ -74,8 +74,8 @@ void print_table_close(void);
 /* A human line as is (ignored in the other modes). */
 void print_human(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Human forms of values, for the callers' own lines too. */
-const char *print_duration(uint64_t usec, char *buf, size_t len);
+/* Human forms of values, for the callers' own lines too (durations and
+ * sizes: units_human_duration, units_human_size in proto/units.h). */
 const char *print_bar(uint64_t part, uint64_t whole, int width, char *buf,
 		      size_t len);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "watch.h"
+#include "units.h"
 
 #define WATCH_TOP 10
 
@@ -124,7 +125,7 @@ static void show(const struct ctl_report *r, const struct sample *now,
 			    pages, depl, fb);
 	else
 		print_human("  rates      (after the first %s)\n",
-			    print_duration(interval_us, iv, sizeof(iv)));
+			    units_human_duration(interval_us, iv, sizeof(iv)));
 	print_table_open(&stats_client, "top_clients", "top consumers",
 			 watch_columns);
 	for (size_t i = 0; i < r->nclients && i < WATCH_TOP; i++)

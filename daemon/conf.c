@@ -28,17 +28,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #define INI_HANDLER_LINENO 1
 #include <ini.h>
 
 #include "conf.h"
+#include "units.h"
 
-#define US_PER_MS  1000ULL
-#define US_PER_S   1000000ULL
-#define US_PER_MIN (60 * US_PER_S)
-#define US_PER_H   (60 * US_PER_MIN)
+#define US_PER_MS  UNITS_US_PER_MS
+#define US_PER_S   UNITS_US_PER_S
+#define US_PER_MIN UNITS_US_PER_MIN
+#define US_PER_H   UNITS_US_PER_H
 
 enum type {
 	T_COUNT,
@@ -192,63 +196,15 @@ static int parse_digits(const char *s, uint64_t *v, const char **end)
 	return over ? -ERANGE : 0;
 }
 
-static bool all_alpha(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isalpha((unsigned char)*s))
-			return false;
-	return true;
-}
-
-static void fmt_time(uint64_t us, char *buf, size_t size)
-{
-	static const struct {
-		uint64_t mult;
-		const char *unit;
-	} u[] = {{US_PER_H, "h"},
-		 {US_PER_MIN, "min"},
-		 {US_PER_S, "s"},
-		 {US_PER_MS, "ms"},
-		 {1, "us"}};
-	size_t i;
-
-	if (us == 0) {
-		snprintf(buf, size, "0");
-		return;
-	}
-	for (i = 0; us % u[i].mult; i++)
-		;
-	snprintf(buf, size, "%" PRIu64 "%s", us / u[i].mult, u[i].unit);
-}
-
-static void fmt_size(uint64_t bytes, char *buf, size_t size)
-{
-	static const char units[] = "GMK";
-	int i;
-
-	for (i = 0; i < 3; i++) {
-		uint64_t m = 1ULL << (10 * (3 - i));
-
-		if (bytes && bytes % m == 0) {
-			snprintf(buf, size, "%" PRIu64 "%c", bytes / m,
-				 units[i]);
-			return;
-		}
-	}
-	snprintf(buf, size, "%" PRIu64, bytes);
-}
-
 static void fmt_bound(const struct key_desc *k, uint64_t v, char *buf,
 		      size_t size)
 {
 	switch (k->type) {
 	case T_TIME:
-		fmt_time(v, buf, size);
+		units_format_duration(v, buf, size);
 		break;
 	case T_SIZE:
-		fmt_size(v, buf, size);
+		units_format_size(v, buf, size);
 		break;
 	case T_MODE:
 		snprintf(buf, size, "%04" PRIo64, v);
@@ -301,76 +257,46 @@ static int parse_count(const struct key_desc *k, const char *s, union value *v,
 	return 0;
 }
 
-/* "4096", "4K", "4KB", "4KiB", "4096B"; binary multiples, any case. */
+/* units_parse_size: "4096", "4K", "4 KiB", ... */
 static int parse_size(const struct key_desc *k, const char *s, union value *v,
 		      char *why, size_t wsize)
 {
-	static const char *const units = "KMG";
-	const char *end, *p;
-	uint64_t n, mult = 1;
-	int r;
+	uint64_t n;
+	int r = units_parse_size(s, &n);
 
-	r = parse_digits(s, &n, &end);
-	if (r == -EINVAL || (*end && !all_alpha(end))) {
-		snprintf(why, wsize, "\"%s\" is not a valid size", s);
-		return -EINVAL;
+	if (r == -EINVAL) {
+		snprintf(why, wsize,
+			 "\"%s\" is not a valid size (a number and "
+			 UNITS_SIZE_WORDS ")",
+			 s);
+		return r;
 	}
-	if (*end) {
-		p = strchr(units, toupper((unsigned char)*end));
-		if (p) {
-			mult = 1ULL << (10 * (p - units + 1));
-			end++;
-		}
-		if (strcasecmp(end, "") && strcasecmp(end, "B") &&
-		    !(p && strcasecmp(end, "iB") == 0)) {
-			snprintf(why, wsize,
-				 "\"%s\" has an unknown unit (use K, M or G)",
-				 s);
-			return -EINVAL;
-		}
-	}
-	if (r || n > UINT32_MAX / mult || n * mult != 4096) {
+	if (r || n != 4096) {
 		snprintf(why, wsize,
 			 "\"%s\" is not supported: only 4K pages are supported",
 			 s);
 		return -EINVAL;
 	}
-	v->u32 = (uint32_t)(n * mult);
+	v->u32 = (uint32_t)n;
 	return 0;
 }
 
-/* "100ms", "5s", "2min", "1h", "250us"; a plain number is seconds. */
+/* units_parse_duration: "100ms", "5 s", "2min", "1h", "1d"; a plain number
+ * is seconds. */
 static int parse_time(const struct key_desc *k, const char *s, union value *v,
 		      char *why, size_t wsize)
 {
-	static const struct {
-		const char *unit;
-		uint64_t mult;
-	} u[] = {{"", US_PER_S},  {"us", 1},	       {"ms", US_PER_MS},
-		 {"s", US_PER_S}, {"min", US_PER_MIN}, {"h", US_PER_H}};
-	const char *end;
 	uint64_t n;
-	size_t i;
-	int r;
+	int r = units_parse_duration(s, &n);
 
-	r = parse_digits(s, &n, &end);
-	if (r == -EINVAL || (*end && !all_alpha(end))) {
-		snprintf(why, wsize, "\"%s\" is not a valid time", s);
-		return -EINVAL;
-	}
-	for (i = 0; i < sizeof(u) / sizeof(u[0]); i++)
-		if (strcasecmp(end, u[i].unit) == 0)
-			break;
-	if (i == sizeof(u) / sizeof(u[0])) {
+	if (r == -EINVAL) {
 		snprintf(why, wsize,
-			 "\"%s\" has an unknown unit (use us, ms, s, min or h)",
+			 "\"%s\" is not a valid time (a number and "
+			 UNITS_DURATION_WORDS ")",
 			 s);
-		return -EINVAL;
+		return r;
 	}
-	if (r || n > UINT64_MAX / u[i].mult)
-		return out_of_range(k, s, why, wsize);
-	n *= u[i].mult;
-	if (n < k->min || n > k->max)
+	if (r || n < k->min || n > k->max)
 		return out_of_range(k, s, why, wsize);
 	v->u64 = n;
 	return 0;
@@ -510,7 +436,7 @@ static void fmt_value(const struct conf *c, const struct key_desc *k, char *buf,
 		break;
 	case T_SIZE:
 		memcpy(&u32, p, sizeof(u32));
-		fmt_size(u32, buf, size);
+		units_format_size(u32, buf, size);
 		break;
 	case T_MODE:
 		memcpy(&u32, p, sizeof(u32));
@@ -522,7 +448,7 @@ static void fmt_value(const struct conf *c, const struct key_desc *k, char *buf,
 		break;
 	case T_TIME:
 		memcpy(&u64, p, sizeof(u64));
-		fmt_time(u64, buf, size);
+		units_format_duration(u64, buf, size);
 		break;
 	case T_ENUM:
 		memcpy(&e, p, sizeof(e));
@@ -718,6 +644,22 @@ const struct conf_client *conf_client_find(const struct conf *c,
 	return client_find(c, name, strlen(name));
 }
 
+/* A key set twice in the same file: warn, naming both lines. */
+static void warn_duplicate(const struct conf *c, struct conf_src prev,
+			   struct conf_src now, const char *where,
+			   const char *sec, const char *key)
+{
+	char msg[sizeof(((struct conf_error *)0)->msg)];
+
+	if (!c->warn || !now.line || !prev.line || prev.file != now.file)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "%s: [%s] %s: set again (first at line %" PRIu32
+		 "); the value of line %" PRIu32 " is used",
+		 where, sec, key, prev.line, now.line);
+	c->warn(c->warn_ud, msg);
+}
+
 /*
  * Set key in section (as written in a header: "balance", "client db") from
  * source label (interned) at line.  where is "FILE:LINE" or the label.  On
@@ -769,11 +711,17 @@ static int apply(struct conf *c, const char *sec, const char *key,
 	src.seq = ++c->seq;
 
 	if (k != &client_key) {
+		warn_duplicate(c, c->src[k - keys], src, where, sec, key);
 		store_value(c, k, &v);
 		c->src[k - keys] = src;
 		return 0;
 	}
 	cl = client_find(c, name, name_len);
+	if (!cl && c->n_clients >= CONF_CLIENTS_MAX) {
+		errf(err, "%s: [%s]: too many client sections (max %d)", where,
+		     sec, CONF_CLIENTS_MAX);
+		return -EINVAL;
+	}
 	if (!cl) {
 		clients = realloc(c->clients,
 				  (c->n_clients + 1) * sizeof(*clients));
@@ -785,6 +733,10 @@ static int apply(struct conf *c, const char *sec, const char *key,
 		memcpy(cl->name, name, name_len);
 	}
 	is_min = strcmp(key, "min_pages") == 0;
+	if (is_min && cl->has_min)
+		warn_duplicate(c, cl->min_src, src, where, sec, key);
+	else if (!is_min && cl->has_max)
+		warn_duplicate(c, cl->max_src, src, where, sec, key);
 	if (is_min) {
 		cl->min_pages = v.cnt;
 		cl->has_min = true;
@@ -802,6 +754,31 @@ unknown_key:
 nomem:
 	errf(err, "%s: [%s] %s: out of memory", where, sec, key);
 	return -ENOMEM;
+}
+
+bool conf_key_exists(const char *dotted_key)
+{
+	const char *dot;
+	size_t len;
+	int i;
+
+	if (strncmp(dotted_key, "client.", 7) == 0) {
+		dot = strrchr(dotted_key, '.');
+		len = (size_t)(dot - dotted_key);
+		return len > 7 && valid_client_name(dotted_key + 7, len - 7) &&
+		       (!strcmp(dot + 1, "min_pages") ||
+			!strcmp(dot + 1, "max_pages"));
+	}
+	dot = strchr(dotted_key, '.');
+	if (!dot)
+		return false;
+	len = (size_t)(dot - dotted_key);
+	for (i = 0; i < CONF_KEY_COUNT; i++)
+		if (strlen(keys[i].section) == len &&
+		    !strncmp(keys[i].section, dotted_key, len) &&
+		    !strcmp(keys[i].name, dot + 1))
+			return true;
+	return false;
 }
 
 int conf_set(struct conf *c, const char *dotted_key, const char *value,
@@ -865,9 +842,8 @@ int conf_set_option(struct conf *c, const char *assignment, const char *label,
 struct parse_ctx {
 	struct conf *c;
 	const char *path;
+	const char *label; /* the source's name: path, or "LAYER path" */
 	FILE *f;
-	char *buf;
-	size_t bufsz;
 	unsigned int line; /* lines handed to inih */
 	bool have_key;	   /* a key was seen in this section */
 	char section[256]; /* current section header, in full */
@@ -909,33 +885,53 @@ static int reader_section(struct parse_ctx *p, const char *t)
 	return section_error(where, p->section, p->e);
 }
 
+/*
+ * inih's line reader, bounded: at most num - 1 bytes are read for a line
+ * (what inih's buffer holds), so memory stays bounded whatever the input
+ * (a file without newlines, a huge line); a longer line, a NUL byte or a
+ * continuation line stops the parse with an error naming file:line.
+ */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse_ctx *p = stream;
 	const char *s, *t;
-	ssize_t n;
-	int r;
+	size_t n = 0;
+	int ch, r;
 
-	if (p->err)
+	if (p->err || num < 3)
 		return NULL;
 	errno = 0;
-	n = getline(&p->buf, &p->bufsz, p->f);
-	if (n < 0) {
+	for (;;) {
+		ch = getc(p->f);
+		if (ch == EOF)
+			break;
+		if (n == (size_t)num - 1) {
+			p->line++;
+			errf(p->e, "%s:%u: line too long (max %d characters)",
+			     p->path, p->line, num - 2);
+			ctx_error(p, -EINVAL, p->line);
+			return NULL;
+		}
+		str[n++] = (char)ch;
+		if (ch == '\0') {
+			p->line++;
+			errf(p->e, "%s:%u: NUL byte in the line", p->path,
+			     p->line);
+			ctx_error(p, -EINVAL, p->line);
+			return NULL;
+		}
+		if (ch == '\n')
+			break;
+	}
+	if (n == 0) {
 		if (ferror(p->f))
 			p->read_errno = errno ? errno : EIO;
 		return NULL;
 	}
+	str[n] = '\0';
 	p->line++;
-	if ((size_t)n + 1 > (size_t)num) {
-		/* inih reads num - 1 characters, newline included. */
-		errf(p->e, "%s:%u: line too long (max %d characters)", p->path,
-		     p->line, num - 2);
-		ctx_error(p, -EINVAL, p->line);
-		return NULL;
-	}
-	memcpy(str, p->buf, (size_t)n + 1);
 
-	s = p->buf;
+	s = str;
 	if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
 		s += 3;
 	for (t = s; *t && isspace((unsigned char)*t); t++)
@@ -969,7 +965,7 @@ static int handler(void *user, const char *section, const char *name,
 		return 0;
 	p->have_key = true;
 	snprintf(where, sizeof(where), "%s:%d", p->path, lineno);
-	r = apply(p->c, p->section, name, value ? value : "", p->path,
+	r = apply(p->c, p->section, name, value ? value : "", p->label,
 		  (uint32_t)lineno, where, p->e);
 	if (r) {
 		ctx_error(p, r, (unsigned int)lineno);
@@ -978,24 +974,100 @@ static int handler(void *user, const char *section, const char *name,
 	return 1;
 }
 
-/* 1 when the file does not exist and missing_ok. */
-static int load_file(struct conf *c, const char *path, bool missing_ok,
-		     struct conf_error *err)
+/* /dev/null: accepted as an empty file (operators and tests use it). */
+static bool is_dev_null(const struct stat *st)
 {
-	struct parse_ctx p = {.c = c, .path = path, .e = err};
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 &&
+	       minor(st->st_rdev) == 3;
+}
+
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+static int parse_stream(struct parse_ctx *p);
+
+/* text instead of the file's content (a drop-in as it would be). */
+static int load_text(struct conf *c, const char *path, const char *label,
+		     const char *text, struct conf_error *err)
+{
+	struct parse_ctx p = {.c = c, .path = path, .label = label, .e = err};
 	int r;
 
-	p.f = fopen(path, "re");
+	if (!*text)
+		return 0;
+	p.f = fmemopen((void *)text, strlen(text), "r");
 	if (!p.f) {
+		errf(err, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	r = parse_stream(&p);
+	fclose(p.f);
+	return r;
+}
+
+/* 1 when the file does not exist and missing_ok. */
+static int load_file(struct conf *c, const char *path, const char *label,
+		     bool missing_ok, struct conf_error *err)
+{
+	struct parse_ctx p = {.c = c, .path = path, .label = label, .e = err};
+	struct stat st;
+	int fd, r;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT && missing_ok)
 			return 1;
 		errf(err, "%s: cannot open: %s", path, strerror(-r));
 		return r;
 	}
-	r = ini_parse_stream(reader, &p, handler, &p);
-	free(p.buf);
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		errf(err, "%s: cannot stat: %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		if (is_dev_null(&st))
+			return 0;
+		errf(err,
+		     "%s: is %s: the configuration must be a regular file "
+		     "(or /dev/null for none)",
+		     path, file_kind(st.st_mode));
+		return -EINVAL;
+	}
+	p.f = fdopen(fd, "r");
+	if (!p.f) {
+		r = -errno;
+		close(fd);
+		errf(err, "%s: cannot open: %s", path, strerror(-r));
+		return r;
+	}
+	r = parse_stream(&p);
 	fclose(p.f);
+	return r;
+}
+
+static int parse_stream(struct parse_ctx *ctx)
+{
+	struct parse_ctx p = *ctx;
+	const char *path = p.path;
+	struct conf_error *err = p.e;
+	int r = ini_parse_stream(reader, &p, handler, &p);
 
 	if (r > 0 && (!p.err || (unsigned int)r < p.err_line)) {
 		errf(err, "%s:%d: syntax error", path, r);
@@ -1019,7 +1091,8 @@ static int dropin_filter(const struct dirent *d)
 	size_t len = strlen(d->d_name);
 
 	return d->d_name[0] != '.' && len > 5 &&
-	       strcmp(d->d_name + len - 5, ".conf") == 0;
+	       strcmp(d->d_name + len - 5, ".conf") == 0 &&
+	       strcmp(d->d_name, CONF_RUNTIME_FILE) != 0;
 }
 
 static int dropin_cmp(const struct dirent **a, const struct dirent **b)
@@ -1027,45 +1100,92 @@ static int dropin_cmp(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-static int load_dropins(struct conf *c, const char *main_path,
-			struct conf_error *err)
+void conf_dropin_dir(const char *main_path, char *buf, size_t size)
 {
 	const char *slash = strrchr(main_path, '/');
-	char dir[PATH_MAX], path[PATH_MAX];
-	struct dirent **list;
-	struct stat st;
-	int i, n, r = 0;
 
 	if (!slash)
-		snprintf(dir, sizeof(dir), "%s", CONF_DROPIN_DIR);
+		snprintf(buf, size, "%s", CONF_DROPIN_DIR);
 	else
-		snprintf(dir, sizeof(dir), "%.*s/%s", (int)(slash - main_path),
+		snprintf(buf, size, "%.*s/%s", (int)(slash - main_path),
 			 main_path, CONF_DROPIN_DIR);
+}
 
+void conf_persist_path(const char *main_path, char *buf, size_t size)
+{
+	char dir[PATH_MAX];
+
+	conf_dropin_dir(main_path, dir, sizeof(dir));
+	snprintf(buf, size, "%s/%s", dir, CONF_PERSIST_FILE);
+}
+
+/* "persist PATH" for the persist drop-in, else PATH. */
+static int load_one_dropin(struct conf *c, const char *dir, const char *name,
+			   const char *persist_text, struct conf_error *err)
+{
+	char path[PATH_MAX], label[PATH_MAX + 16];
+	bool persist = strcmp(name, CONF_PERSIST_FILE) == 0;
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return 0;
+	snprintf(label, sizeof(label), "%s%s", persist ? "persist " : "",
+		 path);
+	if (persist && persist_text)
+		return load_text(c, path, label, persist_text, err);
+	/* Skip directories and dangling links. */
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return load_file(c, path, label, false, err);
+}
+
+static int load_dropins(struct conf *c, const char *main_path,
+			const char *persist_text, struct conf_error *err)
+{
+	char dir[PATH_MAX];
+	struct dirent **list;
+	bool persist_seen = false;
+	int i, n, r = 0;
+
+	conf_dropin_dir(main_path, dir, sizeof(dir));
 	n = scandir(dir, &list, dropin_filter, dropin_cmp);
 	if (n < 0) {
 		r = -errno;
-		if (r == -ENOENT || r == -ENOTDIR)
-			return 0;
-		errf(err, "%s: cannot read directory: %s", dir, strerror(-r));
-		return r;
+		if (r != -ENOENT && r != -ENOTDIR) {
+			errf(err, "%s: cannot read directory: %s", dir,
+			     strerror(-r));
+			return r;
+		}
+		n = 0;
+		list = NULL;
+		r = 0;
 	}
 	for (i = 0; i < n; i++) {
-		if (r == 0) {
-			/* Skip directories and dangling links. */
-			if (snprintf(path, sizeof(path), "%s/%s", dir,
-				     list[i]->d_name) < (int)sizeof(path) &&
-			    stat(path, &st) == 0 && S_ISREG(st.st_mode))
-				r = load_file(c, path, false, err);
+		int cmp = strcmp(list[i]->d_name, CONF_PERSIST_FILE);
+
+		/* The persist drop-in as it would be, in its place. */
+		if (r == 0 && persist_text && !persist_seen && cmp > 0) {
+			r = load_one_dropin(c, dir, CONF_PERSIST_FILE,
+					    persist_text, err);
+			persist_seen = true;
 		}
+		if (cmp == 0)
+			persist_seen = true;
+		if (r == 0)
+			r = load_one_dropin(c, dir, list[i]->d_name,
+					    persist_text, err);
 		free(list[i]);
 	}
 	free(list);
+	if (r == 0 && persist_text && !persist_seen)
+		r = load_one_dropin(c, dir, CONF_PERSIST_FILE, persist_text,
+				    err);
 	return r;
 }
 
-int conf_load(struct conf *c, const char *main_path, bool explicit_path,
-	      struct conf_error *err)
+int conf_load_ex(struct conf *c, const char *main_path, bool explicit_path,
+		 const char *persist_text, struct conf_error *err)
 {
 	const char *path = main_path ? main_path : CONF_DEFAULT_PATH;
 	struct conf tmp;
@@ -1076,9 +1196,39 @@ int conf_load(struct conf *c, const char *main_path, bool explicit_path,
 		errf(err, "%s: out of memory", path);
 		return r;
 	}
-	r = load_file(&tmp, path, !explicit_path, err);
+	r = load_file(&tmp, path, path, !explicit_path, err);
 	if (r >= 0)
-		r = load_dropins(&tmp, path, err);
+		r = load_dropins(&tmp, path, persist_text, err);
+	if (r < 0) {
+		conf_free(&tmp);
+		return r;
+	}
+	conf_free(c);
+	*c = tmp;
+	return 0;
+}
+
+int conf_load(struct conf *c, const char *main_path, bool explicit_path,
+	      struct conf_error *err)
+{
+	return conf_load_ex(c, main_path, explicit_path, NULL, err);
+}
+
+int conf_load_layer(struct conf *c, const char *path, const char *label,
+		    const char *text, struct conf_error *err)
+{
+	char name[PATH_MAX + 64];
+	struct conf tmp;
+	int r;
+
+	r = conf_copy(&tmp, c);
+	if (r) {
+		errf(err, "%s: out of memory", path);
+		return r;
+	}
+	snprintf(name, sizeof(name), "%s %s", label, path);
+	r = text ? load_text(&tmp, path, name, text, err)
+		 : load_file(&tmp, path, name, true, err);
 	if (r < 0) {
 		conf_free(&tmp);
 		return r;

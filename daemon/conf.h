@@ -26,8 +26,17 @@
 
 #define CONF_DEFAULT_PATH RCUPOOL_SYSCONFDIR "/rcupool/rcupoold.conf"
 #define CONF_DROPIN_DIR	  "rcupoold.conf.d"
+/* The drop-in "rcupoolctl set --persist" writes, in CONF_DROPIN_DIR beside
+ * the main file; its values' sources read "persist PATH:LINE". */
+#define CONF_PERSIST_FILE "90-rcupoolctl.conf"
+/* The drop-in "rcupoolctl set" (runtime) makes the daemon write, in
+ * CONF_DROPIN_DIR of its runtime directory; sources "runtime PATH:LINE".
+ * A reserved name: conf_load skips it among the configuration's drop-ins
+ * (a daemon run by hand may have its socket beside its configuration). */
+#define CONF_RUNTIME_FILE "rcupoolctl-runtime.conf"
 
 #define CONF_CLIENT_NAME_MAX 63
+#define CONF_CLIENTS_MAX     4096 /* [client NAME] sections, all sources */
 #define CONF_GROUP_MAX	     255
 #define CONF_SOCKET_MAX	     107 /* sizeof(sun_path) - 1 */
 
@@ -130,6 +139,13 @@ struct conf {
 	size_t n_clients;
 
 	struct conf_src src[CONF_KEY_COUNT];
+
+	/* Warnings (a key set twice in one file), one message each as
+	 * "FILE:LINE: [section] key: ..."; NULL: none.  Set by the caller
+	 * after conf_init; conf_copy copies it, conf_free clears it. */
+	void (*warn)(void *ud, const char *msg);
+	void *warn_ud;
+
 	char **files; /* source names; files[0] is NULL (default) */
 	size_t n_files;
 	uint32_t seq; /* last conf_src.seq handed out */
@@ -150,12 +166,35 @@ int conf_copy(struct conf *dst, const struct conf *src);
  * Apply the main file and then CONF_DROPIN_DIR/ *.conf beside it, in strcmp
  * name order (other names are ignored).  main_path NULL means
  * CONF_DEFAULT_PATH.  A missing main file is an error only when
- * explicit_path.  Stops at the first error.  On any error *c is unchanged;
+ * explicit_path.  Every file must be a regular file (a FIFO, a device or a
+ * directory is an error; /dev/null reads as an empty file); lines are read
+ * with a bound (longer lines and NUL bytes are errors naming FILE:LINE), so
+ * memory stays bounded whatever the input.  A key set twice in one file
+ * is a warning (c->warn) naming both lines; the later value wins.  Stops at the first error.  On any error *c is unchanged;
  * on success it holds the values of the files over what it held before.
  * Does not check consistency: call conf_validate after the last conf_set.
  */
 int conf_load(struct conf *c, const char *main_path, bool explicit_path,
 	      struct conf_error *err);
+
+/* The drop-in directory beside main_path, and the persist drop-in in it. */
+void conf_dropin_dir(const char *main_path, char *buf, size_t size);
+void conf_persist_path(const char *main_path, char *buf, size_t size);
+
+/* conf_load, with the persist drop-in read as persist_text instead of the
+ * file (NULL: the file as it is; "": no such file), in its place among the
+ * drop-ins: the configuration as it would be after a change. */
+int conf_load_ex(struct conf *c, const char *main_path, bool explicit_path,
+		 const char *persist_text, struct conf_error *err);
+
+/*
+ * Apply one more file over *c (the runtime layer): its values' sources read
+ * "LABEL PATH:LINE".  text instead of the file when not NULL.  A missing
+ * file adds nothing.  Same checks and errors as conf_load; on error *c is
+ * unchanged.
+ */
+int conf_load_layer(struct conf *c, const char *path, const char *label,
+		    const char *text, struct conf_error *err);
 
 /*
  * Set one key: "section.key" ("balance.low") or "client.NAME.key"
@@ -164,6 +203,9 @@ int conf_load(struct conf *c, const char *main_path, bool explicit_path,
  */
 int conf_set(struct conf *c, const char *dotted_key, const char *value,
 	     const char *label, struct conf_error *err);
+
+/* Whether dotted_key names a key ("balance.low", "client.NAME.max_pages"). */
+bool conf_key_exists(const char *dotted_key);
 
 /* Same, for "section.key=value" (the argument of -o). */
 int conf_set_option(struct conf *c, const char *assignment, const char *label,

@@ -4,6 +4,8 @@
  * systemd (notify, watchdog, socket activation, reload).
  */
 #include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,18 +21,55 @@
 #include "daemon.h"
 #include "hotplug.h"
 #include "log.h"
+#include "settings.h"
 
-/* A configured group that does not exist: nobody is a member. */
-#define NO_MEMBERS ((gid_t)-2)
 
-static void usage(FILE *f)
+/* "" or " (absent: ...)" for path. */
+static const char *presence(const char *path, const char *absent)
 {
+	struct stat st;
+
+	return stat(path, &st) == 0 ? "" : absent;
+}
+
+/* The files and the socket this daemon would use, as comment lines
+ * (prefix "; " for --check-config, "  " for --help). */
+static void print_paths(FILE *f, const char *prefix, const struct daemon *d,
+			const struct conf *files)
+{
+	char dir[PATH_MAX], persist[PATH_MAX], runtime[PATH_MAX],
+		sock[PATH_MAX];
+
+	conf_dropin_dir(d->config_path, dir, sizeof(dir));
+	conf_persist_path(d->config_path, persist, sizeof(persist));
+	settings_runtime_path(files, runtime, sizeof(runtime));
+	if (settings_socket_path(files, sock, sizeof(sock)) < 0)
+		snprintf(sock, sizeof(sock), "(none: set --socket)");
+	fprintf(f, "%smain file:       %s%s\n", prefix, d->config_path,
+		presence(d->config_path, d->config_explicit
+						 ? " (absent)"
+						 : " (absent: built-in defaults)"));
+	fprintf(f, "%sdrop-ins:        %s/*.conf%s\n", prefix, dir,
+		presence(dir, " (no such directory)"));
+	fprintf(f, "%spersist drop-in: %s%s\n", prefix, persist,
+		presence(persist, " (absent)"));
+	fprintf(f, "%sruntime drop-in: %s%s\n", prefix,
+		*runtime ? runtime : "(none)",
+		*runtime ? presence(runtime, " (absent)") : "");
+	fprintf(f, "%ssocket:          %s\n", prefix, sock);
+}
+
+static void usage(FILE *f, const struct daemon *d)
+{
+	struct conf none;
+
 	fprintf(f,
 		"Usage: rcupoold [OPTION]...\n"
 		"Owns the rcupool page reserve and serves its control socket.\n"
 		"\n"
 		"  -c, --config FILE     read FILE instead of %s\n"
-		"                        (drop-ins from rcupoold.conf.d/ beside it)\n"
+		"                        (drop-ins from rcupoold.conf.d/ beside it;\n"
+		"                        /dev/null: no file at all)\n"
 		"  -o SECTION.KEY=VALUE  set a key after the files (repeatable)\n"
 		"  -s, --socket PATH     listen on PATH (unless socket-activated)\n"
 		"      --check-config    check the configuration, print it with\n"
@@ -39,61 +78,43 @@ static void usage(FILE *f)
 		"      --version         print the version and exit\n"
 		"  -h, --help            print this help and exit\n"
 		"\n"
-		"Exit status: 0 stopped cleanly, 1 failed, 2 bad usage, 78 bad "
-		"configuration.\n",
+		"Paths (with the options given):\n",
 		CONF_DEFAULT_PATH);
+	conf_init(&none);
+	print_paths(f, "  ", d, &none);
+	fprintf(f,
+		"\n"
+		"Exit status: 0 stopped cleanly, 1 failed, 2 bad usage, 78 bad "
+		"configuration.\n");
 }
 
-static int resolve_group(const char *key, const char *name, bool configured,
-			 gid_t *ret)
+/* --check-config: a configured group that does not exist is an error. */
+static int check_groups(const struct conf *c, struct conf_error *err)
 {
-	int r = peer_group_lookup(name, ret);
+	static const struct {
+		enum conf_key k;
+		const char *key;
+	} g[] = {{CONF_ACCESS_ATTACH_GROUP, "[access] attach_group"},
+		 {CONF_ACCESS_ADMIN_GROUP, "[access] admin_group"}};
+	char where[PATH_MAX + 32];
+	gid_t gid;
 
-	if (r == -ENOENT) {
-		/* The built-in name on a machine without the package's groups
-		 * (make run) is expected; a configured one is a mistake. */
-		log_msg(configured ? LOG_WARNING : LOG_NOTICE,
-			"%s: group \"%s\" does not exist: only root and this "
-			"daemon's user qualify",
-			key, name);
-		*ret = NO_MEMBERS;
-		return 0;
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+		const char *name = g[i].k == CONF_ACCESS_ATTACH_GROUP
+					   ? c->access.attach_group
+					   : c->access.admin_group;
+
+		if (!c->src[g[i].k].seq || !*name)
+			continue;
+		if (peer_group_lookup(name, &gid) != -ENOENT)
+			continue;
+		conf_src_format(c, c->src[g[i].k], where, sizeof(where));
+		snprintf(err->msg, sizeof(err->msg),
+			 "%.200s: %s: group \"%.200s\" does not exist", where,
+			 g[i].key, name);
+		return -EINVAL;
 	}
-	if (r < 0)
-		return log_errno(LOG_ERR, r, "%s: cannot look up group \"%s\": %m",
-				 key, name);
 	return 0;
-}
-
-/* Files, then -o options, then consistency: into *c, or an error in err. */
-static int load_config(struct daemon *d, struct conf *c, struct conf_error *err)
-{
-	int r;
-
-	conf_init(c);
-	r = conf_load(c, d->config_path, d->config_explicit, err);
-	for (size_t i = 0; r >= 0 && i < d->n_options; i++)
-		r = conf_set_option(c, d->options[i], "command line", err);
-	if (r >= 0)
-		r = conf_validate(c, d->ncpus, err);
-	if (r < 0)
-		conf_free(c);
-	return r;
-}
-
-static int resolve_groups(struct daemon *d)
-{
-	int r = resolve_group("access.attach_group",
-			      d->conf.access.attach_group,
-			      d->conf.src[CONF_ACCESS_ATTACH_GROUP].seq != 0,
-			      &d->attach_gid);
-
-	if (r >= 0)
-		r = resolve_group("access.admin_group",
-				  d->conf.access.admin_group,
-				  d->conf.src[CONF_ACCESS_ADMIN_GROUP].seq != 0,
-				  &d->admin_gid);
-	return r;
 }
 
 void daemon_notify_status(struct daemon *d)
@@ -106,57 +127,13 @@ void daemon_notify_status(struct daemon *d)
 
 int daemon_reload(struct daemon *d, char *why, size_t whylen)
 {
-	struct conf next, old;
-	struct conf_error err;
 	uint64_t now;
 	int r;
 
 	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
 		   (unsigned long long)now);
-	r = load_config(d, &next, &err);
-	if (r < 0) {
-		log_error("reload failed, keeping the running configuration: %s",
-			  err.msg);
-		snprintf(why, whylen, "reload failed, configuration unchanged: %s",
-			 err.msg);
-		goto out;
-	}
-	/* What sizes the reserve or the socket needs a restart. */
-	if (memcmp(&next.reserve, &d->conf.reserve, sizeof(next.reserve)) ||
-	    next.limits.max_clients != d->conf.limits.max_clients ||
-	    strcmp(next.daemon.socket, d->conf.daemon.socket) ||
-	    next.access.socket_mode != d->conf.access.socket_mode) {
-		log_warning("reload: [reserve], limits.max_clients, "
-			    "access.socket_mode and daemon.socket changes take "
-			    "effect at the next start");
-		next.reserve = d->conf.reserve;
-		next.limits.max_clients = d->conf.limits.max_clients;
-		next.access.socket_mode = d->conf.access.socket_mode;
-		memcpy(next.daemon.socket, d->conf.daemon.socket,
-		       sizeof(next.daemon.socket));
-	}
-	old = d->conf;
-	d->conf = next;
-	r = resolve_groups(d);
-	if (r < 0) {
-		d->conf = old;
-		conf_free(&next);
-		resolve_groups(d);
-		snprintf(why, whylen,
-			 "reload failed, configuration unchanged: bad group");
-		goto out;
-	}
-	conf_free(&old);
-	reserve_apply_limits(d);
-	reserve_start_timers(d);
-	reserve_resync_cpus(d);
-	reserve_balance(d);
-	d->stats.reloads++;
-	log_info("configuration reloaded");
-	snprintf(why, whylen, "configuration reloaded");
-	r = 0;
-out:
+	r = settings_reload(d, why, whylen);
 	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
 	sd_notifyf(0, "READY=1\nMONOTONIC_USEC=%llu", (unsigned long long)now);
 	daemon_notify_status(d);
@@ -243,7 +220,7 @@ int main(int argc, char **argv)
 		.uid = geteuid(),
 	};
 	const char *socket_option = NULL;
-	bool check = false;
+	bool check = false, help = false;
 	int level = LOG_INFO, c, r;
 	struct conf_error err;
 
@@ -276,8 +253,8 @@ int main(int argc, char **argv)
 			printf("rcupoold %s\n", RCUPOOL_VERSION);
 			return 0;
 		case 'h':
-			usage(stdout);
-			return 0;
+			help = true;
+			break;
 		case ':':
 			fprintf(stderr, "rcupoold: option %s needs a value\n",
 				argv[optind - 1]);
@@ -288,6 +265,12 @@ int main(int argc, char **argv)
 				argv[optind - 1]);
 			return 2;
 		}
+	}
+	if (help) {
+		settings_init(socket_option);
+		usage(stdout, &d);
+		free(d.options);
+		return 0;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "rcupoold: unexpected argument \"%s\" (see --help)\n",
@@ -302,13 +285,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.ncpus = (unsigned int)r;
-	r = load_config(&d, &d.conf, &err);
+	settings_init(socket_option);
+	r = settings_load(&d, &d.conf, &err);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		free(d.options);
 		return EX_CONFIG;
 	}
+	if (check && check_groups(&d.conf, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		conf_free(&d.conf);
+		free(d.options);
+		return EX_CONFIG;
+	}
 	if (check) {
+		print_paths(stdout, "; ", &d, &d.conf);
+		putchar('\n');
 		conf_print(&d.conf, stdout);
 		printf("\n; reserve: %llu pages on %u possible CPUs\n",
 		       (unsigned long long)conf_reserve_pages(&d.conf, d.ncpus),
@@ -317,7 +309,7 @@ int main(int argc, char **argv)
 		free(d.options);
 		return 0;
 	}
-	if (resolve_groups(&d) < 0) {
+	if (settings_resolve_groups(&d) < 0) {
 		conf_free(&d.conf);
 		free(d.options);
 		return EX_CONFIG;

@@ -26,6 +26,7 @@
 #include "listen.h"
 #include "log.h"
 #include "proto.h"
+#include "settings.h"
 #include "stats.h"
 
 /* Connections beyond the client slots, for rcupoolctl and friends. */
@@ -462,20 +463,14 @@ static int do_get_limits(struct conn *c, const struct proto_msg *m)
 	return send_reply(c, o.msg, NULL, 0);
 }
 
-/* Keys that can change while clients run; the rest need a restart. */
-static bool live_key(const char *key)
-{
-	if (!strncmp(key, "client.", 7) || !strncmp(key, "balance.", 8))
-		return true;
-	return !strncmp(key, "limits.", 7) && strcmp(key, "limits.max_clients");
-}
-
 static bool require_admin(struct conn *c, const struct proto_msg *m)
 {
 	struct daemon *d = c->d;
 
 	if (peer_may(&c->peer, PEER_ADMIN, d->attach_gid, d->admin_gid, d->uid))
 		return true;
+	log_warning("%s: %s refused: not an admin", c->who,
+		    proto_cmd_name(m->cmd));
 	reply_error(c, m, -EPERM,
 		    "%s may not %s: only root%s%s%s may", c->who,
 		    proto_cmd_name(m->cmd), d->admin_gid != PEER_NO_GROUP ?
@@ -485,59 +480,68 @@ static bool require_admin(struct conn *c, const struct proto_msg *m)
 	return false;
 }
 
+#define SETTINGS_MAX 256 /* SETTING attributes in one request */
+
+/* SET_LIMITS and UNSET_LIMITS: settings in layers (settings.h). */
 static int do_set_limits(struct conn *c, const struct proto_msg *m)
 {
-	struct daemon *d = c->d;
-	struct conf next;
-	struct conf_error err;
+	struct dropin_change ch[SETTINGS_MAX];
+	struct settings_req req = {.unset = m->cmd == PROTO_CMD_UNSET_LIMITS};
+	char why[PROTO_MESSAGE_MAX], logwhy[PROTO_MESSAGE_MAX];
+	char path[PROTO_PATH_MAX], what[512] = "";
+	struct nl_msg *msg;
 	struct nlattr *nla;
-	unsigned int n = 0;
+	size_t off = 0;
 	int r;
 
 	if (!require_admin(c, m))
 		return 0;
-	r = conf_copy(&next, &d->conf);
-	if (r < 0)
-		return reply_error(c, m, r, "out of memory");
+	if (m->tb[PROTO_A_LAYER])
+		req.layer = nla_get_u32(m->tb[PROTO_A_LAYER]);
+	req.dry_run = m->tb[PROTO_A_DRY_RUN] &&
+		      nla_get_u32(m->tb[PROTO_A_DRY_RUN]);
 	proto_for_each(nla, m, PROTO_A_SETTING)
 	{
 		const char *key, *value;
 
-		if (proto_setting_get(nla, &key, &value) < 0) {
-			r = reply_error(c, m, -EINVAL, "malformed SETTING");
-			goto out;
-		}
-		if (!live_key(key)) {
-			r = reply_error(c, m, -EINVAL,
-					"%s cannot change while the daemon runs: "
-					"edit the configuration and restart",
-					key);
-			goto out;
-		}
-		r = conf_set(&next, key, value, "rcupoolctl set", &err);
-		if (r < 0) {
-			r = reply_error(c, m, r, "%s", err.msg);
-			goto out;
-		}
-		n++;
+		if (proto_setting_get(nla, &key, &value) < 0)
+			return reply_error(c, m, -EINVAL, "malformed SETTING");
+		if (req.n == SETTINGS_MAX)
+			return reply_error(c, m, -E2BIG,
+					   "more than %d settings in one "
+					   "request",
+					   SETTINGS_MAX);
+		ch[req.n++] = (struct dropin_change){key, value};
+		if (off < sizeof(what))
+			off += (size_t)snprintf(what + off, sizeof(what) - off,
+						"%s%s%s%s", off ? " " : "", key,
+						req.unset ? "" : "=",
+						req.unset ? "" : value);
 	}
-	r = conf_validate(&next, d->ncpus, &err);
-	if (r < 0) {
-		r = reply_error(c, m, r, "%s", err.msg);
-		goto out;
+	/* What a client sent goes to the log: no control characters. */
+	for (char *p = what; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	req.ch = ch;
+	r = settings_change(c->d, &req, why, sizeof(why), path, sizeof(path));
+	/* Every admin request is logged, allowed or refused (the reason may
+	 * quote a value: no control characters either). */
+	snprintf(logwhy, sizeof(logwhy), "%s", why);
+	for (char *p = logwhy; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	log_msg(r < 0 ? LOG_WARNING : LOG_NOTICE, "%s: %s%s %s%s: %s", c->who,
+		req.unset ? (req.n ? "unset" : "revert") : "set",
+		req.layer < 2 ? (req.layer ? " --persist" : "") : " (bad layer)",
+		req.dry_run ? "(check) " : "", *what ? what : "(all)", logwhy);
+	r = proto_new_reply(&msg, m, r < 0 ? r : 0, "%s", why);
+	if (r < 0)
+		return r;
+	if (*path && nla_put_string(msg, PROTO_A_PATH, path) < 0) {
+		nlmsg_free(msg);
+		return reply_error(c, m, -ENOMEM, "cannot build the reply");
 	}
-	conf_free(&d->conf);
-	d->conf = next;
-	memset(&next, 0, sizeof(next));
-	reserve_apply_limits(d);
-	reserve_start_timers(d);
-	reserve_balance(d);
-	log_notice("%s changed %u setting%s", c->who, n, n == 1 ? "" : "s");
-	r = reply_error(c, m, 0, "%u setting%s changed", n, n == 1 ? "" : "s");
-	return r;
-out:
-	conf_free(&next);
-	return r;
+	return send_reply(c, msg, NULL, 0);
 }
 
 /*
@@ -588,6 +592,7 @@ static int do_request(struct conn *c, const struct proto_msg *m)
 	case PROTO_CMD_GET_LIMITS:
 		return do_get_limits(c, m);
 	case PROTO_CMD_SET_LIMITS:
+	case PROTO_CMD_UNSET_LIMITS:
 		return do_set_limits(c, m);
 	case PROTO_CMD_RESET_STATS:
 		if (!require_admin(c, m))
@@ -599,6 +604,8 @@ static int do_request(struct conn *c, const struct proto_msg *m)
 		if (!require_admin(c, m))
 			return 0;
 		r = daemon_reload(d, why, sizeof(why));
+		log_msg(r < 0 ? LOG_WARNING : LOG_NOTICE, "%s: reload: %s",
+			c->who, why);
 		return reply_error(c, m, r, "%s", why);
 	case PROTO_CMD_CENSUS:
 		if (!require_admin(c, m))
@@ -656,6 +663,7 @@ static int on_conn(sd_event_source *src, int fd, uint32_t revents, void *data)
 		if (r < 0) {
 			log_warning("%s: bad message: %s", c->who, why);
 			if (header_of(rxbuf, (size_t)len, &m)) {
+				m.cmd = PROTO_CMD_ERROR; /* any client parses it */
 				reply_error(c, &m, r, "bad message: %s", why);
 				continue;
 			}

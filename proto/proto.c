@@ -114,6 +114,8 @@ static const char *const cmd_names[__PROTO_CMD_MAX] = {
 	[PROTO_CMD_RESET_STATS] = "RESET_STATS",
 	[PROTO_CMD_RELOAD] = "RELOAD",
 	[PROTO_CMD_CENSUS] = "CENSUS",
+	[PROTO_CMD_ERROR] = "ERROR",
+	[PROTO_CMD_UNSET_LIMITS] = "UNSET_LIMITS",
 };
 
 const char *proto_cmd_name(uint8_t cmd)
@@ -135,6 +137,9 @@ static const char *const attr_names[__PROTO_A_MAX] = {
 	[PROTO_A_STATUS] = "STATUS",
 	[PROTO_A_CPU] = "CPU",
 	[PROTO_A_CLIENT] = "CLIENT",
+	[PROTO_A_LAYER] = "LAYER",
+	[PROTO_A_DRY_RUN] = "DRY_RUN",
+	[PROTO_A_PATH] = "PATH",
 };
 
 const char *proto_attr_name(int type)
@@ -171,6 +176,7 @@ static const struct nla_policy reply_policy[PROTO_A_MAX + 1] = {
 	[PROTO_A_STATUS] = POL_NEST,
 	[PROTO_A_CPU] = POL_NEST,
 	[PROTO_A_CLIENT] = POL_NEST,
+	[PROTO_A_PATH] = POL_STR(PROTO_PATH_MAX),
 };
 
 static const struct nla_policy attach_policy[PROTO_A_MAX + 1] = {
@@ -181,6 +187,8 @@ static const struct nla_policy attach_policy[PROTO_A_MAX + 1] = {
 
 static const struct nla_policy set_limits_policy[PROTO_A_MAX + 1] = {
 	[PROTO_A_SETTING] = POL_NEST,
+	[PROTO_A_LAYER] = POL_U32,
+	[PROTO_A_DRY_RUN] = POL_U32,
 };
 
 /* Requests without attributes: every known attribute is NLA_UNSPEC. */
@@ -198,6 +206,7 @@ const struct nla_policy *proto_request_policy(uint8_t cmd)
 	case PROTO_CMD_ATTACH:
 		return attach_policy;
 	case PROTO_CMD_SET_LIMITS:
+	case PROTO_CMD_UNSET_LIMITS:
 		return set_limits_policy;
 	case PROTO_CMD_DETACH:
 	case PROTO_CMD_GET_STATUS:
@@ -501,6 +510,11 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 	out->version = ghdr->version;
 	out->seq = nlh->nlmsg_seq;
 	out->request = nlh->nlmsg_flags & NLM_F_REQUEST;
+	if (out->request && !proto_request_policy(out->cmd)) {
+		say(why, whylen, "%s is a reply, not a request",
+		    proto_cmd_name(out->cmd));
+		return -EOPNOTSUPP;
+	}
 
 	memset(&set, 0, sizeof(set));
 	set.maxtype = PROTO_A_MAX;
@@ -654,7 +668,10 @@ int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req, int error,
 		vsnprintf(text, sizeof(text), fmt, ap);
 		va_end(ap);
 	}
-	r = proto_new(&msg, req->cmd, req->seq, false);
+	r = proto_new(&msg,
+		      proto_request_policy(req->cmd) ? req->cmd
+						     : PROTO_CMD_ERROR,
+		      req->seq, false);
 	if (r < 0)
 		return r;
 	r = nla_put_u32(msg, PROTO_A_ERROR, (uint32_t)-error);
@@ -951,6 +968,14 @@ int proto_call(int fd, struct nl_msg *req, void *buf, size_t size,
 			/* A late reply to an earlier, abandoned call. */
 			close_all(fds, n);
 			continue;
+		}
+		if (reply->cmd == PROTO_CMD_ERROR && cmd != PROTO_CMD_ERROR) {
+			say(errmsg, errlen, "%s", reply->message);
+			r = reply->error ? reply->error : -EPROTO;
+			if (!reply->error)
+				say(errmsg, errlen,
+				    "an ERROR reply without an error");
+			goto drop;
 		}
 		if (reply->cmd != cmd) {
 			say(errmsg, errlen, "reply to %s, expected %s",

@@ -53,6 +53,13 @@
 #define PROTO_MESSAGE_MAX 1024 /* PROTO_A_MESSAGE, NUL included */
 #define PROTO_KEY_MAX	  128  /* PROTO_SETTING_KEY, NUL included */
 #define PROTO_VALUE_MAX	  256  /* PROTO_SETTING_VALUE, NUL included */
+#define PROTO_PATH_MAX	  4096 /* PROTO_A_PATH, NUL included */
+
+/* Where a setting is kept (PROTO_A_LAYER). */
+enum proto_layer {
+	PROTO_LAYER_RUNTIME, /* the daemon's runtime drop-in: until reboot */
+	PROTO_LAYER_PERSIST, /* the configuration directory's drop-in */
+};
 
 enum proto_cmd {
 	PROTO_CMD_UNSPEC,
@@ -62,10 +69,19 @@ enum proto_cmd {
 	PROTO_CMD_GET_STATS,   /* reply: STATUS?, CPU*, CLIENT* */
 	PROTO_CMD_GET_CLIENTS, /* reply: CLIENT* */
 	PROTO_CMD_GET_LIMITS,  /* reply: SETTING* */
-	PROTO_CMD_SET_LIMITS,  /* SETTING+ */
+	PROTO_CMD_SET_LIMITS,  /* SETTING+, LAYER?, DRY_RUN?; reply: PATH */
 	PROTO_CMD_RESET_STATS,
 	PROTO_CMD_RELOAD,
 	PROTO_CMD_CENSUS, /* take a census now and repair (admin) */
+	/* Appended (ops): a reply only, never a request.  The daemon answers
+	 * a request it cannot parse or does not know with ERROR (ERROR >= 1,
+	 * MESSAGE) and the request's seq, so that any client parses it;
+	 * proto_call accepts it as the reply to whatever it sent. */
+	PROTO_CMD_ERROR,
+	/* Appended (ops): remove settings from a layer (admin).  SETTING*
+	 * (KEY; VALUE ignored, may be ""), LAYER?, DRY_RUN?; no SETTING =
+	 * every key of the layer (rcupoolctl revert).  Reply: PATH. */
+	PROTO_CMD_UNSET_LIMITS,
 	__PROTO_CMD_MAX,
 };
 #define PROTO_CMD_MAX (__PROTO_CMD_MAX - 1)
@@ -84,6 +100,11 @@ enum proto_attr {
 	PROTO_A_STATUS,	    /* nested, enum proto_status_attr (daemon, later) */
 	PROTO_A_CPU,	    /* nested, repeated, enum proto_cpu_attr (later) */
 	PROTO_A_CLIENT, /* nested, repeated, enum proto_client_attr (later) */
+	/* Appended (ops): settings in layers (SET_LIMITS, UNSET_LIMITS). */
+	PROTO_A_LAYER,	 /* u32 enum proto_layer (requests; default RUNTIME) */
+	PROTO_A_DRY_RUN, /* u32 1: validate only, change nothing (requests) */
+	PROTO_A_PATH,	 /* string < PROTO_PATH_MAX: the drop-in of the layer
+			    (replies to SET/UNSET_LIMITS and GET_LIMITS) */
 	/* New top-level attributes go here, never in between. */
 	__PROTO_A_MAX,
 };
@@ -211,7 +232,10 @@ const struct nla_policy *proto_setting_policy(void); /* PROTO_SETTING_MAX */
 int proto_new(struct nl_msg **ret, uint8_t cmd, uint32_t seq, bool request);
 
 /* A reply to req carrying ERROR (error: 0 or -errno) and MESSAGE (fmt may be
- * NULL for an empty message; truncated to PROTO_MESSAGE_MAX - 1 bytes). */
+ * NULL for an empty message; truncated to PROTO_MESSAGE_MAX - 1 bytes).
+ * A request whose command is unknown (or is ERROR) gets a PROTO_CMD_ERROR
+ * reply; set req->cmd to PROTO_CMD_ERROR to get one for a malformed
+ * request too. */
 int proto_new_reply(struct nl_msg **ret, const struct proto_msg *req, int error,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -292,7 +316,9 @@ int proto_connect(const char *path);
  * Send req and wait for its reply into buf: replies with another seq are
  * stale (an earlier call given up) and dropped with their fds.  Returns 0,
  * -errno of the transport or of a malformed reply (-EPROTO: right seq but
- * another command, or not a reply), or the daemon's error as -errno.
+ * another command, or not a reply), or the daemon's error as -errno.  A
+ * PROTO_CMD_ERROR reply with the right seq answers any request: its error
+ * is returned (-EPROTO if it carries none).
  * errmsg gets the daemon's message, or what was wrong with the reply, or "".
  * reply is filled whenever a reply was parsed (also on a daemon error).
  */

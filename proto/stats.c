@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <netlink/attr.h>
 
 #include "stats.h"
 
 #define F(a, t, k, n, h) {.attr = a, .type = t, .kind = k, .name = n, .help = h}
+#define FU(a, t, k, n, h, u) {.attr = a, .type = t, .kind = k, .name = n, .help = h, .unit = u}
 
 static const struct stats_field status_fields[] = {
 	F(PROTO_STATUS_VERSION, STATS_STR, STATS_INFO, "version", "Daemon version"),
 	F(PROTO_STATUS_PID, STATS_U32, STATS_INFO, "pid", "Daemon process id"),
-	F(PROTO_STATUS_UPTIME_USEC, STATS_U64, STATS_GAUGE, "uptime_usec", "Microseconds since the daemon started"),
-	F(PROTO_STATUS_PAGE_SIZE, STATS_U32, STATS_GAUGE, "page_size", "Bytes per reserve page"),
+	FU(PROTO_STATUS_UPTIME_USEC, STATS_U64, STATS_GAUGE, "uptime_usec", "Time since the daemon started", STATS_UNIT_USEC),
+	FU(PROTO_STATUS_PAGE_SIZE, STATS_U32, STATS_GAUGE, "page_size", "Size of a reserve page", STATS_UNIT_BYTES),
 	F(PROTO_STATUS_CPUS, STATS_U32, STATS_GAUGE, "cpus", "Possible CPUs, one list each"),
 	F(PROTO_STATUS_CPUS_ONLINE, STATS_U32, STATS_GAUGE, "cpus_online", "CPUs online now"),
 	F(PROTO_STATUS_PAGES_TOTAL, STATS_U64, STATS_GAUGE, "pages_total", "Every page of the reserve"),
@@ -50,7 +52,7 @@ static const struct stats_field cpu_fields[] = {
 
 static const struct stats_field client_fields[] = {
 	F(PROTO_CLIENT_SLOT, STATS_U32, STATS_LABEL, "slot", "Client slot in the reserve"),
-	F(PROTO_CLIENT_PID, STATS_U32, STATS_LABEL, "pid", "Client process id"),
+	F(PROTO_CLIENT_PID, STATS_U32, STATS_INFO, "pid", "Client process id"),
 	F(PROTO_CLIENT_UID, STATS_U32, STATS_INFO, "uid", "Client user id"),
 	F(PROTO_CLIENT_NAME, STATS_STR, STATS_LABEL, "name", "Client name"),
 	F(PROTO_CLIENT_HELD, STATS_U64, STATS_GAUGE, "held", "Reserve pages the client owns now"),
@@ -63,7 +65,7 @@ static const struct stats_field client_fields[] = {
 	F(PROTO_CLIENT_FB_OVERFLOW, STATS_U64, STATS_COUNTER, "fallback_overflow", "Heap pages used as fallback"),
 	F(PROTO_CLIENT_FB_HEAD, STATS_U64, STATS_COUNTER, "fallback_head", "Objects freed through their own rcu_head"),
 	F(PROTO_CLIENT_FB_SYNC, STATS_U64, STATS_COUNTER, "fallback_sync", "Objects freed after synchronize_rcu()"),
-	F(PROTO_CLIENT_ATTACHED_USEC, STATS_U64, STATS_GAUGE, "attached_usec", "Microseconds since the client attached"),
+	FU(PROTO_CLIENT_ATTACHED_USEC, STATS_U64, STATS_GAUGE, "attached_usec", "Time since the client attached", STATS_UNIT_USEC),
 	F(PROTO_CLIENT_OBJECTS, STATS_U64, STATS_COUNTER, "objects", "Objects passed to rcupool_free"),
 };
 
@@ -76,6 +78,19 @@ const struct stats_set stats_client = SET("client", PROTO_CLIENT_MAX, client_fie
 _Static_assert(PROTO_STATUS_MAX <= STATS_ATTR_MAX, "stats row too small");
 _Static_assert(PROTO_CPU_MAX <= STATS_ATTR_MAX, "stats row too small");
 _Static_assert(PROTO_CLIENT_MAX <= STATS_ATTR_MAX, "stats row too small");
+
+const char *stats_base_name(const struct stats_field *f, char *buf,
+			    size_t len)
+{
+	size_t n = strlen(f->name);
+
+	if (f->unit == STATS_UNIT_USEC && n > 5 &&
+	    !strcmp(f->name + n - 5, "_usec")) {
+		snprintf(buf, len, "%.*s", (int)(n - 5), f->name);
+		return buf;
+	}
+	return f->name;
+}
 
 const struct stats_field *stats_field(const struct stats_set *set, int attr)
 {

@@ -5,9 +5,13 @@
 /*
  * What the daemon reports, described once: every field of the STATUS, CPU
  * and CLIENT attribute sets (proto.h) with its snake_case name (the JSON
- * key; the Prometheus metric is rcupool_<set>_<name>, plus _total for a
- * counter), its type, whether it is a counter or a gauge, and one line of
- * help.  The daemon fills a row by attribute and puts it; the CLI parses a
+ * key; the Prometheus metric is rcupool_<set>_<base name>, plus _seconds or
+ * _bytes for a unit, plus _total for a counter), its type, whether it is a
+ * counter or a gauge, its unit, and one line of help (Prometheus # HELP).
+ * Series are labelled only with what identifies a row stably (STATS_LABEL:
+ * cpu; client slot and name); facts that change with every restart of a
+ * client (pid) or never (uid, version) are labels of one
+ * rcupool_<set>_info series (STATS_INFO).  The daemon fills a row by attribute and puts it; the CLI parses a
  * row and prints it as a table, JSON or Prometheus text from this table.
  */
 
@@ -31,13 +35,30 @@ enum stats_kind {
 	STATS_INFO,  /* a fact, not a measurement (version) */
 };
 
+/* The unit of a number: JSON keeps the raw number under the field's name;
+ * Prometheus converts to base units (node_exporter's convention), the
+ * human output prints it with the unit words of proto/units.h. */
+enum stats_unit {
+	STATS_UNIT_NONE,
+	STATS_UNIT_USEC,  /* microseconds: _seconds in Prometheus */
+	STATS_UNIT_BYTES, /* bytes: _bytes in Prometheus */
+};
+
 struct stats_field {
 	uint16_t attr;
 	enum stats_type type;
 	enum stats_kind kind;
 	const char *name;
 	const char *help;
+	enum stats_unit unit; /* appended: STATS_UNIT_NONE unless set */
 };
+
+/*
+ * The field's name without its unit ("uptime_usec" -> "uptime"), for the
+ * human output and the Prometheus base name, into buf.
+ */
+const char *stats_base_name(const struct stats_field *f, char *buf,
+			    size_t len);
 
 #define STATS_ATTR_MAX 31
 

@@ -6,7 +6,13 @@
 #
 # Each test prints TAP (cmocka with CMOCKA_MESSAGE_OUTPUT=TAP, shell tests
 # through tests/lib/tap.sh); every "ok"/"not ok" line counts.  A program
-# that dies without reporting a failure counts as one failure.
+# that dies without reporting a failure counts as one failure, and so does
+# one that exits 0 without reporting any result.
+#
+# Hermetic: every test program gets a fresh temporary directory holding
+# RCUPOOL_SOCKET (where no daemon listens) and XDG_RUNTIME_DIR, so that
+# nothing reaches a daemon running on this machine through the default
+# socket; tests that start a daemon set their own socket.
 set -u
 
 passed=0
@@ -34,14 +40,27 @@ run_one() {
 	fi
 	log="$dir/tests/$name.log"
 	mkdir -p "$dir/tests"
-	local t0=$SECONDS
-	RCUPOOL_BUILD="$dir" timeout -k 10 "$TEST_TIMEOUT" "${cmd[@]}" >"$log" 2>&1
+	local t0=$SECONDS rt
+	rt=$(mktemp -d /tmp/rcupool-test.XXXXXX) && chmod 0755 "$rt"
+	mkdir -m 0700 "$rt/xdg"
+	env -u RUNTIME_DIRECTORY -u RCUPOOL_CONFDIR RCUPOOL_BUILD="$dir" \
+		RCUPOOL_SOCKET="$rt/no-daemon.sock" XDG_RUNTIME_DIR="$rt/xdg" \
+		timeout -k 10 "$TEST_TIMEOUT" "${cmd[@]}" >"$log" 2>&1
 	rc=$?
+	rm -rf "$rt"
 	ok=$(grep -E '^ok [0-9]+' "$log" | grep -cvE '# *SKIP')
 	skip=$(grep -cE '^(not )?ok [0-9]+.*# *SKIP' "$log")
+	# A whole program skipped says so in its plan: "1..0 # SKIP why".
+	if grep -qE '^1\.\.0 *# *SKIP' "$log"; then
+		skip=$((skip + 1))
+	fi
 	notok=$(grep -E '^not ok [0-9]+' "$log" | grep -cvE '# *SKIP')
 	skipped=$((skipped + skip))
 	if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+		notok=1
+	fi
+	if [ "$rc" -eq 0 ] && [ $((ok + skip + notok)) -eq 0 ]; then
+		echo "no result reported (exit 0 but no ok/not ok line)" >>"$log"
 		notok=1
 	fi
 	passed=$((passed + ok))

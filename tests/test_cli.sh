@@ -196,8 +196,14 @@ check "prometheus: every sample typed, names legal, counters _total" test $? -eq
 check "prometheus: status gauges (pages_total as rcupool_status_pages) and counters" \
 	bash -c "grep -q '^rcupool_status_pages [0-9]' '$tmp/prom' && grep -q '^rcupool_status_depletions_total [0-9]' '$tmp/prom'"
 check "prometheus: per-CPU samples labelled cpu" grep -q '^rcupool_cpu_free{cpu="0"} [0-9]' "$tmp/prom"
-check "prometheus: per-client samples labelled pid and name" \
-	grep -Eq "^rcupool_client_held\{slot=\"[0-9]+\",pid=\"$client_pid\",name=\"cli_client\"\} [0-9]+$" "$tmp/prom"
+check "prometheus: per-client samples labelled slot and name (no pid)" \
+	grep -Eq "^rcupool_client_held\{slot=\"[0-9]+\",name=\"cli_client\"\} [0-9]+$" "$tmp/prom"
+check "prometheus: the pid only on rcupool_client_info" \
+	bash -c "grep -Eq '^rcupool_client_info\{slot=\"[0-9]+\",pid=\"$client_pid\",uid=\"[0-9]+\",name=\"cli_client\"\} 1$' '$tmp/prom' && [ \$(grep -c '^rcupool_client_.*pid=' '$tmp/prom') -eq 1 ]"
+check "prometheus: base units (uptime_seconds, page_size_bytes, attached_seconds), no _usec" \
+	bash -c "grep -Eq '^rcupool_status_uptime_seconds [0-9]+\.[0-9]{6}$' '$tmp/prom' && grep -q '^rcupool_status_page_size_bytes 4096$' '$tmp/prom' && grep -q '^rcupool_client_attached_seconds{' '$tmp/prom' && ! grep -q usec '$tmp/prom'"
+check "prometheus: a # HELP for every family" \
+	bash -c "[ \$(grep -c '^# HELP ' '$tmp/prom') -eq \$(grep -c '^# TYPE ' '$tmp/prom') ]"
 check "prometheus: the version as an info metric" grep -q '^rcupool_status_info{version="' "$tmp/prom"
 run --json stats --format=prometheus
 check "--format=prometheus wins over an earlier --json" grep -q '^# TYPE' "$tmp/out"
@@ -209,15 +215,24 @@ expect 0 "limits exits 0"
 check "limits: KEY VALUE SOURCE table" \
 	bash -c "grep -Eq '^KEY +VALUE +SOURCE' '$tmp/out' && grep -Eq '^balance.low +[^ ]+ +default' '$tmp/out'"
 run --json limits
-jqcheck "limits --json: every key has string value and source" \
-	'to_entries | length > 5 and all(.value.value | type == "string") and all(.value.source | type == "string")'
-jqcheck "limits --json: the command-line option's source" '."reserve.pages_per_cpu" == {"value": "64", "source": "command line"}'
+jqcheck "limits --json: counts are numbers, other values strings, every source a string" \
+	'(to_entries | length > 5 and all(.value.value | type == "number" or type == "string") and all(.value.source | type == "string")) and ."balance.low".value == "25%" and ."balance.interval".value == "100ms" and ."access.socket_mode".value == "0666"'
+jqcheck "limits --json: the command-line option's source, its value a number" '."reserve.pages_per_cpu" == {"value": 64, "source": "command line"}'
+run -j limits
+check "-j is --json, compact: one line" test "$(wc -l <"$tmp/out")" -eq 1
+jqcheck "-j limits parses" '."reserve.pages_per_cpu".value == 64'
+run -j -p limits
+check "-j -p: pretty, several lines" test "$(wc -l <"$tmp/out")" -gt 10
+jqcheck "-j -p limits parses" '."reserve.pages_per_cpu".value == 64'
+run stats
+check "human stats: no _usec name, durations and sizes in unit words" \
+	bash -c "! grep -q usec '$tmp/out' && grep -Eq '^  uptime +[0-9.]+(us|ms|s|min) ' '$tmp/out' && grep -Eq '^  page_size +4KiB ' '$tmp/out'"
 
 run set limits.client_min_pages=0 limits.client_max_pages=50
 expect 0 "set two keys exits 0"
 check "set prints the daemon's message" grep -q '2 settings changed' "$tmp/out"
 run --json limits
-jqcheck "set: limits shows the value and its source" '."limits.client_max_pages".value == "50" and (."limits.client_max_pages".source | test("rcupoolctl set"))'
+jqcheck "set: limits shows the value and its source (the runtime drop-in)" '."limits.client_max_pages".value == 50 and (."limits.client_max_pages".source | test("^runtime .*/rcupoold.conf.d/rcupoolctl-runtime.conf:[0-9]+$"))'
 run --json clients
 jqcheck "set: the attached client's max_pages changed" '.[0].max_pages == 50'
 run set client.cli_client.max_pages=30
@@ -229,7 +244,15 @@ expect 1 "set of a key that cannot change live: exit 1 with the daemon's reason"
 run set limits.client_max_pages=lots
 expect 1 "set of a bad value: exit 1 naming the value" 'lots'
 run set limits.nonsense=1
-expect 1 "set of an unknown key: exit 1 naming it" 'nonsense'
+expect 1 "set of an unknown key: exit 1 naming it" 'limits.nonsense: unknown key'
+run set nonexist.key=1
+expect 1 "set of an unknown section: unknown key" 'nonexist.key: unknown key'
+run set balance.low=10 balance.low=20
+expect 2 "the same key twice in one set: exit 2" "key 'balance.low' given twice"
+"$ctl" --socket "$tmp/nothing.sock" set foo >/dev/null 2>"$tmp/err"
+rc=$?
+expect 2 "set foo (no '='): exit 2 before connecting" "bad setting 'foo'"
+if grep -q 'rcupoolctl: rcupoolctl' "$tmp/err"; then not_ok "no doubled prefix"; else ok "no doubled prefix"; fi
 run set limits.client_max_pages
 expect 2 "set without '=': exit 2 naming the word" "'limits.client_max_pages'"
 run set
@@ -237,26 +260,31 @@ expect 2 "set without a setting: exit 2" 'KEY=VALUE'
 run --json set limits.client_max_pages=40
 jqcheck "set --json: the message as JSON" '.message | test("1 setting changed")'
 
-# --persist: a drop-in beside a temporary configuration, read back by the
-# daemon's own parser.
-mkdir "$tmp/etc"
-: >"$tmp/etc/rcupoold.conf"
-run set --persist --config-dir="$tmp/etc" limits.client_max_pages=60
+# --persist: the drop-in of the daemon's configuration directory (here $tmp,
+# where its --config is), checked by the daemon, read back by its parser.
+dropin=$tmp/rcupoold.conf.d/90-rcupoolctl.conf
+run set --persist limits.client_max_pages=60
 expect 0 "set --persist exits 0"
-dropin=$tmp/etc/rcupoold.conf.d/90-rcupoolctl.conf
 check "set --persist says where it wrote" grep -q "$dropin" "$tmp/out"
-RCUPOOL_CONFDIR=$tmp/etc "$ctl" --socket "$sock" set --persist client.cli_client.max_pages=25 \
+RCUPOOL_CONFDIR=$tmp "$ctl" --socket "$sock" set --persist client.cli_client.max_pages=25 \
 	balance.low=10 >/dev/null 2>"$tmp/err"
-check "set --persist with RCUPOOL_CONFDIR exits 0" test $? -eq 0
+check "set --persist with RCUPOOL_CONFDIR (the daemon's directory) exits 0" test $? -eq 0
 check "the drop-in keeps the earlier key and adds sections" \
 	bash -c "grep -qx 'client_max_pages = 60' '$dropin' && grep -qx '\[client cli_client\]' '$dropin' && grep -qx 'low = 10' '$dropin'"
-"$build/rcupoold" --check-config --config "$tmp/etc/rcupoold.conf" >"$tmp/check" 2>&1
+"$build/rcupoold" --check-config --config "$tmp/empty.conf" >"$tmp/check" 2>&1
 check "rcupoold reads the drop-in back" \
-	bash -c "grep -q '^client_max_pages = 60 ; .*90-rcupoolctl.conf' '$tmp/check' && grep -q '^max_pages = 25 ; .*90-rcupoolctl.conf' '$tmp/check'"
+	bash -c "grep -q '^client_max_pages = 60 ; persist .*90-rcupoolctl.conf' '$tmp/check' && grep -q '^max_pages = 25 ; persist .*90-rcupoolctl.conf' '$tmp/check'"
+run set --persist --config-dir="$tmp/etc" limits.client_max_pages=61
+expect 2 "--config-dir naming another directory than the daemon's: exit 2" 'could not check'
+check "... and nothing written there" test ! -e "$tmp/etc"
 run set --config-dir="$tmp/etc" limits.client_max_pages=61
 expect 2 "--config-dir without --persist: exit 2" 'config-dir'
 run --json clients
 jqcheck "set --persist applied the value live too" '.[0].max_pages == 25'
+run unset --persist balance.low
+expect 0 "unset --persist exits 0"
+check "unset --persist removed the key, kept the rest" \
+	bash -c "! grep -q '^low' '$dropin' && grep -qx 'client_max_pages = 60' '$dropin'"
 
 # --- reset-stats and reload -------------------------------------------------
 
@@ -278,6 +306,9 @@ jqcheck "status counts the reloads" '.reloads >= 2'
 run census
 expect 0 "census exits 0"
 check "census reports every page accounted for" grep -q '0 on no list, 0 on two lists, 0 bad' "$tmp/out"
+run --json census
+jqcheck "census --json: an object of numbers" \
+	'(.pages | type == "number") and .pages > 0 and .lost == 0 and .duplicated == 0 and .bad == 0 and (.free | type == "number")'
 run --json status
 jqcheck "status counts the census runs" '.census_runs >= 1'
 
@@ -303,13 +334,22 @@ expect 0 "a user finds the daemon in \$XDG_RUNTIME_DIR/rcupool"
 RUNTIME_DIRECTORY=$tmp/xdg/rcupool RCUPOOL_SOCKET=$sock "$ctl" status >/dev/null 2>"$tmp/err"
 rc=$?
 expect 0 "RCUPOOL_SOCKET names the socket"
-if [ ! -e /run/rcupool/rcupoold.sock ]; then
+# Whether or not a system daemon runs here: a private mount namespace with
+# an empty /run (root only), else only when no system socket exists.
+if unshare --mount true 2>/dev/null; then
+	XDG_RUNTIME_DIR=$tmp/xdg RUNTIME_DIRECTORY=$tmp/xdg/rcupool \
+		unshare --mount sh -c 'mount -t tmpfs tmpfs /run && exec "$@"' sh \
+		"$ctl" status >/dev/null 2>"$tmp/err"
+	rc=$?
+	expect 3 "root ignores \$XDG_RUNTIME_DIR and \$RUNTIME_DIRECTORY: the system socket" \
+		'/run/rcupool/rcupoold.sock: no such file (is it running?)'
+elif [ ! -e /run/rcupool/rcupoold.sock ]; then
 	XDG_RUNTIME_DIR=$tmp/xdg RUNTIME_DIRECTORY=$tmp/xdg/rcupool "$ctl" status >/dev/null 2>"$tmp/err"
 	rc=$?
 	expect 3 "root ignores \$XDG_RUNTIME_DIR and \$RUNTIME_DIRECTORY: the system socket" \
 		'/run/rcupool/rcupoold.sock: no such file (is it running?)'
 else
-	ok "# SKIP a system rcupoold runs here"
+	ok "# SKIP a system rcupoold runs here and no mount namespace is allowed"
 fi
 
 # --- watch --------------------------------------------------------------------
@@ -361,6 +401,15 @@ run stats --format=xml
 expect 2 "unknown format: exit 2" "'xml'"
 run watch --interval=soon
 expect 2 "bad interval: exit 2" "'soon'"
+run watch --interval=2d
+expect 2 "interval over a day: exit 2" "10ms to 1d"
+# The one time grammar: 1h and "1 min" are intervals as in the configuration.
+for iv in 1h "1 min"; do
+	timeout --preserve-status -s INT 0.5 "$ctl" --socket "$sock" watch --interval "$iv" \
+		>/dev/null 2>"$tmp/err"
+	rc=$?
+	expect 0 "watch --interval '$iv' runs (exit 0 on SIGINT)"
+done
 run status extra
 expect 2 "an extra argument: exit 2" "'extra'"
 run status --format=prometheus

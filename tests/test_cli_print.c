@@ -52,6 +52,17 @@ static struct stats_row client(uint32_t slot, const char *name, uint64_t held)
 	return r;
 }
 
+static int count(const char *s, const char *what)
+{
+	int n = 0;
+
+	while ((s = strstr(s, what))) {
+		n++;
+		s += strlen(what);
+	}
+	return n;
+}
+
 static void test_json(void **state)
 {
 	struct stats_row a = client(0, "x\"y", 3), b = client(1, "z", 12345);
@@ -89,19 +100,66 @@ static void test_prometheus(void **state)
 	print_table_close();
 	assert_int_equal(print_close(), 0);
 	fclose(f);
-	/* One family per field, samples together, counters _total. */
+	/* One family per field with its HELP, samples together, counters
+	 * _total; labels that stay across a client's restart (slot, name),
+	 * the pid only on the info series. */
 	assert_non_null(strstr(buf,
 			       "# HELP rcupool_client_held Reserve pages the "
 			       "client owns now\n"
 			       "# TYPE rcupool_client_held gauge\n"
-			       "rcupool_client_held{slot=\"0\",pid=\"100\","
+			       "rcupool_client_held{slot=\"0\","
 			       "name=\"x\\\"y\"} 3\n"
-			       "rcupool_client_held{slot=\"1\",pid=\"101\","
+			       "rcupool_client_held{slot=\"1\","
 			       "name=\"z\"} 4\n"));
+	assert_non_null(strstr(buf, "rcupool_client_info{slot=\"1\","
+				    "pid=\"101\",name=\"z\"} 1\n"));
+	assert_int_equal(count(buf, "pid=") , 2);
 	assert_non_null(strstr(buf, "# TYPE rcupool_client_denied_total "
 				    "counter\n"));
 	/* Fields absent from every row get no family. */
 	assert_null(strstr(buf, "rcupool_client_objects"));
+}
+
+/* Base units: _seconds (with the fraction), _bytes; human: unit words. */
+static void test_units_in_output(void **state)
+{
+	struct stats_row r;
+	FILE *f;
+
+	memset(&r, 0, sizeof(r));
+	stats_set_u(&r, PROTO_STATUS_UPTIME_USEC, 42800000);
+	stats_set_u(&r, PROTO_STATUS_PAGE_SIZE, 4096);
+	stats_set_u(&r, PROTO_STATUS_DEPLETIONS, 3);
+	f = mem();
+	print_open(PRINT_PROMETHEUS, f, false);
+	print_record(&stats_status, "status", &r, PRINT_FIELDS);
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "# TYPE rcupool_status_uptime_seconds "
+				    "gauge\nrcupool_status_uptime_seconds "
+				    "42.800000\n"));
+	assert_non_null(strstr(buf, "\nrcupool_status_page_size_bytes 4096\n"));
+	assert_non_null(strstr(buf, "\nrcupool_status_depletions_total 3\n"));
+	assert_null(strstr(buf, "usec"));
+
+	f = mem();
+	print_open(PRINT_HUMAN, f, false);
+	print_record(&stats_status, "status", &r, PRINT_FIELDS);
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "  uptime "));
+	assert_non_null(strstr(buf, " 42.8s  Time since the daemon started"));
+	assert_non_null(strstr(buf, " 4KiB  Size of a reserve page"));
+	assert_null(strstr(buf, "uptime_usec"));
+
+	f = mem();
+	print_open(PRINT_JSON, f, false);
+	print_record(&stats_status, NULL, &r, PRINT_FIELDS);
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	/* JSON keeps the field names and raw numbers. */
+	assert_non_null(strstr(buf, "\"uptime_usec\": 42800000"));
+	assert_non_null(strstr(buf, "\"page_size\": 4096"));
 }
 
 static void test_human(void **state)
@@ -128,16 +186,10 @@ static void test_human(void **state)
 				 "  z         12345\n");
 }
 
-static void test_duration_bar(void **state)
+static void test_bar(void **state)
 {
 	char b[64];
 
-	assert_string_equal(print_duration(999, b, sizeof(b)), "999us");
-	assert_string_equal(print_duration(305000, b, sizeof(b)), "305ms");
-	assert_string_equal(print_duration(4200000, b, sizeof(b)), "4.2s");
-	assert_string_equal(print_duration(242000000, b, sizeof(b)), "4m 02s");
-	assert_string_equal(print_duration(7500000000ull, b, sizeof(b)),
-			    "2h 05m");
 	assert_string_equal(print_bar(1, 4, 8, b, sizeof(b)), "[##......]");
 	assert_string_equal(print_bar(0, 0, 4, b, sizeof(b)), "[....]");
 	assert_string_equal(print_bar(9, 4, 4, b, sizeof(b)), "[####]");
@@ -149,8 +201,9 @@ int main(void)
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_prometheus),
+		cmocka_unit_test(test_units_in_output),
 		cmocka_unit_test(test_human),
-		cmocka_unit_test(test_duration_bar),
+		cmocka_unit_test(test_bar),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../daemon/conf.h"
+#include "../daemon/dropin.h"
 
 static char tmpdir[] = "/tmp/test_conf.XXXXXX";
 
@@ -227,8 +228,8 @@ static void test_errors(void **state)
 		{"[reserve]\npages_per_cpu = lots\n",
 		 ":2: [reserve] pages_per_cpu: \"lots\" is not a valid count"},
 		{"[balance]\ninterval = 5parsecs\n",
-		 ":2: [balance] interval: \"5parsecs\" has an unknown unit "
-		 "(use us, ms, s, min or h)"},
+		 ":2: [balance] interval: \"5parsecs\" is not a valid time "
+		 "(a number and us, ms, s, min, h or d)"},
 		{"[balance]\nlow = 120%\n",
 		 ":2: [balance] low: \"120%\" is out of range (0%..100%)"},
 		{"[reserve]\npages_per_cpu = 8\n",
@@ -342,11 +343,10 @@ static void test_units(void **state)
 		expect_set(&c, "reserve.page_size", sizes[i], 0, NULL);
 	assert_int_equal(c.reserve.page_size, 4096);
 	expect_set(&c, "reserve.page_size", "4Q", -EINVAL,
-		   "command line: [reserve] page_size: \"4Q\" has an unknown "
-		   "unit (use K, M or G)");
-	expect_set(&c, "reserve.page_size", "4 K", -EINVAL,
-		   "command line: [reserve] page_size: \"4 K\" is not a valid "
-		   "size");
+		   "command line: [reserve] page_size: \"4Q\" is not a valid "
+		   "size (a number and B, K, M, G or T)");
+	/* The one grammar (proto/units.h): a blank before the unit. */
+	expect_set(&c, "reserve.page_size", "4 K", 0, NULL);
 	expect_set(&c, "reserve.page_size", "1G", -EINVAL,
 		   "command line: [reserve] page_size: \"1G\" is not "
 		   "supported: only 4K pages are supported");
@@ -371,11 +371,22 @@ static void test_units(void **state)
 		"(1ms..1min)");
 	expect_set(&c, "balance.interval", "-5", -EINVAL,
 		   "command line: [balance] interval: \"-5\" is not a valid "
-		   "time");
+		   "time (a number and us, ms, s, min, h or d)");
 	expect_set(
 		&c, "balance.interval", "", -EINVAL,
-		"command line: [balance] interval: \"\" is not a valid time");
-	expect_set(&c, "balance.interval", "1.5s", -EINVAL, NULL);
+		"command line: [balance] interval: \"\" is not a valid time "
+		"(a number and us, ms, s, min, h or d)");
+	/* The one grammar: fractions, a blank before the unit, m and d. */
+	expect_set(&c, "balance.interval", "1.5s", 0, NULL);
+	assert_int_equal(c.balance.interval_us, 1500000);
+	expect_set(&c, "balance.interval", "5 ms", 0, NULL);
+	assert_int_equal(c.balance.interval_us, 5000);
+	expect_set(&c, "balance.interval", "1m", 0, NULL);
+	assert_int_equal(c.balance.interval_us, 60000000);
+	expect_set(&c, "limits.drain_interval", "1d", -EINVAL,
+		   "command line: [limits] drain_interval: \"1d\" is out of "
+		   "range (1ms..1h)");
+	expect_set(&c, "balance.interval", "1000us", 0, NULL);
 	expect_set(&c, "balance.interval", "ms", -EINVAL, NULL);
 	expect_set(
 		&c, "balance.interval", "99999999999999999999ms", -EINVAL,
@@ -510,8 +521,217 @@ static void test_missing_file(void **state)
 	expect_msg(&err, path, ": cannot open: No such file or directory");
 	assert_int_equal(conf_load(&c, path, false, &err), 0);
 	/* A directory given as the main file. */
-	assert_int_equal(conf_load(&c, tmpdir, true, &err), -EISDIR);
-	expect_msg(&err, tmpdir, ": read error: Is a directory");
+	assert_int_equal(conf_load(&c, tmpdir, true, &err), -EINVAL);
+	expect_msg(&err, tmpdir,
+		   ": is a directory: the configuration must be a regular file "
+		   "(or /dev/null for none)");
+	conf_free(&c);
+}
+
+/* issue 10 item 8: what a configuration file may be, and bounds. */
+static void test_file_edges(void **state)
+{
+	struct conf_error err = {""};
+	char path[PATH_MAX], *big;
+	struct conf c;
+	FILE *f;
+
+	/* A FIFO: an error at once, not a wait for a writer. */
+	snprintf(path, sizeof(path), "%s/fifo.conf", tmpdir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	conf_init(&c);
+	assert_int_equal(conf_load(&c, path, true, &err), -EINVAL);
+	expect_msg(&err, path,
+		   ": is a FIFO: the configuration must be a regular file "
+		   "(or /dev/null for none)");
+	/* A device other than /dev/null (/dev/zero: endless NULs). */
+	assert_int_equal(conf_load(&c, "/dev/zero", true, &err), -EINVAL);
+	assert_string_equal(err.msg,
+			    "/dev/zero: is a character device: the "
+			    "configuration must be a regular file (or "
+			    "/dev/null for none)");
+	/* /dev/null: an empty configuration, the defaults. */
+	assert_int_equal(conf_load(&c, "/dev/null", true, &err), 0);
+	assert_int_equal(c.reserve.pages_per_cpu, 1024);
+	conf_free(&c);
+
+	/* A NUL byte ends nothing silently: "16\0junk" is not 16. */
+	snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fwrite("[limits]\nclient_min_pages = 16\0junk\n", 1, 37, f);
+	fclose(f);
+	conf_init(&c);
+	assert_int_equal(conf_load(&c, path, true, &err), -EINVAL);
+	expect_msg(&err, path, ":2: NUL byte in the line");
+	assert_int_equal(c.limits.client_min_pages, 16); /* the default */
+	conf_free(&c);
+
+	/* 8 MiB without a newline: an error at line 1, memory bounded (the
+	 * reader stops at inih's line length). */
+	big = malloc(8 << 20);
+	assert_non_null(big);
+	memset(big, 'x', 8 << 20);
+	snprintf(path, sizeof(path), "%s/big.conf", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(big, 1, 8 << 20, f), 8 << 20);
+	fclose(f);
+	free(big);
+	conf_init(&c);
+	assert_int_equal(conf_load(&c, path, true, &err), -EINVAL);
+	expect_msg(&err, path, ":1: line too long (max 198 characters)");
+	conf_free(&c);
+}
+
+struct warnings {
+	int n;
+	char last[512];
+};
+
+static void collect(void *ud, const char *msg)
+{
+	struct warnings *w = ud;
+
+	w->n++;
+	snprintf(w->last, sizeof(w->last), "%s", msg);
+}
+
+static void test_duplicate_key_warns(void **state)
+{
+	struct conf_error err = {""};
+	struct warnings w = {0};
+	char path[PATH_MAX], dir[PATH_MAX];
+	struct conf c;
+
+	conf_init(&c);
+	c.warn = collect;
+	c.warn_ud = &w;
+	assert_int_equal(load_text("dup/rcupoold.conf",
+				   "[balance]\nlow = 10\ntarget = 20\n"
+				   "low = 12\n\n[client db]\nmax_pages = 5\n"
+				   "max_pages = 6\n",
+				   &c, &err, path),
+			 0);
+	assert_int_equal(w.n, 2);
+	expect_msg((struct conf_error *)&w.last, path,
+		   ":8: [client db] max_pages: set again (first at line 7); "
+		   "the value of line 8 is used");
+	assert_int_equal(c.balance.low.value, 12);
+	assert_int_equal(c.src[CONF_BALANCE_LOW].line, 4);
+	assert_int_equal(c.clients[0].max_pages.value, 6);
+
+	/* The same key in the main file and a drop-in is layering, not a
+	 * duplicate; nor is rcupoolctl set over a file. */
+	w.n = 0;
+	snprintf(dir, sizeof(dir), "dup/%s/10-low.conf", CONF_DROPIN_DIR);
+	write_file(dir, "[balance]\nlow = 11\n", path);
+	snprintf(path, sizeof(path), "%s/dup/rcupoold.conf", tmpdir);
+	conf_free(&c);
+	c.warn = collect;
+	c.warn_ud = &w;
+	assert_int_equal(conf_load(&c, path, true, &err), 0);
+	assert_int_equal(w.n, 2); /* the two of the main file only */
+	assert_int_equal(c.balance.low.value, 11);
+	assert_int_equal(conf_set(&c, "balance.low", "9", "rcupoolctl set",
+				  &err),
+			 0);
+	assert_int_equal(w.n, 2);
+	conf_free(&c);
+}
+
+/* The drop-in editor of set --persist and of the runtime layer. */
+static void test_dropin_edit(void **state)
+{
+	static const char text[] = "# operator's note\n"
+				   "[balance]\n"
+				   "low = 10 ; why\n"
+				   "high = 90\n"
+				   "low = 11\n"
+				   "\n"
+				   "[client  db]\n"
+				   "max_pages = 5";
+	const struct dropin_change ch[] = {
+		{"balance.low", "12"},
+		{"balance.high", NULL},
+		{"balance.target", "40"},
+		{"client.db.min_pages", "1"},
+		{"limits.client_max_pages", "70"},
+	};
+	char why[256], path[PATH_MAX], *out;
+	size_t nkeys;
+	struct stat st;
+
+	assert_int_equal(dropin_edit("x.conf", text, ch, 5, "# header\n", &out,
+				     &nkeys, why, sizeof(why)),
+			 0);
+	assert_string_equal(out, "# operator's note\n"
+				 "[balance]\n"
+				 "low = 12\n"
+				 "target = 40\n"
+				 "\n"
+				 "[client  db]\n"
+				 "max_pages = 5\n"
+				 "min_pages = 1\n"
+				 "\n"
+				 "[limits]\n"
+				 "client_max_pages = 70\n");
+	assert_int_equal(nkeys, 5);
+	/* Idempotent: the same change again gives the same text. */
+	{
+		char *again;
+
+		assert_int_equal(dropin_edit("x.conf", out, ch, 5, NULL, &again,
+					     &nkeys, why, sizeof(why)),
+				 0);
+		assert_string_equal(again, out);
+		free(again);
+	}
+	free(out);
+	/* A new file starts with the header. */
+	assert_int_equal(dropin_edit("x.conf", "", ch, 1, "# header\n", &out,
+				     &nkeys, why, sizeof(why)),
+			 0);
+	assert_string_equal(out, "# header\n\n[balance]\nlow = 12\n");
+	free(out);
+	/* A text inih refuses is not edited. */
+	assert_int_equal(dropin_edit("x.conf", "[balance\nlow=1\n", ch, 1, NULL,
+				     &out, &nkeys, why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(why, "x.conf:1: syntax error (fix or remove the "
+				 "file)");
+
+	/* Writing creates missing directories; no key left removes it. */
+	snprintf(path, sizeof(path), "%s/a/b/c/rcupoold.conf.d/90-x.conf",
+		 tmpdir);
+	assert_int_equal(dropin_write(path, "[balance]\nlow = 1\n", false,
+				      0644, why, sizeof(why)),
+			 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(dropin_read(path, &out, why, sizeof(why)), 0);
+	assert_string_equal(out, "[balance]\nlow = 1\n");
+	free(out);
+	assert_int_equal(dropin_write(path, "", true, 0644, why, sizeof(why)),
+			 0);
+	assert_int_equal(stat(path, &st), -1);
+}
+
+static void test_too_many_clients(void **state)
+{
+	struct conf_error err = {""};
+	char key[64];
+	struct conf c;
+	int i, r = 0;
+
+	conf_init(&c);
+	for (i = 0; i <= CONF_CLIENTS_MAX && r == 0; i++) {
+		snprintf(key, sizeof(key), "client.c%d.max_pages", i);
+		r = conf_set(&c, key, "5", "command line", &err);
+	}
+	assert_int_equal(r, -EINVAL);
+	assert_int_equal(i, CONF_CLIENTS_MAX + 1);
+	assert_non_null(strstr(err.msg, "too many client sections (max 4096)"));
 	conf_free(&c);
 }
 
@@ -869,6 +1089,10 @@ int main(void)
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_dropins),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_file_edges),
+		cmocka_unit_test(test_duplicate_key_warns),
+		cmocka_unit_test(test_too_many_clients),
+		cmocka_unit_test(test_dropin_edit),
 		cmocka_unit_test(test_set_overrides),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_print),

@@ -266,12 +266,25 @@ static void test_malformed_messages(void **state)
 	r = send_raw(t.sock, msg, len, &m, buf, why);
 	assert_true(r == -EBADMSG || r == -EINVAL);
 
-	/* An unknown command: answered (a reply to an unknown command is
-	 * itself one the client cannot parse: that is the -EOPNOTSUPP). */
-	len = good_header(msg, 200, 0);
+	/* Unknown commands (0, 80, 200) and ERROR sent as a request: answered
+	 * with a PROTO_CMD_ERROR reply any client parses, with the seq and
+	 * the daemon's message. */
+	static const uint8_t unknown[] = {0, 80, 200, PROTO_CMD_ERROR};
+	for (size_t i = 0; i < sizeof(unknown); i++) {
+		len = good_header(msg, unknown[i], 0);
+		r = send_raw(t.sock, msg, len, &m, buf, why);
+		assert_int_equal(r, -EOPNOTSUPP);
+		assert_int_equal(m.cmd, PROTO_CMD_ERROR);
+		assert_int_equal(m.seq, 77);
+		assert_non_null(strstr(m.message, "bad message"));
+	}
+	/* A malformed request too (the MIN_PAGES case above): ERROR. */
+	nla->nla_type = PROTO_A_MIN_PAGES;
+	nla->nla_len = NLA_HDRLEN + 2;
+	len = good_header(msg, PROTO_CMD_ATTACH, NLA_ALIGN(nla->nla_len));
 	r = send_raw(t.sock, msg, len, &m, buf, why);
-	assert_int_equal(r, -EOPNOTSUPP);
-	assert_non_null(strstr(why, "unknown command 200"));
+	assert_int_equal(r, -EBADMSG);
+	assert_int_equal(m.cmd, PROTO_CMD_ERROR);
 
 	/* 1 MiB: too big to receive; connection closed, nothing else. */
 	len = good_header(msg, PROTO_CMD_GET_STATUS, (1 << 20) - 20);

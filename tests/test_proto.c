@@ -288,6 +288,8 @@ static void test_roundtrip_commands(void **state)
 		struct nl_msg *m;
 		int n;
 
+		if (cmd == PROTO_CMD_ERROR) /* a reply only */
+			continue;
 		m = new_msg(cmd, 1000 + cmd, true);
 		put_request_attrs(m, cmd);
 		assert_int_equal(proto_send(sv[0], m, NULL, 0), 0);
@@ -999,6 +1001,30 @@ static void test_call(void **state)
 			 -EPROTO);
 	assert_string_equal(errmsg, "reply to RELOAD, expected GET_STATUS");
 	nlmsg_free(m);
+
+	/* An ERROR reply (the daemon did not know or could not parse the
+	 * request) with the right seq answers any request. */
+	queue_reply(sv[1], 200, 8, -EOPNOTSUPP, "bad message: unknown command",
+		    NULL, 0);
+	m = new_msg(PROTO_CMD_CENSUS, 8, true);
+	assert_int_equal(proto_call(sv[0], m, rbuf, PROTO_MSG_MAX, &rep, NULL,
+				    NULL, errmsg, sizeof(errmsg)),
+			 -EOPNOTSUPP);
+	assert_int_equal(rep.cmd, PROTO_CMD_ERROR);
+	assert_string_equal(errmsg, "bad message: unknown command");
+	nlmsg_free(m);
+	/* ... and one without an error is not a success. */
+	queue_reply(sv[1], PROTO_CMD_ERROR, 8, 0, "", NULL, 0);
+	m = new_msg(PROTO_CMD_CENSUS, 8, true);
+	assert_int_equal(proto_call(sv[0], m, rbuf, PROTO_MSG_MAX, &rep, NULL,
+				    NULL, errmsg, sizeof(errmsg)),
+			 -EPROTO);
+	nlmsg_free(m);
+	/* The daemon side got the requests. */
+	for (int i = 0; i < 3; i++) {
+		n = proto_recv(sv[1], rbuf2, PROTO_MSG_MAX, NULL, NULL);
+		assert_true(n > 0);
+	}
 
 	/* A request where a reply was expected: -EPROTO. */
 	m = new_msg(PROTO_CMD_GET_STATUS, 9, true);

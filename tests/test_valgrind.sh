@@ -6,6 +6,10 @@
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib/tap.sh
 B=${RCUPOOL_BUILD:-build}
+# Hermetic: the clients must not find a daemon running on this machine.
+rt=$(mktemp -d /tmp/rcupool-vg.XXXXXX) || exit 1
+trap 'rm -rf "$rt"' EXIT
+export RCUPOOL_SOCKET=$rt/no-daemon.sock XDG_RUNTIME_DIR=$rt
 
 if ! command -v valgrind >/dev/null; then
 	echo "1..0 # SKIP valgrind not installed"
