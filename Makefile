@@ -88,7 +88,7 @@ ASAN_SKIP   :=
 SONAME  := librcupool.so.$(SOVERSION)
 SOFILE  := librcupool.so.$(VERSION)
 
-.PHONY: all lib daemon cli tests benches check check-all check-tsan run \
+.PHONY: all lib daemon cli tests benches check check-all check-tsan run soak \
 	bench deps install uninstall clean format
 
 all: lib daemon cli $(B)/rcupool.pc
@@ -206,6 +206,12 @@ check-all:
 		--group plain build $(TEST_NAMES) $(SHELL_TESTS) \
 		--group asan build/asan $(filter-out $(ASAN_SKIP),$(TEST_NAMES)) \
 		--group tsan build/tsan $(TSAN_TESTS)
+
+# The soak of tests/test_soak.c for as long as asked: make soak DURATION=600
+DURATION ?= 300
+soak:
+	@$(MAKE) --no-print-directory tests
+	SOAK_SECONDS=$(DURATION) RCUPOOL_BUILD=$(B) $(B)/tests/test_soak
 
 run: deps
 	@$(MAKE) --no-print-directory all
