@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,7 +276,7 @@ static const struct lender_ops daemon_ops = {
 static int map_lease(struct lender *l, int fd, const struct proto_msg *m,
 		     char *why, size_t whylen)
 {
-	struct lease_shm *s;
+	struct lease_shm *s, h;
 	struct stat st;
 	int seals = fcntl(fd, F_GET_SEALS);
 	uint32_t ps = nla_get_u32(m->tb[PROTO_A_PAGE_SIZE]);
@@ -298,15 +299,17 @@ static int map_lease(struct lender *l, int fd, const struct proto_msg *m,
 			 strerror(errno));
 		return -errno;
 	}
-	if (s->magic != LEASE_MAGIC || s->version != LEASE_VERSION ||
-	    s->size != sizeof(*s) || s->page_size != ps ||
-	    s->chunk_pages != cp || ps < 4096 || (ps & (ps - 1)) || cp == 0 ||
+	/* The header, read once into our own copy, then checked. */
+	memcpy(&h, s, offsetof(struct lease_shm, limits));
+	if (h.magic != LEASE_MAGIC || h.version != LEASE_VERSION ||
+	    h.size != sizeof(*s) || h.page_size != ps || h.chunk_pages != cp ||
+	    ps < 4096 || (ps & (ps - 1)) || cp == 0 ||
 	    (uint64_t)cp * ps > (UINT64_C(1) << 32)) {
 		munmap(s, LEASE_SIZE);
 		snprintf(why, whylen,
 			 "the lease header does not match the reply (magic, "
 			 "version %u, size, geometry)",
-			 s->version);
+			 h.version);
 		return -EBADMSG;
 	}
 	l->lease = s;
