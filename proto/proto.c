@@ -567,6 +567,12 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 		       BIT(PROTO_A_CHUNK_ID);
 	if (out->request) {
 		policy = proto_request_policy(out->cmd);
+		if (!policy) {
+			/* RECALL: the daemon's notification, never a request. */
+			say(why, whylen, "%s is not a request",
+			    proto_cmd_name(out->cmd));
+			return -EOPNOTSUPP;
+		}
 		snprintf(ctx, sizeof(ctx), "in a %s request",
 			 proto_cmd_name(out->cmd));
 		if (out->cmd == PROTO_CMD_SET_LIMITS)
