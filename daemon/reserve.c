@@ -625,7 +625,7 @@ int reserve_census(struct daemon *d, char *why, size_t whylen)
 			lending_refresh(d, &d->clients[s]);
 	snprintf(why, whylen,
 		 "%llu pages: %llu free in %u chunks, %llu lent in %u chunks, "
-		 "%u chunks to create",
+		 "%u chunks to create; 0 on no list, 0 on two lists, 0 bad",
 		 (unsigned long long)((pool + lent) * d->chunk_pages),
 		 (unsigned long long)(pool * d->chunk_pages), d->n_pool,
 		 (unsigned long long)(lent * d->chunk_pages), d->n_lent,
