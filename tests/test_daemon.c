@@ -833,6 +833,9 @@ static void test_second_instance_refused(void **state)
 		 "grep -q 'another rcupoold is already listening' %s/second",
 		 t.dir);
 	assert_int_equal(system(cmd), 0);
+	/* Found before the reserve was allocated (and locked). */
+	snprintf(cmd, sizeof(cmd), "grep -q 'reserve:' %s/second", t.dir);
+	assert_int_not_equal(system(cmd), 0);
 	/* The first is unharmed. */
 	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_CLIENTS), 0);
 	assert_int_equal(testd_stop(&t), 0);
