@@ -132,7 +132,7 @@ $(B)/tests/%.o $(B)/bench/%.o $(B)/fuzz/%.o: EXTRA_INC := -Itests/lib -Idaemon -
 
 # Fuzz harnesses (fuzz/): replayed over their corpora by test_fuzz_replay;
 # `make fuzz FUZZ_SECONDS=...` runs them under libFuzzer (clang).
-FUZZ_NAMES := request reply lease
+FUZZ_NAMES := request reply lease conf
 FUZZ_OBJ   := $(patsubst %,$(B)/fuzz/fuzz_%.o,$(FUZZ_NAMES))
 $(B)/tests/test_fuzz_replay: $(B)/tests/test_fuzz_replay.o $(FUZZ_OBJ) \
 		$(B)/libtest.a $(B)/libdaemon.a $(B)/librcupool.a

@@ -16,6 +16,7 @@
 int fuzz_request(const uint8_t *data, size_t size);
 int fuzz_reply(const uint8_t *data, size_t size);
 int fuzz_lease(const uint8_t *data, size_t size);
+int fuzz_conf(const uint8_t *data, size_t size);
 
 #ifdef FUZZ_MAIN
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -63,12 +63,18 @@ static void test_replay_reply(void **state)
 	assert_true(replay("reply", fuzz_reply) > 0);
 }
 
+static void test_replay_conf(void **state)
+{
+	assert_true(replay("conf", fuzz_conf) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_replay_lease),
 		cmocka_unit_test(test_replay_request),
 		cmocka_unit_test(test_replay_reply),
+		cmocka_unit_test(test_replay_conf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
