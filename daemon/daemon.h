@@ -83,6 +83,7 @@ struct client {
 	int lease_fd;
 	struct lease_shm *lease;
 	struct chunk_list lent;
+	uint32_t req_min, req_max;	 /* asked at attach (0: default) */
 	uint32_t min_pages, max_pages;	 /* as configured, pages */
 	uint32_t min_chunks, max_chunks; /* as enforced */
 	uint32_t lent_peak;		 /* chunks */

@@ -99,8 +99,8 @@ void lending_apply_limits(struct daemon *d)
 
 		if (cl->state == CLIENT_FREE)
 			continue;
-		reserve_slot_limits(d, cl->name, 0, 0, &cl->min_pages,
-				    &cl->max_pages);
+		reserve_slot_limits(d, cl->name, cl->req_min, cl->req_max,
+				    &cl->min_pages, &cl->max_pages);
 		set_limits(d, cl);
 		if (cl->max_chunks != was)
 			log_info("client %s (pid %d): min %u, max %u pages",
@@ -166,6 +166,8 @@ struct client *lending_attach(struct daemon *d, struct conn *conn, pid_t pid,
 	cl->pid = pid;
 	cl->uid = uid;
 	snprintf(cl->name, sizeof(cl->name), "%s", name);
+	cl->req_min = req_min;
+	cl->req_max = req_max;
 	reserve_slot_limits(d, name, req_min, req_max, &cl->min_pages,
 			    &cl->max_pages);
 	set_limits(d, cl);

@@ -712,6 +712,8 @@ out:
 	return r;
 }
 
+static int on_idle(sd_event_source *src, uint64_t usec, void *data);
+
 /* The books, checked now (they are exact by construction: a disagreement
  * is a bug of the daemon, logged as an error). */
 static int do_census(struct conn *c, const struct proto_msg *m)
@@ -733,6 +735,10 @@ static int do_detach(struct conn *c, const struct proto_msg *m)
 	lending_detach(c->d, cl);
 	c->client = NULL;
 	c->d->n_unattached++;
+	/* Unattached again: the idle timeout applies. */
+	sd_event_add_time_relative(c->d->event, &c->idle_src, CLOCK_MONOTONIC,
+				   c->d->conf.access.idle_timeout_us, 10000,
+				   on_idle, c);
 	return reply_error(c, m, 0,
 			   "detached; %u chunks stay lent to this process "
 			   "until it exits",
@@ -914,8 +920,10 @@ static int peer_pidfd(int fd, pid_t pid)
 	int pidfd = -1;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 &&
-	    pidfd >= 0)
+	    pidfd >= 0) {
+		fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 		return pidfd;
+	}
 	if (pid <= 0)
 		return -1;
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -367,6 +367,9 @@ static void test_client_section(void **state)
 {
 	struct testd t;
 	struct lender *a, *b;
+	struct proto_msg m;
+	char why[512];
+	void *buf = NULL;
 
 	assert_int_equal(testd_start(&t, SMALL_RESERVE
 				     "[client special]\nmin_pages = 3\n"
@@ -386,6 +389,15 @@ static void test_client_section(void **state)
 	b->ops->close(b);
 	b = lend(&t, "special", 0, 17);
 	assert_int_equal(b->max_pages, CP);
+	/* What it asked for survives a change of the config. */
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS,
+				    (const char *[]){"limits.overflow_pages=7",
+						     NULL},
+				    &m, &buf, why, sizeof(why)),
+			 0);
+	free(buf);
+	assert_int_equal(atomic_load(&b->lease->limits.max_pages), CP);
+	assert_int_equal(atomic_load(&b->lease->limits.overflow_pages), 7);
 	b->ops->close(b);
 	a->ops->close(a);
 	assert_int_equal(testd_stop(&t), 0);
