@@ -156,6 +156,7 @@ struct daemon {
 	struct conn *conns;
 	unsigned int n_conns;
 	unsigned int n_unattached;
+	bool accept_pause_logged;
 	uint64_t refused_usec;
 	uint32_t refused_suppressed;
 

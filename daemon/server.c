@@ -938,6 +938,14 @@ static int peer_pidfd(int fd, pid_t pid)
 	return pidfd;
 }
 
+static int on_accept_resume(sd_event_source *src, uint64_t usec, void *data)
+{
+	struct daemon *d = data;
+
+	sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
+	return 0;
+}
+
 static int on_listen(sd_event_source *src, int fd, uint32_t revents,
 		     void *data)
 {
@@ -951,12 +959,23 @@ static int on_listen(sd_event_source *src, int fd, uint32_t revents,
 		int r;
 
 		if (cfd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of fds: stop accepting for a while
+				 * rather than spin on a readable listener. */
+				if (!d->accept_pause_logged)
+					log_warning("accept: %m; not accepting "
+						    "for 100 ms");
+				d->accept_pause_logged = true;
+				sd_event_source_set_enabled(src, SD_EVENT_OFF);
+				sd_event_add_time_relative(
+					d->event, NULL, CLOCK_MONOTONIC, 100000,
+					10000, on_accept_resume, d);
+			} else if (errno != EAGAIN && errno != EINTR) {
 				log_warning("accept: %m");
-			else if (errno != EAGAIN && errno != EINTR)
-				log_warning("accept: %m");
+			}
 			return 0;
 		}
+		d->accept_pause_logged = false;
 		r = peer_get(cfd, &peer);
 		if (r < 0) {
 			log_errno(LOG_WARNING, r, "peer credentials: %m");
