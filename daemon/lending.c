@@ -191,6 +191,14 @@ void lending_detach(struct daemon *d, struct client *cl)
 		return;
 	cl->conn = NULL;
 	cl->state = CLIENT_DETACHED;
+	if (!cl->lent.n) {
+		/* Nothing lent, nothing to wait for: the slot is free now. */
+		log_info("client %s (pid %d) closed its connection holding no "
+			 "chunk",
+			 cl->name, (int)cl->pid);
+		lending_release(d, cl);
+		return;
+	}
 	log_info("client %s (pid %d) closed its connection; its %u chunks "
 		 "stay lent to it until its process exits",
 		 cl->name, (int)cl->pid, cl->lent.n);
@@ -214,8 +222,10 @@ void lending_release(struct daemon *d, struct client *cl)
 		n++;
 	}
 	d->stats.pages_reclaimed += (uint64_t)n * d->chunk_pages;
-	log_info("client %s (pid %d) exited: %u chunks retired, slot %d free",
-		 cl->name, (int)cl->pid, n, cl->slot);
+	log_info("client %s (pid %d) %s: %u chunks retired, slot %d free",
+		 cl->name, (int)cl->pid,
+		 cl->state == CLIENT_DETACHED && !n ? "detached" : "exited", n,
+		 cl->slot);
 	cl->pidfd_src = sd_event_source_disable_unref(cl->pidfd_src);
 	if (cl->pidfd >= 0)
 		close(cl->pidfd);

@@ -180,6 +180,12 @@ static void test_attach_get_put(void **state)
 	assert_int_equal(row.u[PROTO_CLIENT_DETACHED], 1);
 	assert_int_equal(row.u[PROTO_CLIENT_LENT], 2 * CP);
 	assert_int_equal(status(&t, PROTO_STATUS_PAGES_LENT), 2 * CP);
+	/* A client holding no chunk frees its slot when it closes. */
+	assert_int_equal(status(&t, PROTO_STATUS_CLIENTS), 1);
+	l = lend(&t, "empty-handed", 0, 0);
+	assert_int_equal(status(&t, PROTO_STATUS_CLIENTS), 2);
+	l->ops->close(l);
+	assert_true(testd_wait_status(t.sock, PROTO_STATUS_CLIENTS, 1, 5000));
 	close(ch[1].fd);
 	close(ch[2].fd);
 	assert_int_equal(testd_stop(&t), 0);
