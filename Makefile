@@ -93,10 +93,32 @@ UNITS := $(B)/units/rcupoold.service $(B)/units/rcupoold.socket
 MANS  := $(B)/man/rcupoold.8 $(B)/man/rcupoolctl.8 $(B)/man/rcupoold.conf.5
 GENERATED := $(UNITS) $(B)/units/rcupool.tmpfiles $(MANS)
 
+# `make fuzz`: each harness under libFuzzer for FUZZ_SECONDS, its corpus
+# in fuzz/corpus/NAME (new finds are added there).
+FUZZ_SECONDS ?= 60
+FUZZ_B := build/fuzzer
+fuzz:
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=clang SANITIZE=address,undefined \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link" \
+		$(patsubst %,$(FUZZ_B)/fuzz/run_%,$(FUZZ_NAMES))
+	@for n in $(FUZZ_NAMES); do \
+		echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_B)/fuzz/run_$$n -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 fuzz/corpus/$$n 2>&1 | \
+			grep -E 'stat::number_of_executed_units|Done|ERROR|SUMMARY|crash' ; \
+	done
+
+$(B)/fuzz/run_%: fuzz/fuzz_%.c $(B)/libdaemon.a $(B)/librcupool.a
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)
+	$(Q)$(CC) $(CPPFLAGS_ALL) -Itests/lib -Idaemon -DFUZZ_MAIN=fuzz_$* \
+		$(CFLAGS_ALL) $(call pc_cflags,$(TEST_PKGS)) -fsanitize=fuzzer \
+		$(LDFLAGS_SAN) -o $@ $< $(B)/libdaemon.a $(B)/librcupool.a $(LDLIBS_TEST)
+
 SONAME  := librcupool.so.$(SOVERSION)
 SOFILE  := librcupool.so.$(VERSION)
 
-.PHONY: all lib daemon cli tests benches check check-all check-tsan run \
+.PHONY: all lib daemon cli tests benches check check-all check-tsan run soak fuzz \
 	bench deps deb install uninstall clean format
 
 all: lib daemon cli $(B)/rcupool.pc $(GENERATED)
@@ -117,7 +139,16 @@ $(B)/%.o: %.c
 $(B)/cli/%.o: EXTRA_INC := -Idaemon
 
 # Tests and benchmarks see the daemon's, the CLI's and the test helpers' headers.
-$(B)/tests/%.o $(B)/bench/%.o: EXTRA_INC := -Itests/lib -Idaemon -Icli
+$(B)/tests/%.o $(B)/bench/%.o $(B)/fuzz/%.o: EXTRA_INC := -Itests/lib -Idaemon -Icli
+
+# Fuzz harnesses (fuzz/): replayed over their corpora by test_fuzz_replay;
+# `make fuzz FUZZ_SECONDS=...` runs them under libFuzzer (clang).
+FUZZ_NAMES := request reply lease conf
+FUZZ_OBJ   := $(patsubst %,$(B)/fuzz/fuzz_%.o,$(FUZZ_NAMES))
+$(B)/tests/test_fuzz_replay: $(B)/tests/test_fuzz_replay.o $(FUZZ_OBJ) \
+		$(B)/libtest.a $(B)/libdaemon.a $(B)/librcupool.a
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_TEST)
 
 $(B)/librcupool.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -229,6 +260,12 @@ check-all:
 		--group plain build $(TEST_NAMES) $(SHELL_TESTS) \
 		--group asan build/asan $(filter-out $(ASAN_SKIP),$(TEST_NAMES)) \
 		--group tsan build/tsan $(TSAN_TESTS)
+
+# The soak of tests/test_soak.c for as long as asked: make soak DURATION=600
+DURATION ?= 300
+soak:
+	@$(MAKE) --no-print-directory tests
+	SOAK_SECONDS=$(DURATION) RCUPOOL_BUILD=$(B) $(B)/tests/test_soak
 
 run: deps
 	@$(MAKE) --no-print-directory all

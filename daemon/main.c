@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
@@ -156,6 +157,21 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si,
 	return sd_event_exit(d->event, 0);
 }
 
+/*
+ * A chunk in a pool holds an fd (docs/DECISIONS.md, fd budget): the soft
+ * RLIMIT_NOFILE goes up to the hard one.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warning("cannot raise RLIMIT_NOFILE: %m");
+	}
+}
+
 static int run(struct daemon *d, const char *socket_option)
 {
 	int r;
@@ -179,10 +195,17 @@ static int run(struct daemon *d, const char *socket_option)
 	if (r < 0)
 		log_errno(LOG_WARNING, r, "watchdog: %m");
 
-	r = reserve_create(d);
+	raise_nofile();
+	d->generation = (uint64_t)getpid() << 32 ^ d->start_usec;
+	r = lending_init(d);
 	if (r < 0)
 		return r;
+	/* Another daemon on the socket is found before the reserve is
+	 * allocated and locked. */
 	r = server_listen(d, socket_option);
+	if (r < 0)
+		return r;
+	r = reserve_create(d);
 	if (r < 0)
 		return r;
 	r = reserve_open_hotplug(d);
@@ -317,6 +340,7 @@ int main(int argc, char **argv)
 
 	r = run(&d, socket_option);
 	server_close(&d);
+	lending_destroy(&d);
 	reserve_destroy(&d);
 	sd_event_source_disable_unref(d.hotplug_src);
 	hotplug_close(d.hotplug);

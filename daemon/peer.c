@@ -158,8 +158,11 @@ bool peer_may(const struct peer *p, enum peer_role role, gid_t attach_gid,
 	case PEER_READ:
 		return true;
 	case PEER_ATTACH:
+		/* Admin implies attach. */
 		return trusted || attach_gid == PEER_NO_GROUP ||
-		       peer_in_group(p, attach_gid);
+		       peer_in_group(p, attach_gid) ||
+		       (admin_gid != PEER_NO_GROUP &&
+			peer_in_group(p, admin_gid));
 	case PEER_ADMIN:
 		return trusted || (admin_gid != PEER_NO_GROUP &&
 				   peer_in_group(p, admin_gid));

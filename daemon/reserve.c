@@ -1,27 +1,32 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The reserve as the daemon runs it: the segment sized from the config,
- * limits written into it, the balancer, CPU hotplug, reclaim of clients
- * that went away, and the census that finds lost pages.
- *
- * A CPU's lists may only be updated from that CPU (pcpu.h), so the
- * balancer pins this thread to each CPU it has work for, moves pages with
- * rseq sequences there, and goes back to its own affinity.
+ * The reserve as the daemon runs it (DESIGN.md section 3): chunks of
+ * chunk_pages pages, each its own sealed memfd, populated from the CPU
+ * whose pool they join and mlocked through the daemon's mapping when
+ * configured; per-CPU pools and a global pool (the books, in this
+ * process's memory only); the balancer moving chunks between them; CPU
+ * hotplug; the census checking the books; fresh chunks created ahead of
+ * need to replace every chunk whose lease ended (a chunk is lent once).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+#include <linux/memfd.h>
 
-#include "census.h"
 #include "cpu.h"
 #include "daemon.h"
 #include "hotplug.h"
 #include "log.h"
-#include "pcpu.h"
-#include "stack.h"
+
+#define AUTO_MAX_CHUNKS 2048 /* reserve.chunk_pages = 0: at most this many */
+#define AUTO_MIN_PAGES	16
+#define HUGE_BYTES	(2u << 20)
+#define REFILL_BATCH	16 /* fresh chunks per event loop iteration */
 
 static cpu_set_t home_affinity;
 static bool pinned;
@@ -38,8 +43,8 @@ static int pin_to(unsigned int cpu)
 	if (sched_setaffinity(0, sizeof(set), &set) < 0)
 		return -errno;
 	pinned = true;
-	/* The kernel migrates us before the call returns; rseq agrees. */
-	return pcpu_current_cpu() == (int)cpu ? 0 : -EAGAIN;
+	/* The kernel migrates us before the call returns. */
+	return sched_getcpu() == (int)cpu ? 0 : -EAGAIN;
 }
 
 static void unpin(void)
@@ -50,17 +55,73 @@ static void unpin(void)
 	pinned = false;
 }
 
-static uint32_t wm(struct conf_count v, uint32_t whole)
+uint64_t daemon_now_usec(void)
 {
-	return (uint32_t)conf_resolve(v, whole);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
+
+/* --- lists and the id hash ----------------------------------------------- */
+
+void list_add(struct chunk_list *l, struct chunk *c)
+{
+	c->prev = NULL;
+	c->next = l->head;
+	if (l->head)
+		l->head->prev = c;
+	l->head = c;
+	l->n++;
+}
+
+void list_del(struct chunk_list *l, struct chunk *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	l->n--;
+}
+
+static void hash_add(struct daemon *d, struct chunk *c)
+{
+	struct chunk **b = &d->hash[c->id & d->hash_mask];
+
+	c->hnext = *b;
+	*b = c;
+}
+
+static void hash_del(struct daemon *d, struct chunk *c)
+{
+	struct chunk **p = &d->hash[c->id & d->hash_mask];
+
+	while (*p && *p != c)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = c->hnext;
+}
+
+struct chunk *reserve_find(const struct daemon *d, uint64_t id)
+{
+	struct chunk *c = d->hash[id & d->hash_mask];
+
+	while (c && c->id != id)
+		c = c->hnext;
+	return c;
+}
+
+/* --- the configured reserve ------------------------------------------------ */
 
 void reserve_slot_limits(const struct daemon *d, const char *name,
 			 uint32_t req_min, uint32_t req_max, uint32_t *min,
 			 uint32_t *max)
 {
 	const struct conf_client *cc = conf_client_find(&d->conf, name);
-	uint64_t total = d->seg.npages;
+	uint64_t total = reserve_pages(d);
 	uint32_t lo = d->conf.limits.client_min_pages;
 	uint32_t hi = (uint32_t)conf_resolve(d->conf.limits.client_max_pages,
 					     total);
@@ -80,233 +141,391 @@ void reserve_slot_limits(const struct daemon *d, const char *name,
 	*max = hi;
 }
 
+uint64_t reserve_pages(const struct daemon *d)
+{
+	return (uint64_t)d->nchunks * d->chunk_pages;
+}
+
+/* Pages -> chunks, rounded up (a floor). */
+static uint32_t chunks_up(const struct daemon *d, uint64_t pages)
+{
+	return (uint32_t)((pages + d->chunk_pages - 1) / d->chunk_pages);
+}
+
 void reserve_apply_limits(struct daemon *d)
 {
-	struct seg *s = &d->seg;
 	uint32_t per = d->conf.reserve.pages_per_cpu;
 
-	atomic_store(&s->hdr->overflow_pages, d->conf.limits.overflow_pages);
-	atomic_store(&s->hdr->drain_interval_ms,
-		     (uint32_t)(d->conf.limits.drain_interval_us / 1000));
-	for (uint32_t c = 0; c < s->ncpus; c++) {
-		struct seg_cpu *cpu = &s->cpu[c];
+	for (unsigned int c = 0; c < d->ncpus; c++) {
+		struct pool_cpu *p = &d->cpu[c];
 
-		atomic_store(&cpu->low, wm(d->conf.balance.low, per));
-		atomic_store(&cpu->target, wm(d->conf.balance.target, per));
-		atomic_store(&cpu->high, wm(d->conf.balance.high, per));
-		atomic_store(&cpu->protect_pages, d->conf.limits.protect_pages);
+		p->low = chunks_up(d, conf_resolve(d->conf.balance.low, per));
+		p->target = chunks_up(d, conf_resolve(d->conf.balance.target,
+						      per));
+		p->high = chunks_up(d, conf_resolve(d->conf.balance.high, per));
+		p->protect = chunks_up(d, d->conf.limits.protect_pages);
+		if (p->target < p->protect)
+			p->target = p->protect;
+		if (p->low > p->target)
+			p->low = p->target;
+		if (p->high < p->target)
+			p->high = p->target;
 	}
-	/* Attached clients get the new limits on their next page request. */
-	for (uint32_t i = 0; i < s->nslots; i++) {
-		struct seg_slot *slot = &s->slot[i];
-		uint32_t min, max;
+	lending_apply_limits(d);
+}
 
-		if (atomic_load(&slot->state) != SEG_SLOT_ATTACHED)
-			continue;
-		reserve_slot_limits(d, slot->name, 0, 0, &min, &max);
-		atomic_store(&slot->min_pages, min);
-		atomic_store(&slot->max_pages, max);
+/* --- chunks ------------------------------------------------------------------ */
+
+/* A fresh chunk, populated from cpu (-1: wherever we run). */
+static struct chunk *chunk_new(struct daemon *d, int cpu)
+{
+	struct chunk *c = calloc(1, sizeof(*c));
+	unsigned int flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+	int r;
+
+	if (!c)
+		return NULL;
+	if (d->hugetlb)
+		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+	c->fd = memfd_create("rcupool-chunk", flags);
+	if (c->fd < 0)
+		goto fail;
+	if (ftruncate(c->fd, (off_t)d->chunk_bytes) < 0)
+		goto fail;
+	if (cpu >= 0 && pin_to((unsigned int)cpu) < 0)
+		cpu = -1;
+	c->map = mmap(NULL, d->chunk_bytes, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_POPULATE, c->fd, 0);
+	if (c->map == MAP_FAILED) {
+		c->map = NULL;
+		goto fail;
 	}
+	/* Touch every page from this CPU: the memory is local to it. */
+	for (uint64_t off = 0; off < d->chunk_bytes; off += d->page_size)
+		((volatile char *)c->map)[off] = 0;
+	if (d->conf.reserve.lock_memory != CONF_LOCK_NO &&
+	    mlock(c->map, d->chunk_bytes) < 0) {
+		d->locked = false;
+		if (!d->lock_warned)
+			log_warning("cannot lock a chunk in memory (%m; "
+				    "RLIMIT_MEMLOCK too low?): carrying on, "
+				    "the reserve may be swapped out");
+		d->lock_warned = true;
+	}
+	if (fcntl(c->fd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto fail;
+	c->id = ++d->next_id;
+	c->cpu = cpu;
+	c->owner = -1;
+	hash_add(d, c);
+	d->stats.chunks_created++;
+	return c;
+fail:
+	r = -errno;
+	if (c->map)
+		munmap(c->map, d->chunk_bytes);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	errno = -r;
+	return NULL;
+}
+
+static void chunk_free(struct daemon *d, struct chunk *c)
+{
+	hash_del(d, c);
+	if (c->map)
+		munmap(c->map, d->chunk_bytes);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+static void to_cpu(struct daemon *d, struct chunk *c, unsigned int cpu)
+{
+	c->where = CHUNK_CPU;
+	c->pool = (int32_t)cpu;
+	list_add(&d->cpu[cpu].free, c);
+	d->n_pool++;
+}
+
+static void to_global(struct daemon *d, struct chunk *c)
+{
+	c->where = CHUNK_GLOBAL;
+	c->pool = -1;
+	list_add(&d->global, c);
+	d->n_pool++;
+}
+
+static void off_pool(struct daemon *d, struct chunk *c)
+{
+	if (c->where == CHUNK_CPU)
+		list_del(&d->cpu[c->pool].free, c);
+	else
+		list_del(&d->global, c);
+	d->n_pool--;
+}
+
+/* The online CPU whose pool is furthest below its target, or -1. */
+static int neediest_cpu(struct daemon *d)
+{
+	int best = -1;
+	int64_t gap = 0;
+
+	for (unsigned int c = 0; c < d->ncpus; c++) {
+		struct pool_cpu *p = &d->cpu[c];
+		int64_t g = (int64_t)p->target - p->free.n;
+
+		if (p->online && g > gap) {
+			gap = g;
+			best = (int)c;
+		}
+	}
+	return best;
+}
+
+/* Create up to max fresh chunks toward the configured size.  Count made. */
+static int refill(struct daemon *d, uint32_t max)
+{
+	uint32_t made = 0;
+
+	while (made < max && d->n_pool + d->n_lent < d->nchunks) {
+		int cpu = d->pin_refused ? -1 : neediest_cpu(d);
+		struct chunk *c = chunk_new(d, cpu);
+
+		if (!c) {
+			d->stats.create_failed++;
+			log_errno(LOG_WARNING, -errno,
+				  "cannot create a chunk: %m; trying again later");
+			break;
+		}
+		if (cpu >= 0)
+			to_cpu(d, c, (unsigned int)cpu);
+		else
+			to_global(d, c);
+		made++;
+	}
+	unpin();
+	return (int)made;
+}
+
+static int on_refill(sd_event_source *src, void *data)
+{
+	struct daemon *d = data;
+	int made = refill(d, REFILL_BATCH);
+
+	if (made <= 0 || d->n_pool + d->n_lent >= d->nchunks)
+		sd_event_source_set_enabled(src, SD_EVENT_OFF);
+	return 0;
+}
+
+void reserve_schedule_refill(struct daemon *d)
+{
+	if (d->refill_src && d->n_pool + d->n_lent < d->nchunks)
+		sd_event_source_set_enabled(d->refill_src, SD_EVENT_ON);
+}
+
+struct chunk *reserve_take(struct daemon *d, int cpu, bool may_protect)
+{
+	struct chunk *c = NULL;
+
+	if (cpu >= 0 && (unsigned int)cpu < d->ncpus) {
+		struct pool_cpu *p = &d->cpu[cpu];
+
+		if (p->free.n > (may_protect ? 0 : p->protect))
+			c = p->free.head;
+		else
+			p->empty++;
+	}
+	if (!c)
+		c = d->global.head;
+	for (unsigned int k = 0; !c && k < d->ncpus; k++) {
+		struct pool_cpu *p = &d->cpu[k];
+
+		if (p->free.n > (may_protect ? 0 : p->protect))
+			c = p->free.head;
+	}
+	if (c)
+		off_pool(d, c);
+	return c;
+}
+
+void reserve_retire(struct daemon *d, struct chunk *c)
+{
+	d->stats.chunks_retired++;
+	chunk_free(d, c);
+	reserve_schedule_refill(d);
 }
 
 int reserve_create(struct daemon *d)
 {
-	uint64_t npages = conf_reserve_pages(&d->conf, d->ncpus);
-	struct seg_params p = {
-		.page_size = d->conf.reserve.page_size,
-		.ncpus = d->ncpus,
-		.npages = (uint32_t)npages,
-		.nslots = d->conf.limits.max_clients,
-		.lock = (enum seg_lock)d->conf.reserve.lock_memory,
-		.huge = (enum seg_huge)d->conf.reserve.hugepages,
-		.name = "rcupool-reserve",
-	};
-	struct seg_error err;
-	int r;
+	uint64_t want = conf_reserve_pages(&d->conf, d->ncpus);
+	uint32_t hash_size = 1024;
+	long sys = sysconf(_SC_PAGESIZE);
+	int made;
 
-	if (npages > SEG_MAX_PAGES)
-		return log_errno(LOG_ERR, -E2BIG,
-				 "a reserve of %llu pages is more than %u",
-				 (unsigned long long)npages, SEG_MAX_PAGES);
-	r = seg_create(&p, &d->seg, &err);
-	if (r < 0)
-		return log_errno(LOG_ERR, r, "%s", err.msg);
-	if (p.lock == SEG_LOCK_YES && !d->seg.locked)
-		log_warning("the reserve is not locked in memory (RLIMIT_MEMLOCK "
-			    "too low?); carrying on, it may be swapped out");
-	if (p.huge == SEG_HUGE_AUTO && !d->seg.hugetlb)
-		log_info("no huge pages available: the reserve uses normal pages");
-	d->lost_seen = calloc(d->seg.npages, 1);
-	if (!d->lost_seen)
+	d->page_size = d->conf.reserve.page_size;
+	d->chunk_pages = d->conf.reserve.chunk_pages;
+	if (d->conf.reserve.hugepages != CONF_HUGE_NO) {
+		int fd = memfd_create("rcupool-probe",
+				      MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
+
+		if (fd >= 0 && ftruncate(fd, HUGE_BYTES) == 0 &&
+		    fallocate(fd, 0, 0, HUGE_BYTES) == 0)
+			d->hugetlb = true;
+		if (fd >= 0)
+			close(fd);
+		if (!d->hugetlb && d->conf.reserve.hugepages == CONF_HUGE_YES)
+			return log_errno(LOG_ERR, -ENOMEM,
+					 "reserve.hugepages = yes but no 2 MiB "
+					 "huge page can be had");
+		if (!d->hugetlb)
+			log_info("no huge pages available: the reserve uses "
+				 "normal pages");
+	}
+	if (d->hugetlb) {
+		d->chunk_pages = HUGE_BYTES / d->page_size;
+	} else if (!d->chunk_pages) {
+		d->chunk_pages = (uint32_t)((want + AUTO_MAX_CHUNKS - 1) /
+					    AUTO_MAX_CHUNKS);
+		if (d->chunk_pages < AUTO_MIN_PAGES)
+			d->chunk_pages = AUTO_MIN_PAGES;
+	}
+	d->chunk_bytes = (uint64_t)d->chunk_pages * d->page_size;
+	if (sys > 0 && d->chunk_bytes % (uint64_t)sys)
+		return log_errno(LOG_ERR, -EINVAL,
+				 "a chunk of %u pages of %u bytes is not a "
+				 "whole number of system pages",
+				 d->chunk_pages, d->page_size);
+	/* The configured size, rounded up to whole chunks. */
+	d->nchunks = (uint32_t)((want + d->chunk_pages - 1) / d->chunk_pages);
+	while (hash_size < 2 * (uint64_t)d->nchunks && hash_size < (1u << 24))
+		hash_size <<= 1;
+	d->hash = calloc(hash_size, sizeof(*d->hash));
+	d->hash_mask = hash_size - 1;
+	d->cpu = calloc(d->ncpus, sizeof(*d->cpu));
+	if (!d->hash || !d->cpu)
 		return log_errno(LOG_ERR, -ENOMEM, "out of memory");
-	d->pinning = pcpu_available();
-	if (!d->pinning)
-		log_notice("no restartable sequences in this process: every "
-			   "page stays in the global pool");
+	d->locked = d->conf.reserve.lock_memory != CONF_LOCK_NO;
+	{
+		bool online[CPU_MAX];
+
+		if (cpu_list_read("/sys/devices/system/cpu/online", online,
+				  CPU_MAX) < 0)
+			memset(online, 1, sizeof(online));
+		for (unsigned int c = 0; c < d->ncpus; c++)
+			d->cpu[c].online = online[c];
+	}
+	/* Probe pinning once: a sandbox may refuse it. */
+	if (pin_to(0) == -EPERM) {
+		log_warning("cannot run on a chosen CPU (sched_setaffinity "
+			    "refused): chunks are populated wherever the "
+			    "daemon runs");
+		d->pin_refused = true;
+	}
+	unpin();
 	reserve_apply_limits(d);
-	log_info("reserve: %u pages of %u bytes (%llu KiB), %u CPUs, %u client "
-		 "slots%s%s",
-		 d->seg.npages, d->seg.page_size,
-		 (unsigned long long)d->seg.npages * d->seg.page_size / 1024,
-		 d->seg.ncpus, d->seg.nslots, d->seg.locked ? ", locked" : "",
-		 d->seg.hugetlb ? ", huge pages" : "");
+	made = refill(d, d->nchunks);
+	if ((uint32_t)made < d->nchunks)
+		return log_errno(LOG_ERR, -ENOMEM,
+				 "could create %d of the %u chunks of the "
+				 "reserve",
+				 made, d->nchunks);
+	if (d->conf.reserve.lock_memory == CONF_LOCK_REQUIRED && !d->locked)
+		return log_errno(LOG_ERR, -EPERM,
+				 "reserve.lock_memory = required but the "
+				 "reserve cannot be locked (raise "
+				 "LimitMEMLOCK=)");
+	log_info("reserve: %u chunks of %u pages of %u bytes (%llu KiB), %u "
+		 "CPUs, %u client slots%s%s",
+		 d->nchunks, d->chunk_pages, d->page_size,
+		 (unsigned long long)(reserve_pages(d) * d->page_size / 1024),
+		 d->ncpus, d->nslots, d->locked ? ", locked" : "",
+		 d->hugetlb ? ", huge pages" : "");
 	reserve_balance(d);
-	return 0;
+	return sd_event_add_defer(d->event, &d->refill_src, on_refill, d) < 0
+		       ? log_errno(LOG_ERR, -ENOMEM, "refill source: %m")
+		       : (sd_event_source_set_enabled(d->refill_src,
+						      SD_EVENT_OFF),
+			  0);
 }
 
 void reserve_destroy(struct daemon *d)
 {
-	seg_unmap(&d->seg);
-	free(d->lost_seen);
-	d->lost_seen = NULL;
-}
+	struct chunk *c;
 
-/* Global pool -> this CPU's list; we are pinned to cpu. */
-static int fill(struct daemon *d, unsigned int cpu, enum pcpu_list which,
-		uint32_t k)
-{
-	struct seg *s = &d->seg;
-	uint32_t first, last;
-	int n, r;
-
-	n = stack_pop_chain(s, &s->global->free, k, &first, &last);
-	if (n <= 0)
-		return n;
-	r = pcpu_push_chain(s, which, first, last);
-	if (r < 0) {
-		stack_push_chain(s, &s->global->free, first, last);
-		return r;
+	d->refill_src = sd_event_source_disable_unref(d->refill_src);
+	for (unsigned int k = 0; d->cpu && k < d->ncpus; k++)
+		while ((c = d->cpu[k].free.head)) {
+			off_pool(d, c);
+			chunk_free(d, c);
+		}
+	while ((c = d->global.head)) {
+		off_pool(d, c);
+		chunk_free(d, c);
 	}
-	if ((unsigned int)r != cpu)
-		log_debug("balancer: %d pages meant for CPU %u went to CPU %d",
-			  n, cpu, r);
-	atomic_fetch_add_explicit(&s->cpu[r].stats.moved_in, (uint64_t)n,
-				  memory_order_relaxed);
-	d->stats.pages_moved += (uint64_t)n;
-	return n;
+	free(d->cpu);
+	d->cpu = NULL;
+	free(d->hash);
+	d->hash = NULL;
 }
 
-/* This CPU's list -> global pool; we are pinned to cpu. */
-static int drain(struct daemon *d, unsigned int cpu, enum pcpu_list which,
-		 uint32_t k)
-{
-	struct seg *s = &d->seg;
-	uint32_t first, last;
-	int n, where = (int)cpu;
-
-	n = pcpu_pop_chain(s, which, k, &first, &last, &where);
-	if (n <= 0)
-		return n;
-	stack_push_chain(s, &s->global->free, first, last);
-	atomic_fetch_add_explicit(&s->cpu[where].stats.moved_out, (uint64_t)n,
-				  memory_order_relaxed);
-	d->stats.pages_moved += (uint64_t)n;
-	return n;
-}
-
-/* How far one list is from where it should be: pages to add (> 0) or remove. */
-static int64_t wanted(struct daemon *d, struct seg_stack *st, uint32_t low,
-		      uint32_t target, uint32_t high)
-{
-	int64_t n = stack_count(&d->seg, st, d->seg.npages);
-
-	if (n < 0)
-		return 0; /* corrupt: counted; the census deals with it */
-	if (n < low || n > high)
-		return (int64_t)target - n;
-	return 0;
-}
+/* --- the balancer: bookkeeping only ----------------------------------------- */
 
 void reserve_balance(struct daemon *d)
 {
-	struct seg *s = &d->seg;
-
 	d->stats.balance_runs++;
-	if (!d->pinning)
-		return;
-	for (unsigned int c = 0; c < s->ncpus; c++) {
-		struct seg_cpu *cpu = &s->cpu[c];
-		uint32_t protect = atomic_load(&cpu->protect_pages);
-		int64_t want_free, want_protect;
-		int r;
+	for (unsigned int k = 0; k < d->ncpus; k++) {
+		struct pool_cpu *p = &d->cpu[k];
+		struct chunk *c;
 
-		if (!atomic_load(&cpu->online))
+		if (!p->online)
 			continue;
-		want_free = wanted(d, &cpu->free, atomic_load(&cpu->low),
-				   atomic_load(&cpu->target),
-				   atomic_load(&cpu->high));
-		want_protect = wanted(d, &cpu->protect, protect, protect,
-				      protect);
-		if (!want_free && !want_protect)
-			continue;
-		r = pin_to(c);
-		if (r == -EPERM || r == -EACCES) {
-			/* A sandbox refusing sched_setaffinity: say it once. */
-			if (!d->pin_refused)
-				log_errno(LOG_WARNING, r,
-					  "cannot run on CPU %u to fill its "
-					  "lists (%m): clients will use the "
-					  "global pool only; allow "
-					  "sched_setaffinity",
-					  c);
-			d->pin_refused = true;
-			break;
+		if (p->free.n < p->low || p->free.n < p->protect) {
+			while (p->free.n < p->target && (c = d->global.head)) {
+				off_pool(d, c);
+				to_cpu(d, c, k);
+				p->moved_in++;
+				d->stats.chunks_moved++;
+			}
+		} else if (p->free.n > p->high) {
+			while (p->free.n > p->target) {
+				c = p->free.head;
+				off_pool(d, c);
+				to_global(d, c);
+				p->moved_out++;
+				d->stats.chunks_moved++;
+			}
 		}
-		if (r < 0)
-			continue; /* going offline: hotplug will tell us */
-		if (want_protect > 0)
-			fill(d, c, PCPU_PROTECT, (uint32_t)want_protect);
-		else if (want_protect < 0)
-			drain(d, c, PCPU_PROTECT, (uint32_t)-want_protect);
-		if (want_free > 0)
-			fill(d, c, PCPU_FREE, (uint32_t)want_free);
-		else if (want_free < 0)
-			drain(d, c, PCPU_FREE, (uint32_t)-want_free);
 	}
-	unpin();
 }
 
 void reserve_cpu_offline(struct daemon *d, unsigned int cpu)
 {
-	struct seg *s = &d->seg;
-	int n, m;
+	struct pool_cpu *p;
+	struct chunk *c;
+	uint32_t n = 0;
 
-	if (cpu >= s->ncpus)
+	if (cpu >= d->ncpus)
 		return;
-	/*
-	 * No sequence commits on a CPU whose online word is 0.  Either we
-	 * run on that CPU now (so nothing else does, and a sequence we
-	 * preempted restarts and sees the 0), or it is really offline (so
-	 * nothing runs there): both make plain CAS moves safe.
-	 */
-	atomic_store(&s->cpu[cpu].online, 0);
-	(void)pin_to(cpu);
-	n = stack_move_all(s, &s->cpu[cpu].free, &s->global->free);
-	m = stack_move_all(s, &s->cpu[cpu].protect, &s->global->free);
-	unpin();
-	if (n > 0 || m > 0) {
-		atomic_fetch_add(&s->cpu[cpu].stats.moved_out,
-				 (uint64_t)(n > 0 ? n : 0) + (m > 0 ? m : 0));
-		d->stats.pages_moved += (uint64_t)(n > 0 ? n : 0) + (m > 0 ? m : 0);
+	p = &d->cpu[cpu];
+	p->online = false;
+	while ((c = p->free.head)) {
+		off_pool(d, c);
+		to_global(d, c);
+		n++;
 	}
-	log_info("CPU %u offline: %d pages back to the global pool", cpu,
-		 (n > 0 ? n : 0) + (m > 0 ? m : 0));
+	p->moved_out += n;
+	d->stats.chunks_moved += n;
+	log_info("CPU %u offline: %u chunks back to the global pool", cpu, n);
 }
 
 void reserve_cpu_online(struct daemon *d, unsigned int cpu)
 {
-	struct seg *s = &d->seg;
-
-	if (cpu >= s->ncpus || atomic_load(&s->cpu[cpu].online))
+	if (cpu >= d->ncpus || d->cpu[cpu].online)
 		return;
-	/* Mark it from the CPU itself, then fill it there. */
-	if (pin_to(cpu) < 0) {
-		log_warning("CPU %u reported online but cannot run there", cpu);
-		unpin();
-		return;
-	}
-	atomic_store(&s->cpu[cpu].online, 1);
-	unpin();
+	d->cpu[cpu].online = true;
 	log_info("CPU %u online", cpu);
 	reserve_balance(d);
 }
@@ -321,165 +540,119 @@ void reserve_resync_cpus(struct daemon *d)
 			  "cannot read /sys/devices/system/cpu/online: %m");
 		return;
 	}
-	for (unsigned int c = 0; c < d->seg.ncpus; c++) {
-		bool now = atomic_load(&d->seg.cpu[c].online);
-
-		if (now && !online[c])
+	for (unsigned int c = 0; c < d->ncpus; c++) {
+		if (d->cpu[c].online && !online[c])
 			reserve_cpu_offline(d, c);
-		else if (!now && online[c])
+		else if (!d->cpu[c].online && online[c])
 			reserve_cpu_online(d, c);
 	}
 }
 
-/* Every counter of a slot back to zero; the peak restarts from now. */
-static void slot_zero_counters(struct seg_slot *sl)
+/* --- the census: the books checked against themselves ---------------------- */
+
+static int check(char *why, size_t whylen, const char *what, uint64_t a,
+		 uint64_t b)
 {
-	atomic_store(&sl->held_peak, atomic_load(&sl->held));
-	atomic_store(&sl->pages_got, 0);
-	atomic_store(&sl->denied, 0);
-	atomic_store(&sl->depletions, 0);
-	atomic_store(&sl->fb_overflow, 0);
-	atomic_store(&sl->fb_head, 0);
-	atomic_store(&sl->fb_sync, 0);
-	atomic_store(&sl->objects, 0);
+	if (a == b)
+		return 0;
+	snprintf(why, whylen, "%s: %llu, expected %llu", what,
+		 (unsigned long long)a, (unsigned long long)b);
+	return -EUCLEAN;
 }
 
-uint32_t reserve_reclaim_slot(struct daemon *d, uint32_t slot)
+int reserve_census(struct daemon *d, char *why, size_t whylen)
 {
-	struct seg *s = &d->seg;
-	struct seg_slot *sl = &s->slot[slot];
-	uint32_t owner = seg_owner_of_slot(slot), first = 0, prev = 0, n = 0;
+	uint64_t pool = 0, lent = 0, hashed = 0;
+	int r = 0;
 
-	atomic_store(&sl->state, SEG_SLOT_DEAD);
-	/* Every page the slot owns: filling, or waiting for a grace period. */
-	for (uint32_t p = 0; p < s->npages; p++) {
-		if (atomic_load_explicit(&s->owner[p], memory_order_relaxed) !=
-		    owner)
-			continue;
-		atomic_store_explicit(&s->owner[p], SEG_OWNER_FREE,
-				      memory_order_relaxed);
-		if (n++ == 0)
-			first = p;
-		else
-			atomic_store_explicit(&s->next[prev], p + 1,
-					      memory_order_relaxed);
-		prev = p;
-	}
-	if (n)
-		stack_push_chain(s, &s->global->free, first, prev);
-	d->stats.pages_reclaimed += n;
-
-	/* Counters fold into nothing: the slot is new for its next client. */
-	atomic_store(&sl->held, 0);
-	slot_zero_counters(sl);
-	atomic_store(&sl->pid, 0);
-	memset(sl->name, 0, sizeof(sl->name));
-	atomic_store(&sl->state, SEG_SLOT_FREE);
-	return n;
-}
-
-int reserve_census(struct daemon *d, bool repair)
-{
-	struct seg *s = &d->seg;
-	struct census c;
-	uint32_t marked = 0, returned = 0;
-	int r;
-
-	r = census_take(s, &c);
-	if (r < 0)
-		return log_errno(LOG_WARNING, r, "census: %m");
 	d->stats.census_runs++;
-	if (c.duplicated || c.bad)
-		log_warning("census: %u pages on two lists or listed while "
-			    "held, %u bad indices",
-			    c.duplicated, c.bad);
-	for (uint32_t p = 0; p < s->npages && repair; p++) {
-		_Atomic uint32_t *o = &s->owner[p];
-		uint32_t v = atomic_load(o);
+	for (unsigned int k = 0; k < d->ncpus && !r; k++) {
+		uint32_t n = 0;
 
-		if (c.where[p] == CENSUS_LISTED) {
-			/* Listed after all: drop any mark. */
-			uint32_t mark = SEG_OWNER_REPAIR;
-
-			if (v == SEG_OWNER_REPAIR)
-				atomic_compare_exchange_strong(o, &mark,
-							       SEG_OWNER_FREE);
-			d->lost_seen[p] = 0;
-			continue;
-		}
-		if (c.where[p] == CENSUS_HELD) {
-			uint32_t slot = v - 1;
-
-			/* Held by a slot nobody is attached to: orphaned. */
-			if (atomic_load(&s->slot[slot].state) !=
-			    SEG_SLOT_ATTACHED &&
-			    ++d->lost_seen[p] >= 2) {
-				uint32_t want = v;
-
-				if (atomic_compare_exchange_strong(
-					    o, &want, SEG_OWNER_FREE)) {
-					stack_push(s, &s->global->free, p);
-					returned++;
-				}
-				d->lost_seen[p] = 0;
-			}
-			continue;
-		}
-		if (c.where[p] != CENSUS_LOST) {
-			d->lost_seen[p] = 0;
-			continue;
-		}
-		if (c.unstable)
-			continue; /* no decision on a census that was not a snapshot */
-		if (v == SEG_OWNER_FREE) {
-			uint32_t want = SEG_OWNER_FREE;
-
-			/* Step 1: mark the suspect. */
-			if (atomic_compare_exchange_strong(o, &want,
-							   SEG_OWNER_REPAIR)) {
-				d->lost_seen[p] = 1;
-				marked++;
-			}
-		} else if (v == SEG_OWNER_REPAIR && d->lost_seen[p]) {
-			uint32_t want = SEG_OWNER_REPAIR;
-
-			/* Step 2: untouched since and still on no list. */
-			if (atomic_compare_exchange_strong(o, &want,
-							   SEG_OWNER_FREE)) {
-				stack_push(s, &s->global->free, p);
-				returned++;
-			}
-			d->lost_seen[p] = 0;
-		}
+		for (struct chunk *c = d->cpu[k].free.head; c; c = c->next, n++)
+			if (c->where != CHUNK_CPU || c->pool != (int32_t)k)
+				r = check(why, whylen, "chunk in a CPU pool",
+					  c->where, CHUNK_CPU);
+		if (!r)
+			r = check(why, whylen, "CPU pool count", n,
+				  d->cpu[k].free.n);
+		pool += n;
 	}
-	if (returned) {
-		d->stats.pages_repaired += returned;
-		log_notice("census: %u lost pages returned to the global pool",
-			   returned);
+	if (!r) {
+		uint32_t n = 0;
+
+		for (struct chunk *c = d->global.head; c; c = c->next, n++)
+			if (c->where != CHUNK_GLOBAL)
+				r = check(why, whylen, "chunk in the global pool",
+					  c->where, CHUNK_GLOBAL);
+		if (!r)
+			r = check(why, whylen, "global pool count", n,
+				  d->global.n);
+		pool += n;
 	}
-	if (marked)
-		log_debug("census: %u pages on no list, checking again", marked);
-	census_release(&c);
-	return (int)returned;
+	for (uint32_t s = 0; s < d->nslots && !r; s++) {
+		struct client *cl = &d->clients[s];
+		uint32_t n = 0;
+
+		for (struct chunk *c = cl->lent.head; c; c = c->next, n++)
+			if (c->where != CHUNK_LENT || c->owner != (int32_t)s)
+				r = check(why, whylen, "chunk lent", c->owner,
+					  s);
+		if (!r)
+			r = check(why, whylen, "client's lent count", n,
+				  cl->lent.n);
+		if (!r && cl->state == CLIENT_FREE)
+			r = check(why, whylen, "chunks lent to a free slot", n,
+				  0);
+		lent += n;
+	}
+	for (uint32_t b = 0; b <= d->hash_mask && !r; b++)
+		for (struct chunk *c = d->hash[b]; c; c = c->hnext)
+			hashed++;
+	if (!r)
+		r = check(why, whylen, "chunks in pools", pool, d->n_pool);
+	if (!r)
+		r = check(why, whylen, "chunks lent", lent, d->n_lent);
+	if (!r)
+		r = check(why, whylen, "chunks known", hashed, pool + lent);
+	if (r) {
+		d->stats.census_errors++;
+		log_error("census: the books disagree: %s", why);
+		return r;
+	}
+	for (uint32_t s = 0; s < d->nslots; s++)
+		if (d->clients[s].state != CLIENT_FREE)
+			lending_refresh(d, &d->clients[s]);
+	snprintf(why, whylen,
+		 "%llu pages: %llu free in %u chunks, %llu lent in %u chunks, "
+		 "%u chunks to create; 0 on no list, 0 on two lists, 0 bad",
+		 (unsigned long long)((pool + lent) * d->chunk_pages),
+		 (unsigned long long)(pool * d->chunk_pages), d->n_pool,
+		 (unsigned long long)(lent * d->chunk_pages), d->n_lent,
+		 d->nchunks > d->n_pool + d->n_lent
+			 ? d->nchunks - d->n_pool - d->n_lent
+			 : 0);
+	return 0;
 }
 
 void reserve_reset_stats(struct daemon *d)
 {
-	struct seg *s = &d->seg;
+	uint64_t reloads = d->stats.reloads;
 
 	memset(&d->stats, 0, sizeof(d->stats));
-	atomic_store(&s->global->stats.empty, 0);
-	for (uint32_t c = 0; c < s->ncpus; c++) {
-		atomic_store(&s->cpu[c].stats.empty, 0);
-		atomic_store(&s->cpu[c].stats.moved_in, 0);
-		atomic_store(&s->cpu[c].stats.moved_out, 0);
+	d->stats.reloads = reloads;
+	for (unsigned int c = 0; c < d->ncpus; c++) {
+		d->cpu[c].empty = 0;
+		d->cpu[c].moved_in = 0;
+		d->cpu[c].moved_out = 0;
 	}
-	for (uint32_t i = 0; i < s->nslots; i++) {
-		struct seg_slot *sl = &s->slot[i];
+	for (uint32_t i = 0; i < d->nslots; i++) {
+		struct client *cl = &d->clients[i];
 
-		slot_zero_counters(sl);
+		memcpy(cl->view.base, cl->view.v, sizeof(cl->view.base));
+		cl->bad = cl->chunks_got = cl->chunks_put = 0;
+		cl->denied = cl->empty = cl->throttled = 0;
 	}
-	atomic_store(&s->hdr->bad_index, 0);
 }
 
 static int on_balance_timer(sd_event_source *src, uint64_t usec, void *data)
@@ -494,8 +667,9 @@ static int on_balance_timer(sd_event_source *src, uint64_t usec, void *data)
 static int on_census_timer(sd_event_source *src, uint64_t usec, void *data)
 {
 	struct daemon *d = data;
+	char why[256];
 
-	reserve_census(d, true);
+	reserve_census(d, why, sizeof(why));
 	daemon_notify_status(d);
 	if (d->conf.balance.census_interval_us)
 		sd_event_source_set_time(src,

@@ -2,87 +2,112 @@
 /*
  * The control socket: connections, permissions, and every request of the
  * protocol (proto.h).  A request that can be decoded gets a reply, with an
- * error code and a message naming what was wrong; bytes that cannot be
- * decoded close an unattached connection and are dropped (with a warning)
- * on an attached one, whose closing would take its pages back.
+ * error code and a message naming what was wrong.  Anyone who can connect
+ * costs a bounded amount (DESIGN.md section 5, trust model): unattached
+ * connections are a budget of their own (at most
+ * access.max_connections_per_uid per uid, UNATTACHED_MAX in all), closed
+ * after access.idle_timeout without a request; attach slots are only
+ * taken by ATTACH; what a peer sends is logged at a bounded rate.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/genetlink.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
-#include "census.h"
 #include "daemon.h"
+#include "leaseshm.h"
 #include "listen.h"
 #include "log.h"
 #include "proto.h"
 #include "settings.h"
 #include "stats.h"
 
-/* Connections beyond the client slots, for rcupoolctl and friends. */
-#define EXTRA_CONNECTIONS 64
-#define TOP_CONSUMERS	  5
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+#define UNATTACHED_MAX	256 /* connections not attached, all uids */
+#define TOP_CONSUMERS	5
+#define LOG_BURST	5	  /* lines a peer may cause per window */
+#define LOG_WINDOW_USEC 1000000
 
 struct conn {
 	struct conn *next, *prev;
 	struct daemon *d;
 	int fd;
 	sd_event_source *src;
+	sd_event_source *idle_src;     /* unattached: closed when it fires */
+	sd_event_source *throttle_src; /* CHUNK_PUT rate: read again then */
 	struct peer peer;
 	char who[128];
-	int slot; /* -1: not attached */
-	int kick_fd;
-	sd_event_source *kick_src;
-	uint64_t attached_usec;
+	int pidfd; /* the peer's process, until attach takes it */
+	struct client *client; /* NULL: not attached */
+	uint64_t log_usec;
+	uint32_t log_lines, log_suppressed;
 };
 
 static void *rxbuf;
 
-static uint64_t now_usec(void)
+/* A warning about what a peer did, at most LOG_BURST a second per peer. */
+static void conn_log(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void conn_log(struct conn *c, const char *fmt, ...)
 {
-	struct timespec ts;
+	uint64_t now = daemon_now_usec();
+	char text[512];
+	va_list ap;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void conn_detach(struct conn *c)
-{
-	struct daemon *d = c->d;
-	uint32_t n;
-
-	if (c->slot < 0)
+	if (now - c->log_usec >= LOG_WINDOW_USEC) {
+		if (c->log_suppressed)
+			log_warning("%s: %u messages suppressed", c->who,
+				    c->log_suppressed);
+		c->log_usec = now;
+		c->log_lines = 0;
+		c->log_suppressed = 0;
+	}
+	if (c->log_lines >= LOG_BURST) {
+		c->log_suppressed++;
 		return;
-	n = reserve_reclaim_slot(d, (uint32_t)c->slot);
-	log_info("%s detached from slot %d; %u pages back to the reserve",
-		 c->who, c->slot, n);
-	c->slot = -1;
-	d->n_attached--;
-	c->kick_src = sd_event_source_disable_unref(c->kick_src);
-	if (c->kick_fd >= 0)
-		close(c->kick_fd);
-	c->kick_fd = -1;
-	daemon_notify_status(d);
+	}
+	c->log_lines++;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_warning("%s: %s", c->who, text);
 }
 
 static void conn_free(struct conn *c)
 {
 	struct daemon *d = c->d;
 
-	conn_detach(c);
+	if (c->client) {
+		lending_detach(d, c->client);
+		c->client = NULL;
+	} else {
+		d->n_unattached--;
+	}
+	if (c->log_suppressed)
+		log_warning("%s: %u messages suppressed", c->who,
+			    c->log_suppressed);
 	c->src = sd_event_source_disable_unref(c->src);
+	c->idle_src = sd_event_source_disable_unref(c->idle_src);
+	c->throttle_src = sd_event_source_disable_unref(c->throttle_src);
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -92,6 +117,14 @@ static void conn_free(struct conn *c)
 	d->n_conns--;
 	peer_free(&c->peer);
 	free(c);
+}
+
+void server_conn_gone(struct conn *c)
+{
+	/* The process exited (lending_release): the slot goes with it. */
+	c->client = NULL;
+	c->d->n_unattached++;
+	conn_free(c);
 }
 
 static int send_reply(struct conn *c, struct nl_msg *msg, const int *fds,
@@ -127,105 +160,124 @@ static int reply_error(struct conn *c, const struct proto_msg *req, int error,
 
 /* --- what the daemon reports ------------------------------------------- */
 
-static void fill_status(struct daemon *d, const struct census *cs,
-			struct stats_row *row)
+static uint64_t shown(const struct client *cl, int i)
 {
-	struct seg *s = &d->seg;
-	uint64_t depl = 0, denied = 0, fb = 0;
-	uint32_t online = 0;
+	return cl->view.v[i] - (cl->view.v[i] >= cl->view.base[i]
+					? cl->view.base[i]
+					: cl->view.v[i]);
+}
+
+static void fill_status(struct daemon *d, struct stats_row *row)
+{
+	uint64_t fb = 0, held = 0;
+	uint32_t online = 0, cp = d->chunk_pages;
 
 	memset(row, 0, sizeof(*row));
-	for (uint32_t i = 0; i < s->nslots; i++) {
-		struct seg_slot *sl = &s->slot[i];
+	for (uint32_t i = 0; i < d->nslots; i++) {
+		struct client *cl = &d->clients[i];
 
-		if (atomic_load(&sl->state) != SEG_SLOT_ATTACHED)
+		if (cl->state == CLIENT_FREE)
 			continue;
-		depl += atomic_load(&sl->depletions);
-		denied += atomic_load(&sl->denied);
-		fb += atomic_load(&sl->fb_overflow) + atomic_load(&sl->fb_head) +
-		      atomic_load(&sl->fb_sync);
+		lending_refresh(d, cl);
+		held += cl->view.v[LEASE_C_HELD];
+		fb += shown(cl, LEASE_C_FB_OVERFLOW) +
+		      shown(cl, LEASE_C_FB_HEAD) + shown(cl, LEASE_C_FB_SYNC);
 	}
-	for (uint32_t c = 0; c < s->ncpus; c++)
-		online += atomic_load(&s->cpu[c].online) ? 1 : 0;
+	for (uint32_t c = 0; c < d->ncpus; c++)
+		online += d->cpu[c].online ? 1 : 0;
 	stats_set_s(row, PROTO_STATUS_VERSION, RCUPOOL_VERSION);
 	stats_set_u(row, PROTO_STATUS_PID, (uint64_t)getpid());
-	stats_set_u(row, PROTO_STATUS_UPTIME_USEC, now_usec() - d->start_usec);
-	stats_set_u(row, PROTO_STATUS_PAGE_SIZE, s->page_size);
-	stats_set_u(row, PROTO_STATUS_CPUS, s->ncpus);
+	stats_set_u(row, PROTO_STATUS_UPTIME_USEC,
+		    daemon_now_usec() - d->start_usec);
+	stats_set_u(row, PROTO_STATUS_PAGE_SIZE, d->page_size);
+	stats_set_u(row, PROTO_STATUS_CPUS, d->ncpus);
 	stats_set_u(row, PROTO_STATUS_CPUS_ONLINE, online);
-	stats_set_u(row, PROTO_STATUS_PAGES_TOTAL, s->npages);
-	stats_set_u(row, PROTO_STATUS_PAGES_FREE, cs->free);
-	stats_set_u(row, PROTO_STATUS_PAGES_GLOBAL, cs->global);
-	stats_set_u(row, PROTO_STATUS_PAGES_HELD, cs->held);
+	stats_set_u(row, PROTO_STATUS_PAGES_TOTAL,
+		    (uint64_t)(d->n_pool + d->n_lent) * cp);
+	stats_set_u(row, PROTO_STATUS_PAGES_FREE, (uint64_t)d->n_pool * cp);
+	stats_set_u(row, PROTO_STATUS_PAGES_GLOBAL, (uint64_t)d->global.n * cp);
+	stats_set_u(row, PROTO_STATUS_PAGES_HELD, held);
 	stats_set_u(row, PROTO_STATUS_CLIENTS, d->n_attached);
-	stats_set_u(row, PROTO_STATUS_MAX_CLIENTS, s->nslots);
-	stats_set_u(row, PROTO_STATUS_DEPLETIONS, depl);
-	stats_set_u(row, PROTO_STATUS_DENIED, denied);
+	stats_set_u(row, PROTO_STATUS_MAX_CLIENTS, d->nslots);
+	stats_set_u(row, PROTO_STATUS_DEPLETIONS, d->stats.depletions);
+	stats_set_u(row, PROTO_STATUS_DENIED, d->stats.denied);
 	stats_set_u(row, PROTO_STATUS_FALLBACKS, fb);
 	stats_set_u(row, PROTO_STATUS_KICKS, d->stats.kicks);
 	stats_set_u(row, PROTO_STATUS_BALANCE_RUNS, d->stats.balance_runs);
-	stats_set_u(row, PROTO_STATUS_PAGES_MOVED, d->stats.pages_moved);
+	stats_set_u(row, PROTO_STATUS_PAGES_MOVED,
+		    d->stats.chunks_moved * cp);
 	stats_set_u(row, PROTO_STATUS_PAGES_RECLAIMED, d->stats.pages_reclaimed);
-	stats_set_u(row, PROTO_STATUS_PAGES_REPAIRED, d->stats.pages_repaired);
+	stats_set_u(row, PROTO_STATUS_PAGES_REPAIRED, 0);
 	stats_set_u(row, PROTO_STATUS_CENSUS_RUNS, d->stats.census_runs);
-	stats_set_u(row, PROTO_STATUS_BAD_INDEX, atomic_load(&s->hdr->bad_index));
-	stats_set_u(row, PROTO_STATUS_LOCKED, s->locked);
-	stats_set_u(row, PROTO_STATUS_HUGETLB, s->hugetlb);
+	stats_set_u(row, PROTO_STATUS_BAD_INDEX, d->stats.census_errors);
+	stats_set_u(row, PROTO_STATUS_LOCKED, d->locked);
+	stats_set_u(row, PROTO_STATUS_HUGETLB, d->hugetlb);
 	stats_set_u(row, PROTO_STATUS_RELOADS, d->stats.reloads);
+	stats_set_u(row, PROTO_STATUS_PAGES_LENT, (uint64_t)d->n_lent * cp);
+	stats_set_u(row, PROTO_STATUS_CHUNK_PAGES, cp);
+	stats_set_u(row, PROTO_STATUS_CHUNKS_TOTAL, d->n_pool + d->n_lent);
+	stats_set_u(row, PROTO_STATUS_CHUNKS_FREE, d->n_pool);
+	stats_set_u(row, PROTO_STATUS_CHUNKS_RETIRED, d->stats.chunks_retired);
+	stats_set_u(row, PROTO_STATUS_BAD, d->stats.bad);
 }
 
-static void fill_cpu(struct daemon *d, const struct census *cs, uint32_t c,
-		     struct stats_row *row)
+static void fill_cpu(struct daemon *d, uint32_t c, struct stats_row *row)
 {
-	struct seg_cpu *cpu = &d->seg.cpu[c];
+	struct pool_cpu *p = &d->cpu[c];
+	uint32_t cp = d->chunk_pages;
+	uint32_t prot = p->free.n < p->protect ? p->free.n : p->protect;
 
 	memset(row, 0, sizeof(*row));
 	stats_set_u(row, PROTO_CPU_ID, c);
-	stats_set_u(row, PROTO_CPU_ONLINE, atomic_load(&cpu->online) ? 1 : 0);
-	stats_set_u(row, PROTO_CPU_FREE, cs->cpu_free[c]);
-	stats_set_u(row, PROTO_CPU_PROTECT, cs->cpu_protect[c]);
-	stats_set_u(row, PROTO_CPU_LOW, atomic_load(&cpu->low));
-	stats_set_u(row, PROTO_CPU_TARGET, atomic_load(&cpu->target));
-	stats_set_u(row, PROTO_CPU_HIGH, atomic_load(&cpu->high));
-	stats_set_u(row, PROTO_CPU_EMPTY, atomic_load(&cpu->stats.empty));
-	stats_set_u(row, PROTO_CPU_MOVED_IN, atomic_load(&cpu->stats.moved_in));
-	stats_set_u(row, PROTO_CPU_MOVED_OUT, atomic_load(&cpu->stats.moved_out));
+	stats_set_u(row, PROTO_CPU_ONLINE, p->online ? 1 : 0);
+	stats_set_u(row, PROTO_CPU_FREE, (uint64_t)(p->free.n - prot) * cp);
+	stats_set_u(row, PROTO_CPU_PROTECT, (uint64_t)prot * cp);
+	stats_set_u(row, PROTO_CPU_LOW, p->low * cp);
+	stats_set_u(row, PROTO_CPU_TARGET, p->target * cp);
+	stats_set_u(row, PROTO_CPU_HIGH, p->high * cp);
+	stats_set_u(row, PROTO_CPU_EMPTY, p->empty);
+	stats_set_u(row, PROTO_CPU_MOVED_IN, p->moved_in * cp);
+	stats_set_u(row, PROTO_CPU_MOVED_OUT, p->moved_out * cp);
 }
 
-static void fill_client(struct conn *c, const struct census *cs,
+static void fill_client(struct daemon *d, struct client *cl,
 			struct stats_row *row)
 {
-	struct seg_slot *sl = &c->d->seg.slot[c->slot];
+	uint32_t cp = d->chunk_pages;
 
 	memset(row, 0, sizeof(*row));
-	stats_set_u(row, PROTO_CLIENT_SLOT, (uint64_t)c->slot);
-	stats_set_u(row, PROTO_CLIENT_PID, atomic_load(&sl->pid));
-	stats_set_u(row, PROTO_CLIENT_UID, c->peer.uid);
-	stats_set_s(row, PROTO_CLIENT_NAME, sl->name);
-	/* The owner table is the truth; the client's own counter a claim. */
-	stats_set_u(row, PROTO_CLIENT_HELD, cs->slot_held[c->slot]);
-	stats_set_u(row, PROTO_CLIENT_HELD_PEAK, atomic_load(&sl->held_peak));
-	stats_set_u(row, PROTO_CLIENT_MIN_PAGES, atomic_load(&sl->min_pages));
-	stats_set_u(row, PROTO_CLIENT_MAX_PAGES, atomic_load(&sl->max_pages));
-	stats_set_u(row, PROTO_CLIENT_PAGES_GOT, atomic_load(&sl->pages_got));
-	stats_set_u(row, PROTO_CLIENT_DENIED, atomic_load(&sl->denied));
-	stats_set_u(row, PROTO_CLIENT_DEPLETIONS, atomic_load(&sl->depletions));
-	stats_set_u(row, PROTO_CLIENT_FB_OVERFLOW, atomic_load(&sl->fb_overflow));
-	stats_set_u(row, PROTO_CLIENT_FB_HEAD, atomic_load(&sl->fb_head));
-	stats_set_u(row, PROTO_CLIENT_FB_SYNC, atomic_load(&sl->fb_sync));
+	stats_set_u(row, PROTO_CLIENT_SLOT, (uint64_t)cl->slot);
+	stats_set_u(row, PROTO_CLIENT_PID, (uint64_t)cl->pid);
+	stats_set_u(row, PROTO_CLIENT_UID, cl->uid);
+	stats_set_s(row, PROTO_CLIENT_NAME, cl->name);
+	stats_set_u(row, PROTO_CLIENT_HELD, cl->view.v[LEASE_C_HELD]);
+	stats_set_u(row, PROTO_CLIENT_HELD_PEAK, cl->view.v[LEASE_C_HELD_PEAK]);
+	stats_set_u(row, PROTO_CLIENT_MIN_PAGES, cl->min_chunks * cp);
+	stats_set_u(row, PROTO_CLIENT_MAX_PAGES, cl->max_chunks * cp);
+	stats_set_u(row, PROTO_CLIENT_PAGES_GOT, shown(cl, LEASE_C_PAGES_GOT));
+	stats_set_u(row, PROTO_CLIENT_DENIED, shown(cl, LEASE_C_DENIED));
+	stats_set_u(row, PROTO_CLIENT_DEPLETIONS, shown(cl, LEASE_C_DEPLETIONS));
+	stats_set_u(row, PROTO_CLIENT_FB_OVERFLOW,
+		    shown(cl, LEASE_C_FB_OVERFLOW));
+	stats_set_u(row, PROTO_CLIENT_FB_HEAD, shown(cl, LEASE_C_FB_HEAD));
+	stats_set_u(row, PROTO_CLIENT_FB_SYNC, shown(cl, LEASE_C_FB_SYNC));
 	stats_set_u(row, PROTO_CLIENT_ATTACHED_USEC,
-		    now_usec() - c->attached_usec);
-	stats_set_u(row, PROTO_CLIENT_OBJECTS, atomic_load(&sl->objects));
+		    daemon_now_usec() - cl->attached_usec);
+	stats_set_u(row, PROTO_CLIENT_OBJECTS, shown(cl, LEASE_C_OBJECTS));
+	stats_set_u(row, PROTO_CLIENT_LENT, (uint64_t)cl->lent.n * cp);
+	stats_set_u(row, PROTO_CLIENT_BAD, cl->bad);
+	stats_set_u(row, PROTO_CLIENT_DETACHED,
+		    cl->state == CLIENT_DETACHED ? 1 : 0);
 }
 
-static int cmp_held(const void *a, const void *b, void *arg)
+static int cmp_lent(const void *a, const void *b)
 {
-	const struct census *cs = arg;
-	const struct conn *x = *(const struct conn *const *)a;
-	const struct conn *y = *(const struct conn *const *)b;
-	uint32_t hx = cs->slot_held[x->slot], hy = cs->slot_held[y->slot];
+	const struct client *x = *(const struct client *const *)a;
+	const struct client *y = *(const struct client *const *)b;
 
-	return hx < hy ? 1 : hx > hy ? -1 : x->slot - y->slot;
+	if (x->lent.n != y->lent.n)
+		return x->lent.n < y->lent.n ? 1 : -1;
+	return x->slot - y->slot;
 }
 
 /* STATUS, CPUs and clients, as the command asks. */
@@ -233,22 +285,18 @@ static int put_report(struct conn *c, struct nl_msg *msg, uint8_t cmd)
 {
 	struct daemon *d = c->d;
 	struct stats_row row;
-	struct census cs;
-	struct conn **list = NULL;
+	struct client **list = NULL;
 	size_t n = 0, limit;
-	int r;
+	int r = 0;
 
-	r = census_take(&d->seg, &cs);
-	if (r < 0)
-		return r;
 	if (cmd != PROTO_CMD_GET_CLIENTS) {
-		fill_status(d, &cs, &row);
+		fill_status(d, &row);
 		r = stats_put(&stats_status, msg, PROTO_A_STATUS, &row);
 	}
 	for (uint32_t i = 0; r >= 0 && cmd == PROTO_CMD_GET_STATS &&
-			     i < d->seg.ncpus;
+			     i < d->ncpus;
 	     i++) {
-		fill_cpu(d, &cs, i, &row);
+		fill_cpu(d, i, &row);
 		r = stats_put(&stats_cpu, msg, PROTO_A_CPU, &row);
 	}
 	if (r >= 0 && d->n_attached) {
@@ -256,34 +304,23 @@ static int put_report(struct conn *c, struct nl_msg *msg, uint8_t cmd)
 		if (!list)
 			r = -ENOMEM;
 	}
-	for (struct conn *k = d->conns; r >= 0 && k; k = k->next)
-		if (k->slot >= 0 && n < d->n_attached)
-			list[n++] = k;
+	for (uint32_t i = 0; r >= 0 && i < d->nslots; i++)
+		if (d->clients[i].state != CLIENT_FREE && n < d->n_attached) {
+			lending_refresh(d, &d->clients[i]);
+			list[n++] = &d->clients[i];
+		}
 	if (r >= 0 && n)
-		qsort_r(list, n, sizeof(*list), cmp_held, &cs);
+		qsort(list, n, sizeof(*list), cmp_lent);
 	limit = cmd == PROTO_CMD_GET_STATUS ? TOP_CONSUMERS : n;
 	for (size_t i = 0; r >= 0 && i < n && i < limit; i++) {
-		fill_client(list[i], &cs, &row);
+		fill_client(d, list[i], &row);
 		r = stats_put(&stats_client, msg, PROTO_A_CLIENT, &row);
 	}
 	free(list);
-	census_release(&cs);
 	return r;
 }
 
 /* --- requests ----------------------------------------------------------- */
-
-static int on_kick(sd_event_source *src, int fd, uint32_t revents, void *data)
-{
-	struct conn *c = data;
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) == sizeof(v)) {
-		c->d->stats.kicks += v;
-		reserve_balance(c->d);
-	}
-	return 0;
-}
 
 static void read_comm(pid_t pid, char *buf, size_t len)
 {
@@ -327,31 +364,31 @@ static void clean_name(const char *in, char *out, size_t len)
 static int do_attach(struct conn *c, const struct proto_msg *m)
 {
 	struct daemon *d = c->d;
-	struct seg *s = &d->seg;
 	struct nl_msg *msg;
-	char raw[SEG_NAME_MAX], name[SEG_NAME_MAX];
-	uint32_t req_min = 0, req_max = 0, min, max, slot;
-	int fds[2], r;
+	struct client *cl;
+	char raw[PROTO_NAME_MAX], name[PROTO_NAME_MAX], why[256];
+	uint32_t req_min = 0, req_max = 0, cp = d->chunk_pages;
+	int r, err;
 
-	if (c->slot >= 0)
+	if (c->client)
 		return reply_error(c, m, -EALREADY,
-				   "this connection is attached to slot %d already",
-				   c->slot);
+				   "this connection is attached to slot %d "
+				   "already",
+				   c->client->slot);
 	if (!peer_may(&c->peer, PEER_ATTACH, d->attach_gid, d->admin_gid, d->uid))
 		return reply_error(c, m, -EACCES,
 				   "%s may not attach: not root and not in "
 				   "group \"%s\" (access.attach_group)",
 				   c->who, d->conf.access.attach_group);
-	for (slot = 0; slot < s->nslots; slot++)
-		if (atomic_load(&s->slot[slot].state) == SEG_SLOT_FREE)
-			break;
-	if (slot == s->nslots)
-		return reply_error(c, m, -EUSERS,
-				   "all %u client slots are in use "
-				   "(limits.max_clients)",
-				   s->nslots);
+	if (c->pidfd < 0)
+		return reply_error(c, m, -ESRCH,
+				   "%s: cannot follow the process of the peer "
+				   "(no pidfd; another pid namespace?): "
+				   "attaching needs it",
+				   c->who);
 	if (m->tb[PROTO_A_NAME])
-		snprintf(raw, sizeof(raw), "%s", nla_get_string(m->tb[PROTO_A_NAME]));
+		snprintf(raw, sizeof(raw), "%s",
+			 nla_get_string(m->tb[PROTO_A_NAME]));
 	else
 		read_comm(c->peer.pid, raw, sizeof(raw));
 	clean_name(raw, name, sizeof(name));
@@ -361,53 +398,188 @@ static int do_attach(struct conn *c, const struct proto_msg *m)
 		req_min = nla_get_u32(m->tb[PROTO_A_MIN_PAGES]);
 	if (m->tb[PROTO_A_MAX_PAGES])
 		req_max = nla_get_u32(m->tb[PROTO_A_MAX_PAGES]);
-	reserve_slot_limits(d, name, req_min, req_max, &min, &max);
+	cl = lending_attach(d, c, c->peer.pid, c->peer.uid, c->pidfd, name,
+			    req_min, req_max, &err, why, sizeof(why));
+	if (!cl)
+		return reply_error(c, m, err, "%s", why);
+	c->pidfd = -1; /* the client's now */
+	c->client = cl;
+	d->n_unattached--;
+	c->idle_src = sd_event_source_disable_unref(c->idle_src);
 
-	c->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->kick_fd < 0)
-		return reply_error(c, m, -errno, "eventfd: %s", strerror(errno));
-	r = sd_event_add_io(d->event, &c->kick_src, c->kick_fd, EPOLLIN,
-			    on_kick, c);
-	if (r < 0) {
-		close(c->kick_fd);
-		c->kick_fd = -1;
-		return reply_error(c, m, r, "cannot watch the kick fd: %s",
-				   strerror(-r));
-	}
-
-	struct seg_slot *sl = &s->slot[slot];
-
-	memcpy(sl->name, name, sizeof(sl->name));
-	atomic_store(&sl->pid, (uint32_t)c->peer.pid);
-	atomic_store(&sl->min_pages, min);
-	atomic_store(&sl->max_pages, max);
-	atomic_fetch_add(&sl->generation, 1);
-	atomic_store(&sl->state, SEG_SLOT_ATTACHED);
-	c->slot = (int)slot;
-	c->attached_usec = now_usec();
-	d->n_attached++;
-
-	r = proto_new_reply(&msg, m, 0, "attached to slot %u", slot);
+	r = proto_new_reply(&msg, m, 0, "attached to slot %d", cl->slot);
 	if (r >= 0)
-		r = proto_errno(nla_put_u32(msg, PROTO_A_SLOT, slot));
+		r = proto_errno(nla_put_u32(msg, PROTO_A_SLOT,
+					    (uint32_t)cl->slot));
 	if (r >= 0)
-		r = proto_errno(nla_put_u32(msg, PROTO_A_MIN_PAGES, min));
+		r = proto_errno(nla_put_u32(msg, PROTO_A_MIN_PAGES,
+					    cl->min_chunks * cp));
 	if (r >= 0)
-		r = proto_errno(nla_put_u32(msg, PROTO_A_MAX_PAGES, max));
+		r = proto_errno(nla_put_u32(msg, PROTO_A_MAX_PAGES,
+					    cl->max_chunks * cp));
 	if (r >= 0)
 		r = proto_errno(nla_put_u64(msg, PROTO_A_GENERATION,
-					    atomic_load(&s->hdr->generation)));
+					    d->generation));
+	if (r >= 0)
+		r = proto_errno(nla_put_u32(msg, PROTO_A_PAGE_SIZE,
+					    d->page_size));
+	if (r >= 0)
+		r = proto_errno(nla_put_u32(msg, PROTO_A_CHUNK_PAGES, cp));
 	if (r < 0) {
-		conn_detach(c);
+		nlmsg_free(msg);
 		return reply_error(c, m, r, "cannot build the reply: %s",
 				   strerror(-r));
 	}
-	fds[0] = s->fd;
-	fds[1] = c->kick_fd;
-	log_info("%s attached as \"%s\" to slot %u (min %u, max %u pages)",
-		 c->who, name, slot, min, max);
+	log_info("%s attached as \"%s\" to slot %d (min %u, max %u pages, "
+		 "chunks of %u pages)",
+		 c->who, name, cl->slot, cl->min_chunks * cp,
+		 cl->max_chunks * cp, cp);
 	daemon_notify_status(d);
-	return send_reply(c, msg, fds, 2);
+	return send_reply(c, msg, &cl->lease_fd, 1);
+}
+
+static int do_chunk_get(struct conn *c, const struct proto_msg *m)
+{
+	struct daemon *d = c->d;
+	struct client *cl = c->client;
+	struct chunk *got[PROTO_GET_MAX];
+	int fds[PROTO_GET_MAX];
+	struct nl_msg *msg;
+	uint32_t want, cpu = PROTO_CPU_ANY, n = 0;
+	int r;
+
+	if (!cl)
+		return reply_error(c, m, -ENOTCONN, "CHUNK_GET: not attached");
+	want = nla_get_u32(m->tb[PROTO_A_COUNT]);
+	if (m->tb[PROTO_A_CPU_ID])
+		cpu = nla_get_u32(m->tb[PROTO_A_CPU_ID]);
+	if (want < 1 || want > PROTO_GET_MAX)
+		return reply_error(c, m, -EINVAL,
+				   "CHUNK_GET: COUNT %u is not in 1..%u", want,
+				   PROTO_GET_MAX);
+	if (cpu != PROTO_CPU_ANY && cpu >= d->ncpus)
+		return reply_error(c, m, -EINVAL,
+				   "CHUNK_GET: CPU_ID %u is not a possible CPU "
+				   "(0..%u)",
+				   cpu, d->ncpus - 1);
+	r = lending_get(d, cl, cpu == PROTO_CPU_ANY ? -1 : (int)cpu, want, got,
+			&n);
+	reserve_schedule_refill(d);
+	if (r == -EDQUOT)
+		return reply_error(c, m, r,
+				   "at max_pages: %u pages lent to %s, its max "
+				   "is %u",
+				   cl->lent.n * d->chunk_pages, cl->name,
+				   cl->max_chunks * d->chunk_pages);
+	if (r == -ENOSPC)
+		return reply_error(c, m, r, "the reserve has no chunk for %s "
+				   "now", cl->name);
+	r = proto_new_reply(&msg, m, 0, NULL);
+	for (uint32_t i = 0; r >= 0 && i < n; i++) {
+		struct nlattr *nest = nla_nest_start(msg, PROTO_A_CHUNK);
+
+		if (!nest ||
+		    nla_put_u64(msg, PROTO_CHUNK_ID, got[i]->id) < 0 ||
+		    nla_put_u32(msg, PROTO_CHUNK_PAGES, d->chunk_pages) < 0 ||
+		    nla_put_u32(msg, PROTO_CHUNK_CPU,
+				got[i]->cpu < 0 ? PROTO_CPU_ANY
+						: (uint32_t)got[i]->cpu) < 0)
+			r = -ENOMEM;
+		else
+			nla_nest_end(msg, nest);
+		fds[i] = got[i]->fd;
+	}
+	if (r >= 0)
+		r = send_reply(c, msg, fds, n);
+	else
+		nlmsg_free(msg);
+	/* Lent: the daemon keeps no fd of it (its mapping until retired). */
+	for (uint32_t i = 0; i < n; i++) {
+		close(got[i]->fd);
+		got[i]->fd = -1;
+	}
+	return r;
+}
+
+static void on_throttle_done(struct conn *c);
+
+static int on_throttle(sd_event_source *src, uint64_t usec, void *data)
+{
+	on_throttle_done(data);
+	return 0;
+}
+
+static int do_chunk_put(struct conn *c, const struct proto_msg *m)
+{
+	struct daemon *d = c->d;
+	struct client *cl = c->client;
+	uint64_t ids[PROTO_PUT_MAX], bad[PROTO_PUT_MAX], delay;
+	uint32_t n = 0, nbad = 0, taken;
+	struct nlattr *nla;
+	struct nl_msg *msg;
+	int r;
+
+	if (!cl)
+		return reply_error(c, m, -ENOTCONN, "CHUNK_PUT: not attached");
+	proto_for_each(nla, m, PROTO_A_CHUNK_ID)
+	{
+		if (n == PROTO_PUT_MAX)
+			return reply_error(c, m, -E2BIG,
+					   "CHUNK_PUT: more than %u ids: none "
+					   "taken back",
+					   PROTO_PUT_MAX);
+		ids[n++] = nla_get_u64(nla);
+	}
+	taken = lending_put(d, cl, ids, n, bad, &nbad);
+	delay = lending_put_delay(d, cl);
+	if (delay && !c->throttle_src &&
+	    sd_event_add_time_relative(d->event, &c->throttle_src,
+				       CLOCK_MONOTONIC, delay, 1000,
+				       on_throttle, c) >= 0)
+		sd_event_source_set_enabled(c->src, SD_EVENT_OFF);
+	if (nbad) {
+		char list[PROTO_MESSAGE_MAX - 128];
+		size_t off = 0;
+
+		list[0] = '\0';
+		for (uint32_t i = 0; i < nbad && off < sizeof(list) - 24; i++)
+			off += (size_t)snprintf(list + off, sizeof(list) - off,
+						"%s%llu", i ? ", " : "",
+						(unsigned long long)bad[i]);
+		conn_log(c, "CHUNK_PUT: %u ids not lent to it (%s)", nbad,
+			 list);
+		return reply_error(c, m, -EINVAL,
+				   "CHUNK_PUT: %u of %u ids are not chunks lent "
+				   "to this client, ignored: %s; %u taken back",
+				   nbad, n, list, taken);
+	}
+	r = proto_new_reply(&msg, m, 0, NULL);
+	if (r < 0)
+		return r;
+	r = proto_errno(nla_put_u32(msg, PROTO_A_COUNT, taken));
+	if (r < 0) {
+		nlmsg_free(msg);
+		return r;
+	}
+	return send_reply(c, msg, NULL, 0);
+}
+
+void server_recall(struct client *cl, uint32_t return_chunks)
+{
+	struct conn *c = cl->conn;
+	struct nl_msg *msg;
+
+	if (!c || proto_new(&msg, PROTO_CMD_RECALL, 0, false) < 0)
+		return;
+	if (nla_put_u32(msg, PROTO_A_ERROR, 0) < 0 ||
+	    nla_put_string(msg, PROTO_A_MESSAGE, "") < 0 ||
+	    nla_put_u32(msg, PROTO_A_RETURN_CHUNKS, return_chunks) < 0) {
+		nlmsg_free(msg);
+		return;
+	}
+	log_info("asking client %s (pid %d) to give back %u chunks", cl->name,
+		 (int)cl->pid, return_chunks);
+	send_reply(c, msg, NULL, 0);
 }
 
 static int do_report(struct conn *c, const struct proto_msg *m)
@@ -544,29 +716,37 @@ static int do_set_limits(struct conn *c, const struct proto_msg *m)
 	return send_reply(c, msg, NULL, 0);
 }
 
-/*
- * A census now, with repair, and the report after it.  Lost pages need
- * two censuses to come back (census.h): the reply says how many wait.
- */
+static int on_idle(sd_event_source *src, uint64_t usec, void *data);
+
+/* The books, checked now (they are exact by construction: a disagreement
+ * is a bug of the daemon, logged as an error). */
 static int do_census(struct conn *c, const struct proto_msg *m)
 {
-	struct daemon *d = c->d;
-	struct census cs;
-	int returned = reserve_census(d, true), r;
+	char why[256];
+	int r = reserve_census(c->d, why, sizeof(why));
 
-	if (returned < 0)
-		return reply_error(c, m, returned, "census failed: %s",
-				   strerror(-returned));
-	r = census_take(&d->seg, &cs);
-	if (r < 0)
-		return reply_error(c, m, r, "census failed: %s", strerror(-r));
-	r = reply_error(c, m, 0,
-			"%u pages: %u free, %u held, %u on no list, %u on two "
-			"lists, %u bad; %d returned now",
-			cs.npages, cs.free, cs.held, cs.lost, cs.duplicated,
-			cs.bad, returned);
-	census_release(&cs);
-	return r;
+	return reply_error(c, m, r, "%s", why);
+}
+
+static int do_detach(struct conn *c, const struct proto_msg *m)
+{
+	struct client *cl = c->client;
+	uint32_t n;
+
+	if (!cl)
+		return reply_error(c, m, -ENOTCONN, "not attached");
+	n = cl->lent.n;
+	lending_detach(c->d, cl);
+	c->client = NULL;
+	c->d->n_unattached++;
+	/* Unattached again: the idle timeout applies. */
+	sd_event_add_time_relative(c->d->event, &c->idle_src, CLOCK_MONOTONIC,
+				   c->d->conf.access.idle_timeout_us, 10000,
+				   on_idle, c);
+	return reply_error(c, m, 0,
+			   "detached; %u chunks stay lent to this process "
+			   "until it exits",
+			   n);
 }
 
 static int do_request(struct conn *c, const struct proto_msg *m)
@@ -581,10 +761,11 @@ static int do_request(struct conn *c, const struct proto_msg *m)
 	case PROTO_CMD_ATTACH:
 		return do_attach(c, m);
 	case PROTO_CMD_DETACH:
-		if (c->slot < 0)
-			return reply_error(c, m, -ENOTCONN, "not attached");
-		conn_detach(c);
-		return reply_error(c, m, 0, "detached");
+		return do_detach(c, m);
+	case PROTO_CMD_CHUNK_GET:
+		return do_chunk_get(c, m);
+	case PROTO_CMD_CHUNK_PUT:
+		return do_chunk_put(c, m);
 	case PROTO_CMD_GET_STATUS:
 	case PROTO_CMD_GET_STATS:
 	case PROTO_CMD_GET_CLIENTS:
@@ -634,6 +815,13 @@ static bool header_of(const void *buf, size_t len, struct proto_msg *m)
 	return true;
 }
 
+static void idle_rearm(struct conn *c)
+{
+	if (c->idle_src)
+		sd_event_source_set_time_relative(
+			c->idle_src, c->d->conf.access.idle_timeout_us);
+}
+
 static int on_conn(sd_event_source *src, int fd, uint32_t revents, void *data)
 {
 	struct conn *c = data;
@@ -652,22 +840,23 @@ static int on_conn(sd_event_source *src, int fd, uint32_t revents, void *data)
 			return 0;
 		}
 		if (len < 0) {
-			log_errno(LOG_WARNING, len, "%s: unreadable message: %m%s",
-				  c->who, c->slot >= 0 ? " (dropped)" : "; closing");
-			if (c->slot >= 0 && len != -ENOTCONN)
+			conn_log(c, "unreadable message: %s%s", strerror(-len),
+				 c->client ? " (dropped)" : "; closing");
+			if (c->client && len != -ENOTCONN)
 				continue;
 			conn_free(c);
 			return 0;
 		}
+		idle_rearm(c);
 		r = proto_parse(rxbuf, (size_t)len, &m, why, sizeof(why));
 		if (r < 0) {
-			log_warning("%s: bad message: %s", c->who, why);
+			conn_log(c, "bad message: %s", why);
 			if (header_of(rxbuf, (size_t)len, &m)) {
 				m.cmd = PROTO_CMD_ERROR; /* any client parses it */
 				reply_error(c, &m, r, "bad message: %s", why);
 				continue;
 			}
-			if (c->slot >= 0)
+			if (c->client)
 				continue;
 			conn_free(c);
 			return 0;
@@ -677,7 +866,91 @@ static int on_conn(sd_event_source *src, int fd, uint32_t revents, void *data)
 			conn_free(c);
 			return 0;
 		}
+		if (c->throttle_src)
+			return 0; /* slowed: read again when its bucket refills */
 	}
+	return 0;
+}
+
+static void on_throttle_done(struct conn *c)
+{
+	c->throttle_src = sd_event_source_disable_unref(c->throttle_src);
+	sd_event_source_set_enabled(c->src, SD_EVENT_ON);
+}
+
+static int on_idle(sd_event_source *src, uint64_t usec, void *data)
+{
+	struct conn *c = data;
+
+	log_debug("%s: idle for %llu ms: closing", c->who,
+		  (unsigned long long)(c->d->conf.access.idle_timeout_us /
+				       1000));
+	conn_free(c);
+	return 0;
+}
+
+/* Refuse a connection with a message the client can show, then close. */
+static void refuse(struct daemon *d, int fd, int error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void refuse(struct daemon *d, int fd, int error, const char *fmt, ...)
+{
+	struct proto_msg none = {.cmd = PROTO_CMD_UNSPEC, .seq = 0};
+	struct nl_msg *msg;
+	char text[PROTO_MESSAGE_MAX];
+	uint64_t now = daemon_now_usec();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (proto_new_reply(&msg, &none, error, "%s", text) >= 0) {
+		proto_send(fd, msg, NULL, 0);
+		nlmsg_free(msg);
+	}
+	close(fd);
+	if (now - d->refused_usec >= LOG_WINDOW_USEC) {
+		log_warning("refused a connection: %s%s", text,
+			    d->refused_suppressed ? " (and more, not logged)"
+						  : "");
+		d->refused_usec = now;
+		d->refused_suppressed = 0;
+	} else {
+		d->refused_suppressed++;
+	}
+}
+
+/* The peer's process as a pidfd, or -1 (then it may not attach). */
+static int peer_pidfd(int fd, pid_t pid)
+{
+	socklen_t len = sizeof(int);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int pidfd = -1;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 &&
+	    pidfd >= 0) {
+		fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+		return pidfd;
+	}
+	if (pid <= 0)
+		return -1;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -1;
+	/* Still connected: the pid was not reused by another process. */
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+		close(pidfd);
+		return -1;
+	}
+	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	return pidfd;
+}
+
+static int on_accept_resume(sd_event_source *src, uint64_t usec, void *data)
+{
+	struct daemon *d = data;
+
+	sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
 	return 0;
 }
 
@@ -689,37 +962,74 @@ static int on_listen(sd_event_source *src, int fd, uint32_t revents,
 	for (;;) {
 		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct conn *c;
+		struct peer peer = {0};
+		unsigned int same = 0;
 		int r;
 
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of fds: stop accepting for a while
+				 * rather than spin on a readable listener. */
+				if (!d->accept_pause_logged)
+					log_warning("accept: %m; not accepting "
+						    "for 100 ms");
+				d->accept_pause_logged = true;
+				sd_event_source_set_enabled(src, SD_EVENT_OFF);
+				sd_event_add_time_relative(
+					d->event, NULL, CLOCK_MONOTONIC, 100000,
+					10000, on_accept_resume, d);
+			} else if (errno != EAGAIN && errno != EINTR) {
 				log_warning("accept: %m");
+			}
 			return 0;
 		}
-		if (d->n_conns >= d->seg.nslots + EXTRA_CONNECTIONS) {
-			log_warning("too many connections (%u): refusing one",
-				    d->n_conns);
+		d->accept_pause_logged = false;
+		r = peer_get(cfd, &peer);
+		if (r < 0) {
+			log_errno(LOG_WARNING, r, "peer credentials: %m");
 			close(cfd);
+			continue;
+		}
+		for (struct conn *k = d->conns; k; k = k->next)
+			if (!k->client && k->peer.uid == peer.uid)
+				same++;
+		if (same >= d->conf.access.max_connections_per_uid) {
+			refuse(d, cfd, -EUSERS,
+			       "uid %u has %u connections not attached "
+			       "(access.max_connections_per_uid = %u)",
+			       (unsigned int)peer.uid, same,
+			       d->conf.access.max_connections_per_uid);
+			peer_free(&peer);
+			continue;
+		}
+		if (d->n_unattached >= UNATTACHED_MAX) {
+			refuse(d, cfd, -EUSERS,
+			       "%u connections not attached: no more taken",
+			       d->n_unattached);
+			peer_free(&peer);
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
 		if (!c) {
+			peer_free(&peer);
 			close(cfd);
 			continue;
 		}
-		*c = (struct conn){.d = d, .fd = cfd, .slot = -1, .kick_fd = -1};
-		r = peer_get(cfd, &c->peer);
-		if (r < 0) {
-			log_errno(LOG_WARNING, r, "peer credentials: %m");
-			close(cfd);
-			free(c);
-			continue;
-		}
+		*c = (struct conn){.d = d, .fd = cfd, .peer = peer, .pidfd = -1};
 		peer_describe(&c->peer, c->who, sizeof(c->who));
+		c->pidfd = peer_pidfd(cfd, peer.pid);
 		proto_socket_buffers(cfd);
 		r = sd_event_add_io(d->event, &c->src, cfd, EPOLLIN, on_conn, c);
+		if (r >= 0)
+			r = sd_event_add_time_relative(
+				d->event, &c->idle_src, CLOCK_MONOTONIC,
+				d->conf.access.idle_timeout_us, 10000, on_idle,
+				c);
 		if (r < 0) {
 			log_errno(LOG_WARNING, r, "event source: %m");
+			c->src = sd_event_source_disable_unref(c->src);
+			if (c->pidfd >= 0)
+				close(c->pidfd);
 			peer_free(&c->peer);
 			close(cfd);
 			free(c);
@@ -730,6 +1040,7 @@ static int on_listen(sd_event_source *src, int fd, uint32_t revents,
 			d->conns->prev = c;
 		d->conns = c;
 		d->n_conns++;
+		d->n_unattached++;
 	}
 }
 
@@ -804,18 +1115,12 @@ void server_close(struct daemon *d)
 
 void server_status_line(struct daemon *d, char *buf, size_t len)
 {
-	struct census cs;
-	uint64_t depl = 0;
-
-	for (uint32_t i = 0; i < d->seg.nslots; i++)
-		if (atomic_load(&d->seg.slot[i].state) == SEG_SLOT_ATTACHED)
-			depl += atomic_load(&d->seg.slot[i].depletions);
-	if (census_take(&d->seg, &cs) < 0) {
-		snprintf(buf, len, "%u clients", d->n_attached);
-		return;
-	}
-	snprintf(buf, len, "%u/%u pages free, %u client%s, %llu depletions",
-		 cs.free, d->seg.npages, d->n_attached,
-		 d->n_attached == 1 ? "" : "s", (unsigned long long)depl);
-	census_release(&cs);
+	snprintf(buf, len,
+		 "%llu/%llu pages free, %llu lent, %u client%s, %llu "
+		 "depletions",
+		 (unsigned long long)d->n_pool * d->chunk_pages,
+		 (unsigned long long)reserve_pages(d),
+		 (unsigned long long)d->n_lent * d->chunk_pages, d->n_attached,
+		 d->n_attached == 1 ? "" : "s",
+		 (unsigned long long)d->stats.depletions);
 }

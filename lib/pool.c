@@ -145,20 +145,6 @@ static uint32_t pool_u32(size_t v)
 	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-/*
- * Replaced by lib/lend_daemon.c (the lender's branch): until it is linked,
- * DAEMON mode fails and AUTO falls back to a private pool.
- */
-__attribute__((weak)) int lend_daemon_open(const char *path, const char *name,
-					   uint32_t min_pages,
-					   uint32_t max_pages,
-					   struct lender **ret, char *why,
-					   size_t whylen)
-{
-	snprintf(why, whylen, "this library was built without rcupoold support");
-	return -EOPNOTSUPP;
-}
-
 static int pool_open_private(struct rcupool *p, const struct rcupool_options *o,
 			     char *why, size_t whylen)
 {

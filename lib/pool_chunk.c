@@ -56,7 +56,7 @@ uint32_t pool_limit_max(struct rcupool *p)
 {
 	uint32_t m = pool_ld(&p->lim->max_pages), cap = p->seg->npages;
 
-	return !m || m > cap ? cap : m;
+	return m > cap ? cap : m;
 }
 
 uint32_t pool_drain_interval_ms(struct rcupool *p)

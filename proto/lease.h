@@ -39,7 +39,7 @@
 /* Written by the daemon (or the private lender) only. */
 struct lease_limits {
 	_Atomic uint32_t min_pages; /* pages kept available to this client */
-	_Atomic uint32_t max_pages; /* never lent more; 0: no cap */
+	_Atomic uint32_t max_pages; /* pages; never lent more (whole chunks) */
 	_Atomic uint32_t overflow_pages;    /* heap pages the client may add */
 	_Atomic uint32_t drain_interval_ms; /* how long a partial page waits */
 	/*

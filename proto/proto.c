@@ -116,6 +116,9 @@ static const char *const cmd_names[__PROTO_CMD_MAX] = {
 	[PROTO_CMD_CENSUS] = "CENSUS",
 	[PROTO_CMD_ERROR] = "ERROR",
 	[PROTO_CMD_UNSET_LIMITS] = "UNSET_LIMITS",
+	[PROTO_CMD_CHUNK_GET] = "CHUNK_GET",
+	[PROTO_CMD_CHUNK_PUT] = "CHUNK_PUT",
+	[PROTO_CMD_RECALL] = "RECALL",
 };
 
 const char *proto_cmd_name(uint8_t cmd)
@@ -140,6 +143,13 @@ static const char *const attr_names[__PROTO_A_MAX] = {
 	[PROTO_A_LAYER] = "LAYER",
 	[PROTO_A_DRY_RUN] = "DRY_RUN",
 	[PROTO_A_PATH] = "PATH",
+	[PROTO_A_PAGE_SIZE] = "PAGE_SIZE",
+	[PROTO_A_CHUNK_PAGES] = "CHUNK_PAGES",
+	[PROTO_A_COUNT] = "COUNT",
+	[PROTO_A_CHUNK] = "CHUNK",
+	[PROTO_A_CHUNK_ID] = "CHUNK_ID",
+	[PROTO_A_RETURN_CHUNKS] = "RETURN_CHUNKS",
+	[PROTO_A_CPU_ID] = "CPU_ID",
 };
 
 const char *proto_attr_name(int type)
@@ -152,6 +162,13 @@ static const char *const setting_names[__PROTO_SETTING_MAX] = {
 	[PROTO_SETTING_KEY] = "KEY",
 	[PROTO_SETTING_VALUE] = "VALUE",
 	[PROTO_SETTING_SOURCE] = "SOURCE",
+};
+
+static const char *const chunk_names[__PROTO_CHUNK_MAX] = {
+	[PROTO_CHUNK_UNSPEC] = "UNSPEC",
+	[PROTO_CHUNK_ID] = "ID",
+	[PROTO_CHUNK_PAGES] = "PAGES",
+	[PROTO_CHUNK_CPU] = "CPU",
 };
 
 /* --- policies ------------------------------------------------------------ */
@@ -177,6 +194,28 @@ static const struct nla_policy reply_policy[PROTO_A_MAX + 1] = {
 	[PROTO_A_CPU] = POL_NEST,
 	[PROTO_A_CLIENT] = POL_NEST,
 	[PROTO_A_PATH] = POL_STR(PROTO_PATH_MAX),
+	[PROTO_A_PAGE_SIZE] = POL_U32,
+	[PROTO_A_CHUNK_PAGES] = POL_U32,
+	[PROTO_A_COUNT] = POL_U32,
+	[PROTO_A_CHUNK] = POL_NEST,
+	[PROTO_A_CHUNK_ID] = POL_U64,
+	[PROTO_A_RETURN_CHUNKS] = POL_U32,
+	[PROTO_A_CPU_ID] = POL_U32,
+};
+
+static const struct nla_policy chunk_get_policy[PROTO_A_MAX + 1] = {
+	[PROTO_A_COUNT] = POL_U32,
+	[PROTO_A_CPU_ID] = POL_U32,
+};
+
+static const struct nla_policy chunk_put_policy[PROTO_A_MAX + 1] = {
+	[PROTO_A_CHUNK_ID] = POL_U64,
+};
+
+static const struct nla_policy chunk_policy[PROTO_CHUNK_MAX + 1] = {
+	[PROTO_CHUNK_ID] = POL_U64,
+	[PROTO_CHUNK_PAGES] = POL_U32,
+	[PROTO_CHUNK_CPU] = POL_U32,
 };
 
 static const struct nla_policy attach_policy[PROTO_A_MAX + 1] = {
@@ -208,6 +247,10 @@ const struct nla_policy *proto_request_policy(uint8_t cmd)
 	case PROTO_CMD_SET_LIMITS:
 	case PROTO_CMD_UNSET_LIMITS:
 		return set_limits_policy;
+	case PROTO_CMD_CHUNK_GET:
+		return chunk_get_policy;
+	case PROTO_CMD_CHUNK_PUT:
+		return chunk_put_policy;
 	case PROTO_CMD_DETACH:
 	case PROTO_CMD_GET_STATUS:
 	case PROTO_CMD_GET_STATS:
@@ -263,8 +306,19 @@ static const struct attr_set opaque_set = {
 	.context = "",
 };
 
+static const struct attr_set chunk_set = {
+	.policy = chunk_policy,
+	.maxtype = PROTO_CHUNK_MAX,
+	.names = chunk_names,
+	.required = BIT(PROTO_CHUNK_ID) | BIT(PROTO_CHUNK_PAGES) |
+		    BIT(PROTO_CHUNK_CPU),
+	.missing_err = EBADMSG,
+	.context = "in CHUNK",
+};
+
 static const struct attr_set *const top_nested[PROTO_A_MAX + 1] = {
 	[PROTO_A_SETTING] = &setting_set,
+	[PROTO_A_CHUNK] = &chunk_set,
 };
 
 static void say(char *why, size_t whylen, const char *fmt, ...)
@@ -501,7 +555,9 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 		    ghdr->version, PROTO_VERSION);
 		return -EPROTONOSUPPORT;
 	}
-	if (!proto_cmd_name(ghdr->cmd)) {
+	/* Command 0: only the daemon's refusal of a connection (a reply). */
+	if (!proto_cmd_name(ghdr->cmd) &&
+	    (ghdr->cmd || (nlh->nlmsg_flags & NLM_F_REQUEST))) {
 		say(why, whylen, "unknown command %u", ghdr->cmd);
 		return -EOPNOTSUPP;
 	}
@@ -520,19 +576,30 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 	set.maxtype = PROTO_A_MAX;
 	set.names = attr_names;
 	set.nested = top_nested;
-	set.repeated =
-		BIT(PROTO_A_SETTING) | BIT(PROTO_A_CPU) | BIT(PROTO_A_CLIENT);
+	set.repeated = BIT(PROTO_A_SETTING) | BIT(PROTO_A_CPU) |
+		       BIT(PROTO_A_CLIENT) | BIT(PROTO_A_CHUNK) |
+		       BIT(PROTO_A_CHUNK_ID);
 	if (out->request) {
 		policy = proto_request_policy(out->cmd);
+		if (!policy) {
+			/* RECALL: the daemon's notification, never a request. */
+			say(why, whylen, "%s is not a request",
+			    proto_cmd_name(out->cmd));
+			return -EOPNOTSUPP;
+		}
 		snprintf(ctx, sizeof(ctx), "in a %s request",
 			 proto_cmd_name(out->cmd));
 		if (out->cmd == PROTO_CMD_SET_LIMITS)
 			set.required = BIT(PROTO_A_SETTING);
+		if (out->cmd == PROTO_CMD_CHUNK_GET)
+			set.required = BIT(PROTO_A_COUNT);
+		if (out->cmd == PROTO_CMD_CHUNK_PUT)
+			set.required = BIT(PROTO_A_CHUNK_ID);
 		set.missing_err = EINVAL;
 	} else {
 		policy = reply_policy;
 		snprintf(ctx, sizeof(ctx), "in a %s reply",
-			 proto_cmd_name(out->cmd));
+			 out->cmd ? proto_cmd_name(out->cmd) : "refusal");
 		set.required = BIT(PROTO_A_ERROR);
 		set.missing_err = EBADMSG;
 	}
@@ -964,8 +1031,16 @@ int proto_call(int fd, struct nl_msg *req, void *buf, size_t size,
 			r = -EPROTO;
 			goto drop;
 		}
+		if (reply->seq == 0 && reply->cmd == PROTO_CMD_UNSPEC &&
+		    reply->error) {
+			/* The daemon refused the connection (too many). */
+			say(errmsg, errlen, "%s", reply->message);
+			r = reply->error;
+			goto drop;
+		}
 		if (reply->seq != seq) {
-			/* A late reply to an earlier, abandoned call. */
+			/* A late reply to an earlier, abandoned call, or a
+			 * notification (RECALL) the caller does not want. */
 			close_all(fds, n);
 			continue;
 		}

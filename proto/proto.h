@@ -7,7 +7,23 @@
  * librcupool and rcupoolctl.
  *
  * Transport: AF_UNIX SOCK_SEQPACKET, one protocol message per packet, file
- * descriptors (the segment memfd, the kick eventfd) as SCM_RIGHTS.
+ * descriptors (the client's lease memfd, chunk memfds) as SCM_RIGHTS.
+ *
+ * Lending (version 2, DESIGN.md section 3):
+ *   ATTACH      -> reply SLOT, MIN_PAGES, MAX_PAGES (as granted, whole
+ *                  chunks), GENERATION, PAGE_SIZE, CHUNK_PAGES;
+ *                  fds: [0] the lease memfd (proto/lease.h).
+ *   CHUNK_GET   COUNT (1..PROTO_GET_MAX), CPU_ID? (u32, PROTO_CPU_ANY = any)
+ *               -> reply CHUNK* (nested: CHUNK_ID, CHUNK_PAGES, CHUNK_CPU),
+ *                  fds: one per CHUNK, in the order of the CHUNK attributes.
+ *                  A partial grant is a success with fewer CHUNKs; none:
+ *                  -EDQUOT (at max_pages) or -ENOSPC (the reserve is empty).
+ *   CHUNK_PUT   CHUNK_ID+ (at most PROTO_PUT_MAX) -> reply COUNT (ids taken
+ *                  back); ids not lent to this client: -EINVAL naming them
+ *                  (the others are still taken back).
+ *   RECALL      sent by the daemon, unsolicited: not a request, seq 0,
+ *               ERROR 0, RETURN_CHUNKS (u32): give back that many chunks
+ *               (the lease's limits.return_chunks says the same).
  *
  * Message: struct nlmsghdr (nlmsg_type = PROTO_FAMILY, NLM_F_REQUEST on
  * requests, nlmsg_seq of a request echoed in its reply), struct genlmsghdr
@@ -45,7 +61,7 @@
 #include <netlink/msg.h>
 
 #define PROTO_FAMILY  0x1c0 /* nlmsg_type, >= NLMSG_MIN_TYPE */
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_MSG_MAX (256 * 1024) /* whole message, headers included */
 #define PROTO_FDS_MAX 8		   /* SCM_RIGHTS fds in one message */
 
@@ -73,6 +89,9 @@ enum proto_cmd {
 	PROTO_CMD_RESET_STATS,
 	PROTO_CMD_RELOAD,
 	PROTO_CMD_CENSUS, /* take a census now and repair (admin) */
+	PROTO_CMD_CHUNK_GET, /* COUNT, CPU?; reply CHUNK* + one fd each */
+	PROTO_CMD_CHUNK_PUT, /* CHUNK_ID+; reply COUNT */
+	PROTO_CMD_RECALL,    /* daemon -> client notification, seq 0 */
 	/* Appended (ops): a reply only, never a request.  The daemon answers
 	 * a request it cannot parse or does not know with ERROR (ERROR >= 1,
 	 * MESSAGE) and the request's seq, so that any client parses it;
@@ -100,6 +119,13 @@ enum proto_attr {
 	PROTO_A_STATUS,	    /* nested, enum proto_status_attr (daemon, later) */
 	PROTO_A_CPU,	    /* nested, repeated, enum proto_cpu_attr (later) */
 	PROTO_A_CLIENT, /* nested, repeated, enum proto_client_attr (later) */
+	PROTO_A_PAGE_SIZE,     /* u32: bytes per page (ATTACH reply) */
+	PROTO_A_CHUNK_PAGES,   /* u32: pages per chunk (ATTACH reply) */
+	PROTO_A_COUNT,	       /* u32: chunks wanted (GET) / taken back (PUT) */
+	PROTO_A_CHUNK,	       /* nested, repeated, enum proto_chunk_attr */
+	PROTO_A_CHUNK_ID,      /* u64, repeated (CHUNK_PUT) */
+	PROTO_A_RETURN_CHUNKS, /* u32: chunks asked back (RECALL) */
+	PROTO_A_CPU_ID,	       /* u32: preferred CPU (CHUNK_GET), or ANY */
 	/* Appended (ops): settings in layers (SET_LIMITS, UNSET_LIMITS). */
 	PROTO_A_LAYER,	 /* u32 enum proto_layer (requests; default RUNTIME) */
 	PROTO_A_DRY_RUN, /* u32 1: validate only, change nothing (requests) */
@@ -109,6 +135,20 @@ enum proto_attr {
 	__PROTO_A_MAX,
 };
 #define PROTO_A_MAX (__PROTO_A_MAX - 1)
+
+#define PROTO_CPU_ANY UINT32_MAX /* PROTO_A_CPU_ID, CHUNK_CPU: no CPU */
+#define PROTO_GET_MAX 8	       /* chunks in one CHUNK_GET (== LEND_GET_MAX) */
+#define PROTO_PUT_MAX 64       /* ids in one CHUNK_PUT */
+
+/* Inside PROTO_A_CHUNK: one chunk lent, all required. */
+enum proto_chunk_attr {
+	PROTO_CHUNK_UNSPEC,
+	PROTO_CHUNK_ID,	   /* u64: the daemon's name for it */
+	PROTO_CHUNK_PAGES, /* u32 */
+	PROTO_CHUNK_CPU,   /* u32: CPU whose pool it came from, or ANY */
+	__PROTO_CHUNK_MAX,
+};
+#define PROTO_CHUNK_MAX (__PROTO_CHUNK_MAX - 1)
 
 /* Inside PROTO_A_SETTING: one key=value pair, both required. */
 enum proto_setting_attr {
@@ -153,6 +193,12 @@ enum proto_status_attr {
 	PROTO_STATUS_LOCKED,	       /* u32: 1 when the reserve is mlocked */
 	PROTO_STATUS_HUGETLB,	       /* u32: 1 when backed by huge pages */
 	PROTO_STATUS_RELOADS,	       /* u64 */
+	PROTO_STATUS_PAGES_LENT,       /* u64: in chunks lent to clients */
+	PROTO_STATUS_CHUNK_PAGES,      /* u32: pages per chunk */
+	PROTO_STATUS_CHUNKS_TOTAL,     /* u64: chunks in pools or lent */
+	PROTO_STATUS_CHUNKS_FREE,      /* u64: chunks in pools */
+	PROTO_STATUS_CHUNKS_RETIRED,   /* u64: chunks closed after their lease */
+	PROTO_STATUS_BAD,	       /* u64: bad ids and scribbled counters */
 	__PROTO_STATUS_MAX,
 };
 #define PROTO_STATUS_MAX (__PROTO_STATUS_MAX - 1)
@@ -191,6 +237,10 @@ enum proto_client_attr {
 	PROTO_CLIENT_FB_SYNC,	  /* u64: objects freed after synchronize_rcu */
 	PROTO_CLIENT_ATTACHED_USEC, /* u64: how long ago it attached */
 	PROTO_CLIENT_OBJECTS,	  /* u64: objects freed through the reserve */
+	PROTO_CLIENT_LENT,	  /* u64: pages in chunks lent to it now */
+	PROTO_CLIENT_BAD,	  /* u64: bad ids sent, counters scribbled */
+	PROTO_CLIENT_DETACHED,	  /* u32: 1 when its connection closed but
+				     its process lives (chunks still its) */
 	__PROTO_CLIENT_MAX,
 };
 #define PROTO_CLIENT_MAX (__PROTO_CLIENT_MAX - 1)

@@ -35,6 +35,12 @@ static const struct stats_field status_fields[] = {
 	F(PROTO_STATUS_LOCKED, STATS_U32, STATS_GAUGE, "locked", "1 when the reserve is locked in memory"),
 	F(PROTO_STATUS_HUGETLB, STATS_U32, STATS_GAUGE, "hugetlb", "1 when the reserve is backed by huge pages"),
 	F(PROTO_STATUS_RELOADS, STATS_U64, STATS_COUNTER, "reloads", "Configuration reloads that took effect"),
+	F(PROTO_STATUS_PAGES_LENT, STATS_U64, STATS_GAUGE, "pages_lent", "Pages in chunks lent to clients"),
+	F(PROTO_STATUS_CHUNK_PAGES, STATS_U32, STATS_GAUGE, "chunk_pages", "Pages per chunk"),
+	F(PROTO_STATUS_CHUNKS_TOTAL, STATS_U64, STATS_GAUGE, "chunks_total", "Chunks in a pool or lent"),
+	F(PROTO_STATUS_CHUNKS_FREE, STATS_U64, STATS_GAUGE, "chunks_free", "Chunks in a CPU pool or the global pool"),
+	F(PROTO_STATUS_CHUNKS_RETIRED, STATS_U64, STATS_COUNTER, "chunks_retired", "Chunks closed after their lease ended (never lent twice)"),
+	F(PROTO_STATUS_BAD, STATS_U64, STATS_COUNTER, "bad", "Bad chunk ids and scribbled counters seen from clients"),
 };
 
 static const struct stats_field cpu_fields[] = {
@@ -67,6 +73,9 @@ static const struct stats_field client_fields[] = {
 	F(PROTO_CLIENT_FB_SYNC, STATS_U64, STATS_COUNTER, "fallback_sync", "Objects freed after synchronize_rcu()"),
 	FU(PROTO_CLIENT_ATTACHED_USEC, STATS_U64, STATS_GAUGE, "attached_usec", "Time since the client attached", STATS_UNIT_USEC),
 	F(PROTO_CLIENT_OBJECTS, STATS_U64, STATS_COUNTER, "objects", "Objects passed to rcupool_free"),
+	F(PROTO_CLIENT_LENT, STATS_U64, STATS_GAUGE, "lent", "Pages in chunks lent to the client now"),
+	F(PROTO_CLIENT_BAD, STATS_U64, STATS_COUNTER, "bad", "Bad chunk ids sent and scribbled counters seen"),
+	F(PROTO_CLIENT_DETACHED, STATS_U32, STATS_GAUGE, "detached", "1 when its connection closed while its process lives"),
 };
 
 #define SET(n, m, f) {.name = n, .maxattr = m, .fields = f, .nfields = sizeof(f) / sizeof(f[0])}

@@ -22,7 +22,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "attach.h"
+#include "lend.h"
 #include "rcupool.h"
 #include "testd.h"
 
@@ -83,36 +83,38 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The slot of an attached client holds the new limit once set returns. */
+/* The lease of an attached client holds the new limit once set returns
+ * (in whole chunks of 16 pages: max rounds down, min up). */
 static void test_set_reaches_slot(void **state)
 {
 	struct testd *t = *state;
-	struct attach a;
+	struct lender *l;
 	char why[256];
-	struct seg_slot *sl;
+	struct lease_limits *lim;
 
+	assert_int_equal(lend_daemon_open(t->sock, "cli_set", 0, 0, &l, why,
+					  sizeof(why)),
+			 0);
+	lim = &l->lease->limits;
+	assert_int_not_equal(atomic_load(&lim->max_pages), 40);
 	assert_int_equal(
-		attach_open(t->sock, "cli_set", 0, 0, &a, why, sizeof(why)), 0);
-	sl = &a.seg.slot[a.slot];
-	assert_int_not_equal(atomic_load(&sl->max_pages), 20);
-	assert_int_equal(
-		ctl(t->sock, "set", "limits.client_max_pages=20", NULL), 0);
-	assert_int_equal(atomic_load(&sl->max_pages), 20);
+		ctl(t->sock, "set", "limits.client_max_pages=40", NULL), 0);
+	assert_int_equal(atomic_load(&lim->max_pages), 40);
 
 	/* A per-client section wins over the default, for that name only. */
 	assert_int_equal(ctl(t->sock, "set", "client.cli_set.min_pages=3",
-			     "client.cli_set.max_pages=7",
+			     "client.cli_set.max_pages=70",
 			     "client.other.max_pages=90", NULL),
 			 0);
-	assert_int_equal(atomic_load(&sl->max_pages), 7);
-	assert_int_equal(atomic_load(&sl->min_pages), 3);
+	assert_int_equal(atomic_load(&lim->max_pages), 70);
+	assert_int_equal(atomic_load(&lim->min_pages), 16); /* whole chunks */
 
-	/* Refused: not live, or not valid; the slot keeps its limit. */
+	/* Refused: not live, or not valid; the lease keeps its limit. */
 	assert_int_equal(ctl(t->sock, "set", "reserve.page_size=8K", NULL), 1);
 	assert_int_equal(
 		ctl(t->sock, "set", "limits.client_max_pages=lots", NULL), 1);
-	assert_int_equal(atomic_load(&sl->max_pages), 7);
-	attach_close(&a);
+	assert_int_equal(atomic_load(&lim->max_pages), 70);
+	l->ops->close(l);
 }
 
 /* The library's pool is denied pages beyond a max_pages set while it runs. */
@@ -127,12 +129,20 @@ static void test_set_limits_pool(void **state)
 	};
 	struct rcupool_stats st = {.size = sizeof(st)};
 	struct rcupool *p;
-	const uint32_t max = 4;
+	uint32_t max;
 	char arg[64];
 
 	assert_int_equal(rcupool_open(&o, &p), 0);
 	assert_int_equal(rcupool_stats(p, &st), 0);
+	/* One chunk: the smallest max under which pages are lent at all. */
+	max = st.chunk_pages;
 	assert_true(st.max_pages > 2 * max);
+	/* Its background thread asks for chunks ahead of need. */
+	for (int i = 0; i < 500 && !st.lent_pages; i++) {
+		usleep(10000);
+		assert_int_equal(rcupool_stats(p, &st), 0);
+	}
+	assert_true(st.lent_pages > 0);
 	assert_int_equal(st.denied, 0);
 
 	snprintf(arg, sizeof(arg), "limits.client_max_pages=%u", max);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * rcupoold end to end: the real daemon on a temporary socket, real client
- * processes attaching over it, and what the daemon must survive.
+ * processes borrowing chunks over it (lib/lend_daemon.c), and what the
+ * daemon must survive.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,17 +26,17 @@
 #include <netlink/attr.h>
 #include <cmocka.h>
 
-#include "attach.h"
-#include "census.h"
+#include "lend.h"
 #include "proto.h"
-#include "stack.h"
 #include "stats.h"
 #include "testd.h"
 #include "tmpdir.h"
 
+/* 64 pages per CPU + 256: chunks of 16 pages (the automatic minimum). */
 #define SMALL_RESERVE                                                          \
 	"[reserve]\npages_per_cpu = 64\nglobal_pages = 256\n"                  \
 	"[balance]\ninterval = 10ms\ncensus_interval = 100ms\n"
+#define CP 16
 
 static uint64_t now_ms(void)
 {
@@ -51,132 +53,454 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static void test_attach_shows_in_clients(void **state)
+static uint64_t status(const struct testd *t, int attr)
 {
-	struct testd t;
-	struct attach a;
+	return testd_status_field(t->sock, attr);
+}
+
+static struct lender *lend(const struct testd *t, const char *name,
+			   uint32_t min, uint32_t max)
+{
+	struct lender *l = NULL;
+	char why[512];
+	int r = lend_daemon_open(t->sock, name, min, max, &l, why, sizeof(why));
+
+	if (r < 0)
+		fail_msg("lend_daemon_open(%s): %s (%s)", name, strerror(-r),
+			 why);
+	return l;
+}
+
+/* Every chunk back, nothing lent: the reserve at its configured size. */
+static void assert_reserve_whole(const struct testd *t, uint64_t total)
+{
+	if (!testd_wait_status(t->sock, PROTO_STATUS_PAGES_LENT, 0, 5000))
+		fail_msg("pages_lent stays %llu",
+			 (unsigned long long)status(t, PROTO_STATUS_PAGES_LENT));
+	if (!testd_wait_status(t->sock, PROTO_STATUS_PAGES_TOTAL, total, 5000))
+		fail_msg("pages_total stays %llu, configured %llu",
+			 (unsigned long long)status(t, PROTO_STATUS_PAGES_TOTAL),
+			 (unsigned long long)total);
+	assert_int_equal(status(t, PROTO_STATUS_PAGES_FREE), total);
+}
+
+static const struct stats_row *client_row(const struct testd *t,
+					  const char *name, struct stats_row *row)
+{
 	struct proto_msg m;
-	struct stats_row row;
 	struct nlattr *nla;
 	char why[256];
 	void *buf = NULL;
-	int found = 0;
+	const struct stats_row *found = NULL;
 
-	assert_int_equal(testd_start(&t, SMALL_RESERVE, NULL, NULL), 0);
-	if (attach_open(t.sock, "attach-test", 0, 0, &a, why, sizeof(why)) < 0)
-		fail_msg("attach: %s", why);
-	assert_true(a.seg.npages >= 256);
-	assert_true(a.kick_fd >= 0);
-	assert_string_equal(a.seg.slot[a.slot].name, "attach-test");
-	assert_int_equal(atomic_load(&a.seg.slot[a.slot].pid), getpid());
-
-	/* Take three pages as a client does; the daemon reports them held. */
-	uint32_t pages[3];
-
-	for (int i = 0; i < 3; i++) {
-		assert_int_equal(stack_pop(&a.seg, &a.seg.global->free, &pages[i]),
-				 0);
-		atomic_store(&a.seg.owner[pages[i]], seg_owner_of_slot(a.slot));
-	}
-	assert_int_equal(testd_call(t.sock, PROTO_CMD_GET_CLIENTS, NULL, &m,
+	assert_int_equal(testd_call(t->sock, PROTO_CMD_GET_CLIENTS, NULL, &m,
 				    &buf, why, sizeof(why)),
 			 0);
 	proto_for_each(nla, &m, PROTO_A_CLIENT)
 	{
-		assert_int_equal(stats_parse(&stats_client, nla, &row), 0);
-		assert_string_equal(row.s[PROTO_CLIENT_NAME], "attach-test");
-		assert_int_equal(row.u[PROTO_CLIENT_PID], getpid());
-		assert_int_equal(row.u[PROTO_CLIENT_HELD], 3);
-		found++;
+		struct stats_row r;
+
+		assert_int_equal(stats_parse(&stats_client, nla, &r), 0);
+		if (!strcmp(r.s[PROTO_CLIENT_NAME], name)) {
+			*row = r;
+			row->s[PROTO_CLIENT_NAME] = NULL; /* points into buf */
+			found = row;
+		}
 	}
 	free(buf);
-	assert_int_equal(found, 1);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_CLIENTS), 1);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_HELD), 3);
+	return found;
+}
 
-	/* DETACH takes back what the slot still owns. */
-	attach_close(&a);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_CLIENTS), 0);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_FREE),
-			 testd_status_field(t.sock, PROTO_STATUS_PAGES_TOTAL));
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_RECLAIMED),
-			 3);
+static void test_attach_get_put(void **state)
+{
+	struct testd t;
+	struct lender *l;
+	struct lend_chunk ch[8];
+	struct stats_row row;
+	struct stat st;
+	uint32_t got = 0;
+	uint64_t total;
+
+	assert_int_equal(testd_start(&t, SMALL_RESERVE, NULL, NULL), 0);
+	total = status(&t, PROTO_STATUS_PAGES_TOTAL);
+	assert_int_equal(status(&t, PROTO_STATUS_CHUNK_PAGES), CP);
+	assert_int_equal(total % CP, 0);
+	l = lend(&t, "attach-test", 0, 0);
+	/* The lease: its header checked by the library, limits in it. */
+	assert_int_equal(l->chunk_pages, CP);
+	assert_int_equal(l->page_size, 4096);
+	assert_int_equal(l->lease->magic, LEASE_MAGIC);
+	assert_int_equal(atomic_load(&l->lease->limits.max_pages), l->max_pages);
+	assert_int_equal(l->max_pages % CP, 0);
+	assert_true(l->fd >= 0);
+
+	assert_int_equal(l->ops->get(l, 0, 3, ch, &got), 0);
+	assert_int_equal(got, 3);
+	for (uint32_t i = 0; i < got; i++) {
+		assert_int_equal(fstat(ch[i].fd, &st), 0);
+		assert_int_equal(st.st_size, CP * 4096);
+		assert_int_equal(ch[i].pages, CP);
+		/* Sealed: a client cannot grow or shrink what it is lent. */
+		assert_int_equal(ftruncate(ch[i].fd, 0), -1);
+		assert_int_equal(errno, EPERM);
+		for (uint32_t j = 0; j < i; j++)
+			assert_true(ch[i].id != ch[j].id);
+	}
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_LENT), 3 * CP);
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_TOTAL), total);
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_FREE), total - 3 * CP);
+	assert_non_null(client_row(&t, "attach-test", &row));
+	assert_int_equal(row.u[PROTO_CLIENT_PID], getpid());
+	assert_int_equal(row.u[PROTO_CLIENT_LENT], 3 * CP);
+	assert_int_equal(row.u[PROTO_CLIENT_DETACHED], 0);
+
+	/* The client's counters, sanitized: held clamped to what it is lent. */
+	atomic_store(&l->lease->counters.held, 1000000);
+	atomic_store(&l->lease->counters.objects, 42);
+	assert_non_null(client_row(&t, "attach-test", &row));
+	assert_int_equal(row.u[PROTO_CLIENT_HELD], 3 * CP);
+	assert_int_equal(row.u[PROTO_CLIENT_OBJECTS], 42);
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_HELD), 3 * CP);
+
+	/* One back: retired (never lent again) and replaced. */
+	close(ch[0].fd);
+	assert_int_equal(l->ops->put(l, &ch[0].id, 1), 0);
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_LENT), 2 * CP);
+	assert_int_equal(status(&t, PROTO_STATUS_CHUNKS_RETIRED), 1);
+	assert_true(testd_wait_status(t.sock, PROTO_STATUS_PAGES_TOTAL, total,
+				      5000));
+	/* Closing the connection is not an exit: still lent, detached. */
+	l->ops->close(l);
+	for (int i = 0; i < 100; i++) {
+		assert_non_null(client_row(&t, "attach-test", &row));
+		if (row.u[PROTO_CLIENT_DETACHED])
+			break;
+		sleep_ms(10);
+	}
+	assert_int_equal(row.u[PROTO_CLIENT_DETACHED], 1);
+	assert_int_equal(row.u[PROTO_CLIENT_LENT], 2 * CP);
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_LENT), 2 * CP);
+	/* A client holding no chunk frees its slot when it closes. */
+	assert_int_equal(status(&t, PROTO_STATUS_CLIENTS), 1);
+	l = lend(&t, "empty-handed", 0, 0);
+	assert_int_equal(status(&t, PROTO_STATUS_CLIENTS), 2);
+	l->ops->close(l);
+	assert_true(testd_wait_status(t.sock, PROTO_STATUS_CLIENTS, 1, 5000));
+	close(ch[1].fd);
+	close(ch[2].fd);
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);
 }
 
-/* A client that takes pages (one lost in transit) and waits to be killed. */
-static void client_hold_pages(const char *sock, int ready_fd)
+/* Fork a client running fn; it writes one byte on ready when set up. */
+static pid_t child(void (*fn)(const char *sock, int ready, void *arg),
+		   const char *sock, void *arg, int *ready_rd)
 {
-	struct attach a;
-	char why[256];
-	uint32_t page = 0;
-
-	if (attach_open(sock, "victim", 0, 0, &a, why, sizeof(why)) < 0)
-		_exit(1);
-	for (int i = 0; i < 40; i++) {
-		if (stack_pop(&a.seg, &a.seg.global->free, &page) < 0)
-			_exit(2);
-		atomic_store(&a.seg.owner[page], seg_owner_of_slot(a.slot));
-		atomic_fetch_add(&a.seg.slot[a.slot].held, 1);
-	}
-	/* Popped and never owned: what a kill between the two leaves. */
-	if (stack_pop(&a.seg, &a.seg.global->free, &page) < 0)
-		_exit(3);
-	if (write(ready_fd, "x", 1) != 1)
-		_exit(4);
-	pause();
-	_exit(0);
-}
-
-static void test_kill9_client_pages_come_back(void **state)
-{
-	struct testd t;
-	struct attach me;
-	struct census c;
-	char why[256], ch;
 	int p[2];
 	pid_t pid;
-	uint64_t total, t0;
 
-	assert_int_equal(testd_start(&t, SMALL_RESERVE, NULL, NULL), 0);
-	total = testd_status_field(t.sock, PROTO_STATUS_PAGES_TOTAL);
 	assert_int_equal(pipe(p), 0);
 	pid = fork();
 	assert_true(pid >= 0);
-	if (pid == 0)
-		client_hold_pages(t.sock, p[1]);
-	assert_int_equal(read(p[0], &ch, 1), 1);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_HELD), 40);
-
-	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	t0 = now_ms();
-	/* Every page back within a second: reclaim at EOF, census for the lost one. */
-	while (testd_status_field(t.sock, PROTO_STATUS_PAGES_FREE) != total &&
-	       now_ms() - t0 < 1000)
-		sleep_ms(10);
-	print_message("# all pages back %llu ms after kill -9\n",
-		      (unsigned long long)(now_ms() - t0));
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_FREE),
-			 total);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_RECLAIMED),
-			 40);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_REPAIRED),
-			 1);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_CLIENTS), 0);
-
-	/* And the census, from a client's own mapping, is clean. */
-	assert_int_equal(attach_open(t.sock, "checker", 0, 0, &me, why,
-				     sizeof(why)),
-			 0);
-	assert_int_equal(census_take(&me.seg, &c), 0);
-	assert_int_equal(c.free, total);
-	assert_int_equal(c.lost + c.duplicated + c.bad + c.held, 0);
-	census_release(&c);
-	attach_close(&me);
-	close(p[0]);
+	if (pid == 0) {
+		close(p[0]);
+		fn(sock, p[1], arg);
+		_exit(0);
+	}
 	close(p[1]);
+	*ready_rd = p[0];
+	return pid;
+}
+
+static int wait_ready(int fd)
+{
+	char c;
+	ssize_t n = read(fd, &c, 1);
+
+	close(fd);
+	return n == 1 ? c : -1;
+}
+
+/* Take chunks up to the cap, asking for more than allowed, and report. */
+static void greedy(const char *sock, int ready, void *arg)
+{
+	struct lender *l;
+	struct lend_chunk ch[8];
+	uint32_t got, total = 0;
+	char why[256], c;
+	int r = 0;
+
+	if (lend_daemon_open(sock, "greedy", 0, (uint32_t)(uintptr_t)arg, &l,
+			     why, sizeof(why)) < 0)
+		_exit(1);
+	for (int i = 0; i < 20; i++) {
+		r = l->ops->get(l, -1, 8, ch, &got);
+		if (r < 0)
+			break;
+		for (uint32_t k = 0; k < got; k++) {
+			void *p = mmap(NULL, (size_t)CP * 4096,
+				       PROT_READ | PROT_WRITE, MAP_SHARED,
+				       ch[k].fd, 0);
+
+			if (p == MAP_FAILED)
+				_exit(2);
+			memset(p, 0xab, (size_t)CP * 4096);
+			close(ch[k].fd);
+		}
+		total += got;
+	}
+	c = (char)(r == -EDQUOT ? total : 100 + total);
+	if (write(ready, &c, 1) != 1)
+		_exit(3);
+	pause();
+}
+
+static void test_max_is_enforced(void **state)
+{
+	struct testd t;
+	uint64_t total;
+	int rd, got;
+	pid_t pid;
+
+	assert_int_equal(testd_start(&t, SMALL_RESERVE, NULL, NULL), 0);
+	total = status(&t, PROTO_STATUS_PAGES_TOTAL);
+	/* 3 chunks and 5 pages: max rounds down to 3 whole chunks. */
+	pid = child(greedy, t.sock, (void *)(uintptr_t)(3 * CP + 5), &rd);
+	got = wait_ready(rd);
+	assert_int_equal(got, 3);
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_LENT), 3 * CP);
+	assert_true(status(&t, PROTO_STATUS_DENIED) >= 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* Its process exited: retired, replaced. */
+	assert_reserve_whole(&t, total);
+	assert_int_equal(status(&t, PROTO_STATUS_CHUNKS_RETIRED), 3);
+	assert_int_equal(status(&t, PROTO_STATUS_PAGES_RECLAIMED), 3 * CP);
+	assert_int_equal(status(&t, PROTO_STATUS_CLIENTS), 0);
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
+static void test_bad_ids(void **state)
+{
+	struct testd t;
+	struct lender *a, *b;
+	struct lend_chunk ca[2], cb[1];
+	uint32_t got;
+	struct stats_row row;
+	uint64_t ids[3];
+
+	assert_int_equal(testd_start(&t, SMALL_RESERVE, NULL, NULL), 0);
+	a = lend(&t, "alice", 0, 0);
+	b = lend(&t, "bob", 0, 0);
+	assert_int_equal(a->ops->get(a, -1, 2, ca, &got), 0);
+	assert_int_equal(got, 2);
+	assert_int_equal(b->ops->get(b, -1, 1, cb, &got), 0);
+	assert_int_equal(got, 1);
+	/* Bob gives back one of Alice's, an unknown id, and his own. */
+	ids[0] = ca[0].id;
+	ids[1] = 0xdeadbeefULL;
+	ids[2] = cb[0].id;
+	assert_int_equal(b->ops->put(b, ids, 3), -EINVAL);
+	assert_true(testd_log_has(&t, "ids not lent to it"));
+	/* Alice's chunk is still hers; Bob's own came back. */
+	assert_non_null(client_row(&t, "alice", &row));
+	assert_int_equal(row.u[PROTO_CLIENT_LENT], 2 * CP);
+	assert_non_null(client_row(&t, "bob", &row));
+	assert_int_equal(row.u[PROTO_CLIENT_LENT], 0);
+	assert_int_equal(row.u[PROTO_CLIENT_BAD], 2);
+	/* A duplicate: taken once, bad once. */
+	ids[0] = ids[1] = ca[1].id;
+	assert_int_equal(a->ops->put(a, ids, 2), -EINVAL);
+	assert_non_null(client_row(&t, "alice", &row));
+	assert_int_equal(row.u[PROTO_CLIENT_LENT], CP);
+	assert_int_equal(row.u[PROTO_CLIENT_BAD], 1);
+	assert_int_equal(status(&t, PROTO_STATUS_BAD), 3);
+	for (int i = 0; i < 2; i++)
+		close(ca[i].fd);
+	close(cb[0].fd);
+	a->ops->close(a);
+	b->ops->close(b);
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
+static void test_min_takes_protect(void **state)
+{
+	struct testd t;
+	struct lender *a, *b;
+	struct lend_chunk ch[8];
+	uint32_t got, total = 0;
+	uint64_t cpus;
+	int r;
+
+	/* No global pool; every CPU pool is 4 chunks, 2 of them protected. */
+	assert_int_equal(testd_start(&t,
+				     "[reserve]\npages_per_cpu = 64\n"
+				     "global_pages = 0\n"
+				     "[limits]\nclient_min_pages = 0\n"
+				     "client_max_pages = 100%\n"
+				     "protect_pages = 32\n"
+				     "[client needy]\nmin_pages = 10\n",
+				     NULL, NULL),
+			 0);
+	cpus = status(&t, PROTO_STATUS_CPUS);
+	a = lend(&t, "plain", 0, 0);
+	while ((r = a->ops->get(a, 0, 8, ch, &got)) == 0) {
+		total += got;
+		for (uint32_t i = 0; i < got; i++)
+			close(ch[i].fd);
+	}
+	/* Everything but the protect floors. */
+	assert_int_equal(r, -ENOSPC);
+	assert_int_equal(total, 2 * cpus);
+	assert_true(status(&t, PROTO_STATUS_DEPLETIONS) >= 1);
+	/* A client under its min (10 pages: rounds up to 1 chunk) gets one
+	 * from the floor, and only that one. */
+	b = lend(&t, "needy", 0, 0);
+	assert_int_equal(b->min_pages, CP);
+	assert_int_equal(b->ops->get(b, 0, 4, ch, &got), 0);
+	assert_int_equal(got, 1);
+	close(ch[0].fd);
+	assert_int_equal(b->ops->get(b, 0, 1, ch, &got), -ENOSPC);
+	a->ops->close(a);
+	b->ops->close(b);
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
+static void test_client_section(void **state)
+{
+	struct testd t;
+	struct lender *a, *b;
+	struct proto_msg m;
+	char why[512];
+	void *buf = NULL;
+
+	assert_int_equal(testd_start(&t, SMALL_RESERVE
+				     "[client special]\nmin_pages = 3\n"
+				     "max_pages = 40\n",
+				     NULL, NULL),
+			 0);
+	/* [client NAME] limits apply to a client attaching under that name:
+	 * min rounds up, max down, to whole chunks. */
+	a = lend(&t, "special", 0, 0);
+	assert_int_equal(a->min_pages, CP);
+	assert_int_equal(a->max_pages, 2 * CP);
+	assert_int_equal(atomic_load(&a->lease->limits.max_pages), 2 * CP);
+	/* A client may ask for less than the config allows, never more. */
+	b = lend(&t, "special", 1, 100);
+	assert_int_equal(b->min_pages, CP);
+	assert_int_equal(b->max_pages, 2 * CP);
+	b->ops->close(b);
+	b = lend(&t, "special", 0, 17);
+	assert_int_equal(b->max_pages, CP);
+	/* What it asked for survives a change of the config. */
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS,
+				    (const char *[]){"limits.overflow_pages=7",
+						     NULL},
+				    &m, &buf, why, sizeof(why)),
+			 0);
+	free(buf);
+	assert_int_equal(atomic_load(&b->lease->limits.max_pages), CP);
+	assert_int_equal(atomic_load(&b->lease->limits.overflow_pages), 7);
+	b->ops->close(b);
+	a->ops->close(a);
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
+static void test_set_lowers_max_recalls(void **state)
+{
+	struct testd t;
+	struct lender *l;
+	struct lend_chunk ch[8];
+	struct proto_msg m;
+	struct pollfd pfd;
+	char why[512];
+	void *buf = NULL;
+	uint32_t got;
+	uint64_t ids[2];
+	const char *set[] = {"limits.client_max_pages=40",
+			     "balance.interval=20ms", NULL};
+	const char *bad[] = {"reserve.pages_per_cpu=10", NULL};
+	const char *worse[] = {"balance.low=300%", NULL};
+
+	assert_int_equal(testd_start(&t, SMALL_RESERVE, NULL, NULL), 0);
+	l = lend(&t, "tuned", 0, 0);
+	assert_int_equal(l->ops->get(l, -1, 4, ch, &got), 0);
+	assert_int_equal(got, 4);
+	assert_int_equal(atomic_load(&l->lease->limits.return_chunks), 0);
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS, set, &m, &buf,
+				    why, sizeof(why)),
+			 0);
+	free(buf);
+	/* In the lease at once; 2 chunks over the new max: asked back. */
+	assert_int_equal(atomic_load(&l->lease->limits.max_pages), 2 * CP);
+	assert_int_equal(atomic_load(&l->lease->limits.return_chunks), 2);
+	pfd = (struct pollfd){.fd = l->fd, .events = POLLIN};
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(l->ops->event(l), 0);
+	assert_true(testd_log_has(&t, "asking client tuned"));
+	/* Over the max: nothing more lent. */
+	assert_int_equal(l->ops->get(l, -1, 1, ch + 4, &got), -EDQUOT);
+	ids[0] = ch[0].id;
+	ids[1] = ch[1].id;
+	assert_int_equal(l->ops->put(l, ids, 2), 0);
+	assert_int_equal(atomic_load(&l->lease->limits.return_chunks), 0);
+
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS, bad, &m, &buf,
+				    why, sizeof(why)),
+			 -EINVAL);
+	free(buf);
+	assert_non_null(strstr(why, "reserve.pages_per_cpu cannot change"));
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS, worse, &m,
+				    &buf, why, sizeof(why)),
+			 -EINVAL);
+	free(buf);
+	assert_non_null(strstr(why, "rcupoolctl set: [balance] low"));
+	assert_int_equal(atomic_load(&l->lease->limits.max_pages), 2 * CP);
+	for (int i = 0; i < 4; i++)
+		close(ch[i].fd);
+	l->ops->close(l);
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
+static void test_census_exact(void **state)
+{
+	struct testd t;
+	struct lender *l;
+	struct lend_chunk ch[8];
+	struct proto_msg m;
+	char why[512], want[128];
+	void *buf = NULL;
+	uint32_t got;
+	uint64_t total;
+
+	assert_int_equal(testd_start(&t, SMALL_RESERVE, (const char *[]){
+		"-o", "balance.census_interval=0", NULL}, NULL),
+			 0);
+	total = status(&t, PROTO_STATUS_PAGES_TOTAL);
+	l = lend(&t, "counted", 0, 0);
+	assert_int_equal(l->ops->get(l, -1, 5, ch, &got), 0);
+	assert_int_equal(got, 5);
+	assert_int_equal(testd_call(t.sock, PROTO_CMD_CENSUS, NULL, &m, &buf,
+				    why, sizeof(why)),
+			 0);
+	snprintf(want, sizeof(want), "%llu pages: %llu free in %llu chunks, "
+		 "%u lent in 5 chunks",
+		 (unsigned long long)total,
+		 (unsigned long long)(total - 5 * CP),
+		 (unsigned long long)(total / CP - 5), 5 * CP);
+	if (!strstr(m.message, want))
+		fail_msg("census: %s (wanted %s)", m.message, want);
+	free(buf);
+	assert_int_equal(status(&t, PROTO_STATUS_CENSUS_RUNS), 1);
+	assert_int_equal(status(&t, PROTO_STATUS_BAD_INDEX), 0);
+	for (int i = 0; i < 5; i++)
+		close(ch[i].fd);
+	l->ops->close(l);
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);
 }
@@ -376,45 +700,6 @@ static void test_permissions(void **state)
 	testd_cleanup(&t);
 }
 
-static void test_set_limits_live(void **state)
-{
-	struct testd t;
-	struct attach a;
-	struct proto_msg m;
-	char why[512];
-	void *buf = NULL;
-	const char *set[] = {"limits.client_max_pages=20",
-			     "balance.interval=20ms", NULL};
-	const char *bad[] = {"reserve.pages_per_cpu=10", NULL};
-	const char *worse[] = {"balance.low=300%", NULL};
-
-	assert_int_equal(testd_start(&t, SMALL_RESERVE, NULL, NULL), 0);
-	assert_int_equal(attach_open(t.sock, "tuned", 0, 0, &a, why, sizeof(why)),
-			 0);
-	assert_int_not_equal(atomic_load(&a.seg.slot[a.slot].max_pages), 20);
-	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS, set, &m, &buf,
-				    why, sizeof(why)),
-			 0);
-	free(buf);
-	/* Visible in the segment at once, for the client's next request. */
-	assert_int_equal(atomic_load(&a.seg.slot[a.slot].max_pages), 20);
-
-	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS, bad, &m, &buf,
-				    why, sizeof(why)),
-			 -EINVAL);
-	free(buf);
-	assert_non_null(strstr(why, "reserve.pages_per_cpu cannot change"));
-	assert_int_equal(testd_call(t.sock, PROTO_CMD_SET_LIMITS, worse, &m,
-				    &buf, why, sizeof(why)),
-			 -EINVAL);
-	free(buf);
-	assert_non_null(strstr(why, "rcupoolctl set: [balance] low"));
-	assert_int_equal(atomic_load(&a.seg.slot[a.slot].max_pages), 20);
-	attach_close(&a);
-	assert_int_equal(testd_stop(&t), 0);
-	testd_cleanup(&t);
-}
-
 static const char *limit_value(const struct proto_msg *m, const char *want)
 {
 	struct nlattr *nla;
@@ -579,106 +864,32 @@ static void test_second_instance_refused(void **state)
 		 "grep -q 'another rcupoold is already listening' %s/second",
 		 t.dir);
 	assert_int_equal(system(cmd), 0);
+	/* Found before the reserve was allocated (and locked). */
+	snprintf(cmd, sizeof(cmd), "grep -q 'reserve:' %s/second", t.dir);
+	assert_int_not_equal(system(cmd), 0);
 	/* The first is unharmed. */
 	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_CLIENTS), 0);
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);
 }
 
-static void test_client_section_and_kick(void **state)
-{
-	struct testd t;
-	struct attach a, b;
-	char why[512];
-	uint64_t kicks;
-
-	assert_int_equal(testd_start(&t, SMALL_RESERVE
-				  "[client special]\nmin_pages = 3\n"
-				  "max_pages = 5\n",
-				  NULL, NULL),
-			 0);
-	/* [client NAME] limits apply to a client attaching under that name. */
-	assert_int_equal(attach_open(t.sock, "special", 0, 0, &a, why,
-				     sizeof(why)),
-			 0);
-	assert_int_equal(atomic_load(&a.seg.slot[a.slot].min_pages), 3);
-	assert_int_equal(atomic_load(&a.seg.slot[a.slot].max_pages), 5);
-	assert_int_equal(a.max_pages, 5);
-	/* A client may ask for less than the config allows, never more. */
-	assert_int_equal(attach_open(t.sock, "special", 1, 100, &b, why,
-				     sizeof(why)),
-			 0);
-	assert_int_equal(atomic_load(&b.seg.slot[b.slot].min_pages), 1);
-	assert_int_equal(atomic_load(&b.seg.slot[b.slot].max_pages), 5);
-	attach_close(&b);
-
-	/* A depletion kick wakes the daemon, and is counted. */
-	kicks = testd_status_field(t.sock, PROTO_STATUS_KICKS);
-	assert_int_equal(attach_kick(&a), 0);
-	for (int i = 0; i < 200 &&
-			testd_status_field(t.sock, PROTO_STATUS_KICKS) == kicks;
-	     i++)
-		sleep_ms(5);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_KICKS),
-			 kicks + 1);
-	attach_close(&a);
-	assert_int_equal(testd_stop(&t), 0);
-	testd_cleanup(&t);
-}
-
-static void test_census_on_demand(void **state)
-{
-	struct testd t;
-	struct attach a;
-	struct proto_msg m;
-	char why[512];
-	void *buf = NULL;
-	uint32_t page = 0;
-
-	/* No timer census: only the one asked for. */
-	assert_int_equal(testd_start(&t, SMALL_RESERVE, (const char *[]){
-		"-o", "balance.census_interval=0", NULL}, NULL),
-			 0);
-	assert_int_equal(attach_open(t.sock, "loser", 0, 0, &a, why,
-				     sizeof(why)),
-			 0);
-	/* A page taken and never recorded: on no list, owned by nobody. */
-	assert_int_equal(stack_pop(&a.seg, &a.seg.global->free, &page), 0);
-	assert_int_equal(testd_call(t.sock, PROTO_CMD_CENSUS, NULL, &m, &buf,
-				    why, sizeof(why)),
-			 0);
-	if (!strstr(m.message, "1 on no list") ||
-	    !strstr(m.message, "0 returned now"))
-		fail_msg("first census: %s", m.message);
-	free(buf);
-	assert_int_equal(testd_call(t.sock, PROTO_CMD_CENSUS, NULL, &m, &buf,
-				    why, sizeof(why)),
-			 0);
-	if (!strstr(m.message, "0 on no list") ||
-	    !strstr(m.message, "1 returned now"))
-		fail_msg("second census: %s", m.message);
-	free(buf);
-	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PAGES_REPAIRED),
-			 1);
-	attach_close(&a);
-	assert_int_equal(testd_stop(&t), 0);
-	testd_cleanup(&t);
-}
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_attach_shows_in_clients),
-		cmocka_unit_test(test_kill9_client_pages_come_back),
+		cmocka_unit_test(test_attach_get_put),
+		cmocka_unit_test(test_max_is_enforced),
+		cmocka_unit_test(test_bad_ids),
+		cmocka_unit_test(test_min_takes_protect),
+		cmocka_unit_test(test_client_section),
+		cmocka_unit_test(test_set_lowers_max_recalls),
+		cmocka_unit_test(test_census_exact),
 		cmocka_unit_test(test_malformed_messages),
 		cmocka_unit_test(test_permissions),
-		cmocka_unit_test(test_set_limits_live),
 		cmocka_unit_test(test_sighup_reload),
 		cmocka_unit_test(test_sd_notify),
 		cmocka_unit_test(test_socket_activation),
 		cmocka_unit_test(test_second_instance_refused),
-		cmocka_unit_test(test_client_section_and_kick),
-		cmocka_unit_test(test_census_on_demand),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

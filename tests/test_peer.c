@@ -109,6 +109,10 @@ static void test_peer_may(void **state)
 	assert_false(peer_may(&user, PEER_ATTACH, 40, none, 999));
 	assert_true(peer_may(&root, PEER_ATTACH, 40, none, 999));
 	assert_true(peer_may(&daemon, PEER_ATTACH, 40, none, 999));
+	/* Admin implies attach: a member of the admin group (30) attaches
+	 * even when not in the attach group (40). */
+	assert_true(peer_may(&user, PEER_ATTACH, 40, 30, 999));
+	assert_false(peer_may(&user, PEER_ATTACH, 40, 50, 999));
 	/* Admin: no admin group means root and the daemon's uid only. */
 	assert_false(peer_may(&user, PEER_ADMIN, none, none, 999));
 	assert_false(peer_may(&user, PEER_ADMIN, 20, 40, 999));

@@ -150,6 +150,13 @@ static void put_request_attrs(struct nl_msg *m, uint8_t cmd)
 		assert_int_equal(nla_put_string(m, PROTO_A_NAME, "bench"), 0);
 		assert_int_equal(nla_put_u32(m, PROTO_A_MIN_PAGES, 16), 0);
 		assert_int_equal(nla_put_u32(m, PROTO_A_MAX_PAGES, 4096), 0);
+	} else if (cmd == PROTO_CMD_CHUNK_GET) {
+		assert_int_equal(nla_put_u32(m, PROTO_A_COUNT, 8), 0);
+		assert_int_equal(nla_put_u32(m, PROTO_A_CPU_ID, PROTO_CPU_ANY),
+				 0);
+	} else if (cmd == PROTO_CMD_CHUNK_PUT) {
+		for (uint64_t id = 1; id <= 3; id++)
+			assert_int_equal(nla_put_u64(m, PROTO_A_CHUNK_ID, id), 0);
 	} else if (cmd == PROTO_CMD_SET_LIMITS) {
 		assert_int_equal(proto_put_setting(m, "cpu.target", "64"), 0);
 		assert_int_equal(proto_put_setting(m, "cpu.low", "16"), 0);
@@ -168,6 +175,14 @@ static void check_request_attrs(const struct proto_msg *r, uint8_t cmd)
 				    "bench");
 		assert_int_equal(nla_get_u32(r->tb[PROTO_A_MIN_PAGES]), 16);
 		assert_int_equal(nla_get_u32(r->tb[PROTO_A_MAX_PAGES]), 4096);
+	} else if (cmd == PROTO_CMD_CHUNK_GET) {
+		assert_int_equal(nla_get_u32(r->tb[PROTO_A_COUNT]), 8);
+		assert_int_equal(nla_get_u32(r->tb[PROTO_A_CPU_ID]),
+				 PROTO_CPU_ANY);
+	} else if (cmd == PROTO_CMD_CHUNK_PUT) {
+		proto_for_each(nla, r, PROTO_A_CHUNK_ID)
+			assert_true(nla_get_u64(nla) == (uint64_t)++n);
+		assert_int_equal(n, 3);
 	} else if (cmd == PROTO_CMD_SET_LIMITS) {
 		proto_for_each(nla, r, PROTO_A_SETTING)
 		{
@@ -203,6 +218,16 @@ static void put_reply_attrs(struct nl_msg *m, uint8_t cmd)
 		assert_int_equal(nla_put_u64(m, PROTO_A_GENERATION,
 					     0x123456789abcdef0ULL),
 				 0);
+		break;
+	case PROTO_CMD_CHUNK_GET:
+		for (int c = 0; c < 2; c++) {
+			nest = nla_nest_start(m, PROTO_A_CHUNK);
+			assert_non_null(nest);
+			assert_int_equal(nla_put_u64(m, PROTO_CHUNK_ID, 10 + c), 0);
+			assert_int_equal(nla_put_u32(m, PROTO_CHUNK_PAGES, 16), 0);
+			assert_int_equal(nla_put_u32(m, PROTO_CHUNK_CPU, c), 0);
+			assert_int_equal(nla_nest_end(m, nest), 0);
+		}
 		break;
 	case PROTO_CMD_GET_LIMITS:
 		assert_int_equal(proto_put_setting(m, "max_pages", "1000"), 0);
@@ -274,6 +299,18 @@ static void check_reply_attrs(const struct proto_msg *r, uint8_t cmd)
 		}
 		assert_int_equal(n, 3);
 		break;
+	case PROTO_CMD_CHUNK_GET:
+		proto_for_each(nla, r, PROTO_A_CHUNK)
+		{
+			struct nlattr *in =
+				nla_find(nla_data(nla), nla_len(nla),
+					 PROTO_CHUNK_ID);
+
+			assert_true(nla_get_u64(in) == (uint64_t)(10 + n));
+			n++;
+		}
+		assert_int_equal(n, 2);
+		break;
 	}
 }
 
@@ -288,8 +325,8 @@ static void test_roundtrip_commands(void **state)
 		struct nl_msg *m;
 		int n;
 
-		if (cmd == PROTO_CMD_ERROR) /* a reply only */
-			continue;
+		if (cmd == PROTO_CMD_ERROR || cmd == PROTO_CMD_RECALL)
+			continue; /* a reply, a notification: never requests */
 		m = new_msg(cmd, 1000 + cmd, true);
 		put_request_attrs(m, cmd);
 		assert_int_equal(proto_send(sv[0], m, NULL, 0), 0);
@@ -634,10 +671,10 @@ static void test_bad_headers(void **state)
 
 	/* Wrong version. */
 	to_buf(m);
-	ghdr_of(rbuf)->version = 2;
+	ghdr_of(rbuf)->version = 3;
 	assert_int_equal(proto_parse(rbuf, len, &msg, why, sizeof(why)),
 			 -EPROTONOSUPPORT);
-	assert_why(why, "version 2");
+	assert_why(why, "version 3");
 
 	/* Unknown command. */
 	to_buf(m);
@@ -1296,6 +1333,37 @@ static void test_connect(void **state)
 		unsetenv("RCUPOOL_SOCKET");
 }
 
+/* RECALL is the daemon's notification: refused as a request; a refusal
+ * (command 0, seq 0) parses as a reply and proto_call returns its error. */
+static void test_recall_and_refusal(void **state)
+{
+	struct proto_msg m, none = {.cmd = 0, .seq = 0};
+	struct nl_msg *msg;
+	char why[256];
+	int sv[2], n;
+
+	pair(sv);
+	msg = new_msg(PROTO_CMD_RECALL, 5, true);
+	assert_int_equal(proto_send(sv[0], msg, NULL, 0), 0);
+	nlmsg_free(msg);
+	n = proto_recv(sv[1], rbuf, PROTO_MSG_MAX, NULL, NULL);
+	assert_int_equal(proto_parse(rbuf, n, &m, why, sizeof(why)),
+			 -EOPNOTSUPP);
+	assert_non_null(strstr(why, "RECALL is not a request"));
+
+	assert_int_equal(proto_new_reply(&msg, &none, -EUSERS, "too many"), 0);
+	assert_int_equal(proto_send(sv[1], msg, NULL, 0), 0);
+	nlmsg_free(msg);
+	msg = new_msg(PROTO_CMD_GET_STATUS, 9, true);
+	assert_int_equal(proto_call(sv[0], msg, rbuf2, PROTO_MSG_MAX, &m, NULL,
+				    NULL, why, sizeof(why)),
+			 -EUSERS);
+	assert_string_equal(why, "too many");
+	nlmsg_free(msg);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1307,6 +1375,7 @@ int main(void)
 		cmocka_unit_test(test_unexpected_fds_closed),
 		cmocka_unit_test(test_msgsize),
 		cmocka_unit_test(test_bad_headers),
+		cmocka_unit_test(test_recall_and_refusal),
 		cmocka_unit_test(test_bad_attributes),
 		cmocka_unit_test(test_bad_settings),
 		cmocka_unit_test(test_tolerance),

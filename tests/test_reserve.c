@@ -1,30 +1,31 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The daemon's reserve logic in-process: the balancer's watermarks, CPU
- * hotplug driven through the uevent parser (offline drain, online refill),
- * and the census's two-step repair of lost pages.
+ * The daemon's reserve in-process: chunks (sealed memfds), the pools and
+ * the balancer's watermarks in chunks, CPU hotplug driven through the
+ * uevent parser (offline drain, online refill), lending within max and
+ * protect, retiring a chunk and the refill that replaces it, and the
+ * census of the books.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include <cmocka.h>
 
-#include "cpupin.h"
-#include "census.h"
 #include "conf.h"
 #include "cpu.h"
 #include "daemon.h"
 #include "hotplug.h"
 #include "log.h"
-#include "pcpu.h"
-#include "stack.h"
 
-/* The daemon's notify hook; nothing to tell here. */
+/* The daemon's hooks that live in main.c and server.c. */
 void daemon_notify_status(struct daemon *d)
 {
 }
@@ -42,6 +43,8 @@ static int setup(void **state)
 
 	log_open(LOG_WARNING);
 	conf_init(&d->conf);
+	/* 64 pages per CPU + 256, chunks of 16: 4 per CPU, 16 global; the
+	 * target 50% is 2 chunks, the protect floor 1 chunk (4 pages up). */
 	r = conf_set(&d->conf, "reserve.pages_per_cpu", "64", "test", &err);
 	r = r ?: conf_set(&d->conf, "reserve.global_pages", "256", "test", &err);
 	r = r ?: conf_set(&d->conf, "reserve.lock_memory", "no", "test", &err);
@@ -50,7 +53,8 @@ static int setup(void **state)
 	if (r < 0)
 		return -1;
 	d->ncpus = (unsigned int)cpu_possible_count();
-	if (reserve_create(d) < 0)
+	if (sd_event_new(&d->event) < 0 || lending_init(d) < 0 ||
+	    reserve_create(d) < 0)
 		return -1;
 	*state = d;
 	return 0;
@@ -60,73 +64,117 @@ static int teardown(void **state)
 {
 	struct daemon *d = *state;
 
+	lending_destroy(d);
 	reserve_destroy(d);
+	sd_event_unref(d->event);
 	conf_free(&d->conf);
 	free(d);
 	return 0;
 }
 
-static void census_of(struct daemon *d, struct census *c)
+static void books_agree(struct daemon *d)
 {
-	assert_int_equal(census_take(&d->seg, c), 0);
-	assert_int_equal(c->free + c->held, d->seg.npages);
-	assert_true(census_clean(c));
+	char why[256];
+
+	if (reserve_census(d, why, sizeof(why)) < 0)
+		fail_msg("census: %s", why);
 }
 
-static void test_initial_fill_and_watermarks(void **state)
+static void test_chunks_and_watermarks(void **state)
 {
 	struct daemon *d = *state;
-	struct census c;
-	uint32_t target = atomic_load(&d->seg.cpu[0].target), first, last;
-	int cpu;
+	unsigned int online = 0;
 
-	if (!d->pinning)
-		skip();
-	/* 50% of 64 on every online CPU, 4 protected pages each. */
-	assert_int_equal(target, 32);
-	census_of(d, &c);
-	for (unsigned int i = 0; i < d->seg.ncpus; i++) {
-		if (!atomic_load(&d->seg.cpu[i].online))
-			continue;
-		assert_int_equal(c.cpu_free[i], 32);
-		assert_int_equal(c.cpu_protect[i], 4);
+	assert_int_equal(d->chunk_pages, 16);
+	assert_int_equal(d->nchunks, (64 * d->ncpus + 256) / 16);
+	assert_int_equal(d->n_pool, d->nchunks);
+	assert_int_equal(d->n_lent, 0);
+	for (unsigned int c = 0; c < d->ncpus; c++) {
+		struct pool_cpu *p = &d->cpu[c];
+
+		assert_int_equal(p->target, 2);
+		assert_int_equal(p->low, 1);
+		assert_int_equal(p->high, 4);
+		assert_int_equal(p->protect, 1);
+		if (p->online) {
+			assert_int_equal(p->free.n, 2);
+			online++;
+		}
 	}
-	census_release(&c);
+	assert_int_equal(d->global.n, d->nchunks - 2 * online);
+	/* Each chunk a sealed memfd of its own. */
+	for (struct chunk *c = d->global.head; c; c = c->next) {
+		int seals = fcntl(c->fd, F_GET_SEALS);
 
-	/* Below low (25% = 16): back to target on the next pass. */
-	assert_int_equal(pin(0), 0);
-	assert_int_equal(pcpu_pop_chain(&d->seg, PCPU_FREE, 20, &first, &last,
-					&cpu),
-			 20);
-	stack_push_chain(&d->seg, &d->seg.global->free, first, last);
-	unpin();
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[0], 12);
-	census_release(&c);
-	reserve_balance(d);
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[0], 32);
-	census_release(&c);
+		assert_true(seals & F_SEAL_SHRINK);
+		assert_true(seals & F_SEAL_GROW);
+		assert_true(seals & F_SEAL_SEAL);
+		assert_int_equal(lseek(c->fd, 0, SEEK_END), 16 * 4096);
+	}
+	/* Below low: the balancer fills to target from the global pool. */
+	struct chunk *c;
 
-	/* Above high (100% = 64): back down to target. */
-	assert_int_equal(pin(0), 0);
-	assert_int_equal(stack_pop_chain(&d->seg, &d->seg.global->free, 40,
-					 &first, &last),
-			 40);
-	assert_int_equal(pcpu_push_chain(&d->seg, PCPU_FREE, first, last), 0);
-	unpin();
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[0], 72);
-	census_release(&c);
+	while ((c = d->cpu[0].free.head)) {
+		list_del(&d->cpu[0].free, c);
+		list_add(&d->global, c);
+		c->where = CHUNK_GLOBAL;
+		c->pool = -1;
+	}
 	reserve_balance(d);
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[0], 32);
-	census_release(&c);
-	/* Between the marks: left alone. */
-	uint64_t moved = d->stats.pages_moved;
+	assert_int_equal(d->cpu[0].free.n, d->cpu[0].online ? 2 : 0);
+	books_agree(d);
+	/* A chunk off every list: the census says the books disagree. */
+	c = d->cpu[0].free.head;
+	list_del(&d->cpu[0].free, c);
+	d->n_pool--;
+	char why[256];
 
-	reserve_balance(d);
-	assert_int_equal(d->stats.pages_moved, moved);
+	assert_int_equal(reserve_census(d, why, sizeof(why)), -EUCLEAN);
+	assert_non_null(strstr(why, "chunks known"));
+	reserve_retire(d, c);
+}
+
+static void test_lend_and_retire(void **state)
+{
+	struct daemon *d = *state;
+	struct client *cl;
+	struct chunk *got[8];
+	uint64_t ids[3], bad[3];
+	uint32_t n, nbad, total = d->nchunks;
+	char why[256];
+	int err, pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+	cl = lending_attach(d, NULL, getpid(), getuid(), pidfd, "t", 0, 40,
+			    &err, why, sizeof(why));
+	assert_non_null(cl);
+	/* max 40 pages: 2 chunks. */
+	assert_int_equal(cl->max_chunks, 2);
+	assert_int_equal(lending_get(d, cl, 0, 8, got, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(lending_get(d, cl, 0, 1, got + 2, &n), -EDQUOT);
+	assert_int_equal(d->n_lent, 2);
+	books_agree(d);
+	ids[0] = got[0]->id;
+	ids[1] = 999999;
+	ids[2] = got[0]->id;
+	assert_int_equal(lending_put(d, cl, ids, 3, bad, &nbad), 1);
+	assert_int_equal(nbad, 2);
+	assert_int_equal(d->n_lent, 1);
+	assert_null(reserve_find(d, ids[0])); /* retired: gone for good */
+	assert_int_equal(d->n_pool + d->n_lent, total - 1);
+	/* The refill replaces it on the next loop iteration. */
+	for (int i = 0; i < 10; i++)
+		sd_event_run(d->event, 0);
+	assert_int_equal(d->n_pool + d->n_lent, total);
+	books_agree(d);
+	/* The process exits: what it still has is retired and replaced. */
+	lending_release(d, cl);
+	assert_int_equal(d->n_lent, 0);
+	for (int i = 0; i < 10; i++)
+		sd_event_run(d->event, 0);
+	assert_int_equal(d->n_pool, total);
+	assert_int_equal(d->stats.chunks_retired, 2);
+	books_agree(d);
 }
 
 /* What the kernel broadcasts, as hotplug_parse reads it. */
@@ -151,115 +199,36 @@ static void uevent(struct daemon *d, const char *action, unsigned int cpu)
 static void test_hotplug_drain_and_refill(void **state)
 {
 	struct daemon *d = *state;
-	unsigned int cpu = d->seg.ncpus > 1 ? 1 : 0;
-	uint32_t page;
-	int where;
-	struct census c;
+	unsigned int cpu = d->ncpus > 1 ? 1 : 0;
+	uint32_t global;
 
-	if (!d->pinning)
+	if (!d->cpu[cpu].online)
 		skip();
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[cpu], 32);
-	uint32_t global = c.global;
-
-	census_release(&c);
-
-	/* offline: both lists drained into the pool, nothing lost. */
+	assert_int_equal(d->cpu[cpu].free.n, 2);
+	global = d->global.n;
 	uevent(d, "offline", cpu);
-	assert_int_equal(atomic_load(&d->seg.cpu[cpu].online), 0);
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[cpu], 0);
-	assert_int_equal(c.cpu_protect[cpu], 0);
-	assert_int_equal(c.global, global + 36);
-	census_release(&c);
-	/* Clients on that CPU are turned away to the pool meanwhile. */
-	assert_int_equal(pin((int)cpu), 0);
-	assert_int_equal(pcpu_pop(&d->seg, PCPU_FREE, &page, &where), -ENODEV);
-	unpin();
-	/* The balancer leaves an offline CPU alone. */
+	assert_false(d->cpu[cpu].online);
+	assert_int_equal(d->cpu[cpu].free.n, 0);
+	assert_int_equal(d->global.n, global + 2);
+	/* Nothing is lent from it, and the balancer leaves it alone. */
 	reserve_balance(d);
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[cpu], 0);
-	census_release(&c);
-
-	/* online: marked from the CPU itself and refilled. */
+	assert_int_equal(d->cpu[cpu].free.n, 0);
+	books_agree(d);
 	uevent(d, "online", cpu);
-	assert_int_equal(atomic_load(&d->seg.cpu[cpu].online), 1);
-	census_of(d, &c);
-	assert_int_equal(c.cpu_free[cpu], 32);
-	assert_int_equal(c.cpu_protect[cpu], 4);
-	assert_int_equal(c.global, global);
-	census_release(&c);
-
-	/* Other subsystems' events change nothing. */
-	const char other[] = "offline@/devices/system/memory/memory3\0"
-			     "ACTION=offline\0SUBSYSTEM=memory\0";
-	struct hotplug_event ev;
-
-	assert_int_equal(hotplug_parse(other, sizeof(other) - 1, &ev), 0);
-}
-
-static void test_census_two_step_repair(void **state)
-{
-	struct daemon *d = *state;
-	struct seg *s = &d->seg;
-	uint32_t lost = 0, touched = 0, orphan = 0;
-	struct census c;
-
-	/* A page popped and never owned: lost. */
-	assert_int_equal(stack_pop(s, &s->global->free, &lost), 0);
-	/* One that looks lost but a client takes before the second look. */
-	assert_int_equal(stack_pop(s, &s->global->free, &touched), 0);
-	/* One owned by a slot nobody is attached to. */
-	assert_int_equal(stack_pop(s, &s->global->free, &orphan), 0);
-	atomic_store(&s->owner[orphan], seg_owner_of_slot(3));
-
-	/* First census: suspects marked, nothing returned yet. */
-	assert_int_equal(reserve_census(d, true), 0);
-	assert_int_equal(atomic_load(&s->owner[lost]), SEG_OWNER_REPAIR);
-	assert_int_equal(atomic_load(&s->owner[touched]), SEG_OWNER_REPAIR);
-	/* A client stores its slot over the mark: it was in transit. */
-	atomic_store(&s->owner[touched], seg_owner_of_slot(0));
-	atomic_store(&s->slot[0].state, SEG_SLOT_ATTACHED);
-
-	/* Second census: the untouched one comes back, and the orphan. */
-	assert_int_equal(reserve_census(d, true), 2);
-	assert_int_equal(atomic_load(&s->owner[lost]), SEG_OWNER_FREE);
-	assert_int_equal(atomic_load(&s->owner[orphan]), SEG_OWNER_FREE);
-	assert_int_equal(atomic_load(&s->owner[touched]), seg_owner_of_slot(0));
-	assert_int_equal(d->stats.pages_repaired, 2);
-	assert_int_equal(census_take(s, &c), 0);
-	assert_int_equal(c.lost, 0);
-	assert_int_equal(c.duplicated, 0);
-	assert_int_equal(c.held, 1);
-	census_release(&c);
-
-	/* A marked page that turns up on a list just loses its mark. */
-	uint32_t p = 0;
-
-	assert_int_equal(stack_pop(s, &s->global->free, &p), 0);
-	assert_int_equal(reserve_census(d, true), 0);
-	assert_int_equal(atomic_load(&s->owner[p]), SEG_OWNER_REPAIR);
-	assert_int_equal(stack_push(s, &s->global->free, p), 0);
-	assert_int_equal(reserve_census(d, true), 0);
-	assert_int_equal(atomic_load(&s->owner[p]), SEG_OWNER_FREE);
-
-	/* Reclaim of the attached slot returns the client's page. */
-	assert_int_equal(reserve_reclaim_slot(d, 0), 1);
-	assert_int_equal(census_take(s, &c), 0);
-	assert_int_equal(c.free, s->npages);
-	assert_true(census_clean(&c));
-	census_release(&c);
+	assert_true(d->cpu[cpu].online);
+	assert_int_equal(d->cpu[cpu].free.n, 2);
+	assert_int_equal(d->global.n, global);
+	books_agree(d);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_initial_fill_and_watermarks,
+		cmocka_unit_test_setup_teardown(test_chunks_and_watermarks,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lend_and_retire, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_hotplug_drain_and_refill,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_census_two_step_repair,
 						setup, teardown),
 	};
 

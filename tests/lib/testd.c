@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -212,4 +213,64 @@ uint64_t testd_status_field(const char *sock, int attr)
 		v = row.u[attr];
 	free(buf);
 	return v;
+}
+
+bool testd_wait_status(const char *sock, int attr, uint64_t want, int ms)
+{
+	for (int i = 0; i <= ms / 10; i++) {
+		if (testd_status_field(sock, attr) == want)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
+unsigned int testd_log_count(const struct testd *t, const char *text)
+{
+	char line[4096];
+	unsigned int n = 0;
+	FILE *f = fopen(t->log, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, text))
+			n++;
+	fclose(f);
+	return n;
+}
+
+long testd_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	long n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+long testd_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
 }

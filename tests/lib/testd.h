@@ -56,4 +56,14 @@ int testd_call(const char *sock, uint8_t cmd, const char *const *settings,
 /* A u64/u32 field of the reply's STATUS, or UINT64_MAX if absent. */
 uint64_t testd_status_field(const char *sock, int attr);
 
+/* Wait (up to ms) until a STATUS field equals want.  true if it did. */
+bool testd_wait_status(const char *sock, int attr, uint64_t want, int ms);
+
+/* Lines of DIR/stderr containing text. */
+unsigned int testd_log_count(const struct testd *t, const char *text);
+
+/* Open fds and resident KiB of a process (-1 when unknown). */
+long testd_fd_count(pid_t pid);
+long testd_rss_kib(pid_t pid);
+
 #endif
