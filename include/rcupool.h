@@ -97,6 +97,12 @@ struct rcupool_options {
 	/* If not NULL, a human reason when rcupool_open() fails. */
 	char *errbuf;
 	size_t errbuf_len;
+	/*
+	 * Least time between the starts of two grace periods of the pool's
+	 * reclaim engine, in microseconds (a bound on their rate); 0: the
+	 * default, XX.
+	 */
+	uint32_t reclaim_min_gap_us;
 };
 
 /*
@@ -173,6 +179,13 @@ struct rcupool_stats {
 	uint64_t held_peak;
 	uint64_t heap_pages;	  /* heap pages in use now */
 	uint64_t sync_wait_ns;	  /* time spent blocked in the sync fallback */
+	/* The reclaim engine (fields from here on: size permitting). */
+	uint64_t throttled;	  /* backpressure waits for a reclaim round */
+	uint64_t throttled_ns;	  /* their total time */
+	uint64_t grace_periods;	  /* run by the pool's reclaim thread */
+	uint64_t gp_latency_p50_ns; /* page submission to its return: p50 */
+	uint64_t gp_latency_p99_ns; /* ... and p99 (log buckets, +-12%) */
+	uint64_t pages_in_flight; /* submitted, not yet returned */
 };
 
 /*

@@ -77,6 +77,7 @@ static void pool_forked_child(struct rcupool *p)
 	atomic_store(&p->lost, 0);
 	atomic_store(&p->sync_ns, 0);
 	atomic_store(&p->heads, NULL);
+	pool_reclaim_forked_child(p);
 	/* Only the forking thread lives on; its batch is the parent's. */
 	for (tc = p->caches; tc; tc = next) {
 		next = tc->next;
@@ -221,6 +222,8 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	p->free_fn = o.free_fn ? o.free_fn : free;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
+	pool_reclaim_init(p, o.reclaim_min_gap_us ? o.reclaim_min_gap_us
+						  : POOL_DEF_MIN_GAP_US);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake_fd < 0) {
 		r = -errno;
@@ -297,6 +300,7 @@ fail:
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
+	pool_reclaim_destroy(p);
 	free(p);
 	return r;
 }
@@ -334,6 +338,12 @@ int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 	st.held_peak = atomic_load(&sl->held_peak);
 	st.heap_pages = atomic_load(&p->heap_pages);
 	st.sync_wait_ns = atomic_load(&p->sync_ns);
+	st.throttled = atomic_load(&p->throttled);
+	st.throttled_ns = atomic_load(&p->throttled_ns);
+	st.grace_periods = atomic_load(&p->gps);
+	st.gp_latency_p50_ns = pool_reclaim_latency(p, 500);
+	st.gp_latency_p99_ns = pool_reclaim_latency(p, 990);
+	st.pages_in_flight = atomic_load(&p->inflight);
 	memcpy(ret, &st, ret->size < sizeof(st) ? ret->size : sizeof(st));
 	return 0;
 }
@@ -387,6 +397,7 @@ void rcupool_close(struct rcupool *p)
 	rcupool_barrier(p);
 	pool_unregister(p);
 	pool_drain_all(p); /* whatever pool_unregister() found */
+	pool_reclaim_stop(p); /* runs what is queued, joins the thread */
 	if (p->mode == RCUPOOL_MODE_DAEMON)
 		attach_close(&p->att);
 	else
@@ -397,6 +408,7 @@ void rcupool_close(struct rcupool *p)
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
+	pool_reclaim_destroy(p);
 	free(p);
 	if (was_online)
 		f->thread_online();

@@ -9,9 +9,11 @@
  *  pool_page.c   taking and giving back reserve pages, heap pages, batches
  *  pool_free.c   the per-thread cache and rcupool_free() itself
  *  pool_drain.c  the drain thread, barrier, thread exit
+ *  pool_reclaim.c the reclaim engine: queue of full pages, the pool's own
+ *                grace periods, backpressure, submission-to-return latency
  *
- * A batch is a page being filled with pointers.  Its bookkeeping (the
- * rcu_head for call_rcu, count, page index) lives in a private descriptor,
+ * A batch is a page being filled with pointers.  Its bookkeeping (queue
+ * link, count, page index) lives in a private descriptor,
  * desc[page] for a reserve page, in front of the page for a heap page:
  * the whole page holds pointers.
  *
@@ -27,7 +29,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <urcu/call-rcu.h>
 #include <urcu/flavor.h>
 
 #include "attach.h"
@@ -38,6 +39,9 @@
 #define POOL_HEAP	 UINT32_MAX /* batch page: a heap page */
 #define POOL_DEF_OVERFLOW 256
 #define POOL_DEF_DRAIN_MS 1000 /* as the daemon's limits.drain_interval */
+#define POOL_DEF_MIN_GAP_US 0	/* reclaim_min_gap: see bench/RESULTS.md */
+#define POOL_LAT_SUB	 4	/* latency histogram: 4 buckets per octave */
+#define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
 
 #define pool_likely(x)	 __builtin_expect(!!(x), 1)
 #define pool_unlikely(x) __builtin_expect(!!(x), 0)
@@ -45,13 +49,14 @@
 struct rcupool;
 
 struct pool_batch {
-	struct rcu_head head; /* call_rcu */
+	uint64_t t_submit; /* pool_now_ns() at submission (latency) */
 	struct rcupool *pool;
 	void **ptrs; /* the page */
 	uint32_t n, cap;
 	uint32_t page;	   /* reserve page index, or POOL_HEAP */
 	uint32_t fork_gen; /* pool->fork_gen when taken */
-	struct pool_batch *next; /* on a claimed or orphan list */
+	/* On a claimed or orphan list, or the reclaim queue. */
+	struct pool_batch *next;
 	bool emergency;
 };
 
@@ -112,7 +117,7 @@ struct rcupool {
 	struct pool_batch *desc; /* [npages] */
 	_Atomic uint32_t *cpu_est; /* [ncpus] pages we left on each CPU list */
 
-	_Atomic uint64_t inflight;   /* batches given to call_rcu, not done */
+	_Atomic uint64_t inflight;   /* batches submitted, not yet returned */
 	_Atomic uint64_t heap_pages; /* heap batches in use */
 	_Atomic uint64_t submitted, drained, emergency, lost, sync_ns;
 	_Atomic int64_t last_kick_ns;
@@ -127,6 +132,25 @@ struct rcupool {
 	bool drain_running;
 	pthread_t drain_thread;
 	int wake_fd; /* eventfd: wakes the drain thread */
+
+	/*
+	 * The reclaim engine (pool_reclaim.c).  rq: submitted batches, a
+	 * LIFO pushed with one CAS per page, taken whole by the reclaim
+	 * thread at the start of each round (one grace period).
+	 */
+	_Atomic(struct pool_batch *) rq;
+	_Atomic uint32_t rsleep;   /* the reclaim thread waits for work */
+	pthread_mutex_t rlock;	   /* rounds, rstop, rrunning; with rcond/rdone */
+	pthread_cond_t rcond;	   /* wakes the reclaim thread */
+	pthread_cond_t rdone;	   /* a round ended: waiters, barrier */
+	uint64_t rounds;	   /* rounds finished (pages returned) */
+	uint64_t rstarted;	   /* rounds started */
+	bool rstop, rrunning;
+	pthread_t rthread;
+	uint64_t min_gap_ns;	   /* between grace-period starts */
+	_Atomic uint64_t gps;	   /* grace periods run by the engine */
+	_Atomic uint64_t throttled, throttled_ns; /* backpressure waits */
+	_Atomic uint64_t lat[POOL_LAT_BUCKETS];  /* submission to return */
 
 	struct rcupool *gnext; /* pool_all, under pool_glock */
 	struct seg_slot own_slot;
@@ -152,6 +176,18 @@ uint64_t pool_now_ns(void);
 struct pool_tcache *pool_tcache_get(struct rcupool *p);
 void pool_tls_forget(struct rcupool *p);
 void pool_thread_exit(void *unused);
+
+/* pool_reclaim.c */
+void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us);
+void pool_reclaim_destroy(struct rcupool *p);
+int pool_reclaim_start(struct rcupool *p);
+void pool_reclaim_stop(struct rcupool *p);
+void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
+int pool_reclaim_wait(struct rcupool *p);
+void pool_reclaim_wait_all(struct rcupool *p);
+void pool_reclaim_forked_child(struct rcupool *p);
+uint64_t pool_reclaim_latency(struct rcupool *p, unsigned permille);
+void pool_lat_record(struct rcupool *p, uint64_t ns);
 
 /* pool_drain.c */
 int pool_drain_start(struct rcupool *p);

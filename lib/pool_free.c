@@ -94,7 +94,14 @@ static void pool_sync_free(struct rcupool *p, void *ptr)
 	p->free_fn(ptr);
 }
 
-/* No batch in this thread's slot: get one, or run the fallback chain. */
+/*
+ * No batch in this thread's slot: get one, or run the fallback chain:
+ * overflow (inside pool_batch_get), head, then backpressure -- outside a
+ * read-side section, wait for the reclaim round in progress to give pages
+ * back and retry, one wait per page or more -- and only when nothing is in
+ * flight any more, the per-object sync.  Inside a read-side section (for
+ * qsbr: while online) never wait: an emergency heap page.
+ */
 static __attribute__((noinline)) void
 pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 {
@@ -112,14 +119,19 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 			return;
 		}
 		if (!p->flavor->read_ongoing()) {
-			pool_sync_free(p, ptr);
-			return;
-		}
-		/* Inside a read-side section: never block. */
-		b = pool_batch_get(p, true);
-		if (!b) {
-			pool_count(p, &p->lost, 1);
-			return;
+			while (!b && pool_reclaim_wait(p) == 0)
+				b = pool_batch_get(p, false);
+			if (!b) {
+				pool_sync_free(p, ptr);
+				return;
+			}
+		} else {
+			/* Inside a read-side section: never block. */
+			b = pool_batch_get(p, true);
+			if (!b) {
+				pool_count(p, &p->lost, 1);
+				return;
+			}
 		}
 	}
 	b->ptrs[0] = ptr;
