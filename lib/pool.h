@@ -42,6 +42,16 @@
 #define POOL_DEF_MIN_GAP_US 0	/* reclaim_min_gap: see bench/RESULTS.md */
 #define POOL_LAT_SUB	 4	/* latency histogram: 4 buckets per octave */
 #define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
+#define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
+#define POOL_SHARE_BEHIND 2	/* done pages from which fillers help */
+#define POOL_DEF_FREE_MODE POOL_FREE_SHARE
+
+/* Who frees the pages of a finished round (RCUPOOL_RECLAIM_FREE). */
+enum pool_free_mode {
+	POOL_FREE_THREAD,  /* the reclaim thread, between grace periods */
+	POOL_FREE_SHARE,   /* + fillers at their page switch, when behind */
+	POOL_FREE_WORKERS, /* + one worker thread per other CPU */
+};
 
 #define pool_likely(x)	 __builtin_expect(!!(x), 1)
 #define pool_unlikely(x) __builtin_expect(!!(x), 0)
@@ -50,6 +60,7 @@ struct rcupool;
 
 struct pool_batch {
 	uint64_t t_submit; /* pool_now_ns() at submission (latency) */
+	uint64_t round;	   /* reclaim round that took it */
 	struct rcupool *pool;
 	void **ptrs; /* the page */
 	uint32_t n, cap;
@@ -142,9 +153,20 @@ struct rcupool {
 	_Atomic uint32_t rsleep;   /* the reclaim thread waits for work */
 	pthread_mutex_t rlock;	   /* rounds, rstop, rrunning; with rcond/rdone */
 	pthread_cond_t rcond;	   /* wakes the reclaim thread */
-	pthread_cond_t rdone;	   /* a round ended: waiters, barrier */
-	uint64_t rounds;	   /* rounds finished (pages returned) */
+	pthread_cond_t rdone;	   /* progress: waiters, barrier, the thread */
+	pthread_cond_t rwork;	   /* done pages for the workers */
+	uint64_t rfinished;	   /* pages freed from the done list */
+	unsigned rwaiters;	   /* threads waiting on rdone */
+	uint64_t rounds;	   /* rounds whose grace period ended */
 	uint64_t rstarted;	   /* rounds started */
+	uint64_t rfreed;	   /* rounds whose pages are all freed */
+	uint32_t pending[POOL_RING]; /* pages of a round not yet freed */
+	struct pool_batch *dhead, *dtail; /* done: grace period over */
+	uint64_t dcount;
+	_Atomic uint64_t dlen;	   /* dcount, read without rlock */
+	enum pool_free_mode free_mode;
+	unsigned nworkers;
+	pthread_t *workers;
 	bool rstop, rrunning;
 	pthread_t rthread;
 	uint64_t min_gap_ns;	   /* between grace-period starts */
@@ -164,6 +186,7 @@ int pool_process_init(void);
 struct pool_batch *pool_batch_get(struct rcupool *p, bool in_read_side);
 void pool_batch_submit(struct rcupool *p, struct pool_batch *b);
 void pool_batch_complete(struct rcupool *p, struct pool_batch *b);
+void pool_batch_free_objs(struct rcupool *p, struct pool_batch *b);
 void pool_batch_release(struct rcupool *p, struct pool_batch *b);
 void pool_batch_count_claimed(struct rcupool *p, struct pool_batch *b);
 void pool_heads_free(struct rcupool *p, struct rcu_head *h);
@@ -184,6 +207,7 @@ int pool_reclaim_start(struct rcupool *p);
 void pool_reclaim_stop(struct rcupool *p);
 void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
 int pool_reclaim_wait(struct rcupool *p);
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
 void pool_reclaim_wait_all(struct rcupool *p);
 void pool_reclaim_forked_child(struct rcupool *p);
 uint64_t pool_reclaim_latency(struct rcupool *p, unsigned permille);

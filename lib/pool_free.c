@@ -98,7 +98,8 @@ static void pool_sync_free(struct rcupool *p, void *ptr)
  * No batch in this thread's slot: get one, or run the fallback chain:
  * overflow (inside pool_batch_get), head, then backpressure -- outside a
  * read-side section, wait for the reclaim round in progress to give pages
- * back and retry, one wait per page or more -- and only when nothing is in
+ * back (taking one whose grace period is over and freeing its objects
+ * here) and retry, one wait per page or more -- and only when nothing is in
  * flight any more, the per-object sync.  Inside a read-side section (for
  * qsbr: while online) never wait: an emergency heap page.
  */
@@ -112,15 +113,21 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 		pool_drain_start(p); /* a forked child has no drain thread */
 	if (!tc)
 		tc = pool_tcache_get(p);
-	b = pool_batch_get(p, false);
+	/* The reclaim thread is behind: free one of its pages, here. */
+	b = pool_reclaim_take_done(p, true);
+	if (!b)
+		b = pool_batch_get(p, false);
 	if (!b) {
 		if (off != SIZE_MAX) {
 			pool_head_push(p, ptr, off);
 			return;
 		}
 		if (!p->flavor->read_ongoing()) {
-			while (!b && pool_reclaim_wait(p) == 0)
-				b = pool_batch_get(p, false);
+			while (!b && pool_reclaim_wait(p) == 0) {
+				b = pool_reclaim_take_done(p, false);
+				if (!b)
+					b = pool_batch_get(p, false);
+			}
 			if (!b) {
 				pool_sync_free(p, ptr);
 				return;

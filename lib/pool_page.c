@@ -220,7 +220,7 @@ struct pool_batch *pool_batch_get(struct rcupool *p, bool emergency)
 }
 
 /* Free every pointer of a batch whose grace period has passed. */
-static void pool_batch_free_ptrs(struct rcupool *p, struct pool_batch *b)
+void pool_batch_free_objs(struct rcupool *p, struct pool_batch *b)
 {
 	void (*fn)(void *) = p->free_fn;
 
@@ -253,7 +253,7 @@ void pool_batch_complete(struct rcupool *p, struct pool_batch *b)
 			free(b);
 		return;
 	}
-	pool_batch_free_ptrs(p, b);
+	pool_batch_free_objs(p, b);
 	pool_batch_release(p, b);
 }
 

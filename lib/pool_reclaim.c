@@ -33,7 +33,10 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pool.h"
 
@@ -84,6 +87,19 @@ uint64_t pool_reclaim_latency(struct rcupool *p, unsigned permille)
 	return pool_lat_value(POOL_LAT_BUCKETS - 1);
 }
 
+static enum pool_free_mode pool_free_mode_env(void)
+{
+	const char *e = secure_getenv("RCUPOOL_RECLAIM_FREE");
+
+	if (e && !strcmp(e, "thread"))
+		return POOL_FREE_THREAD;
+	if (e && !strcmp(e, "workers"))
+		return POOL_FREE_WORKERS;
+	if (e && !strcmp(e, "share"))
+		return POOL_FREE_SHARE;
+	return POOL_DEF_FREE_MODE;
+}
+
 void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 {
 	pthread_condattr_t ca;
@@ -94,13 +110,21 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	pthread_cond_init(&p->rcond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&p->rdone, NULL);
+	pthread_cond_init(&p->rwork, NULL);
 	atomic_store(&p->rq, NULL);
 	atomic_store(&p->rsleep, 0);
-	p->rounds = 0;
-	p->rstarted = 0;
+	atomic_store(&p->dlen, 0);
+	p->rounds = p->rstarted = p->rfreed = p->rfinished = 0;
+	p->rwaiters = 0;
+	memset(p->pending, 0, sizeof(p->pending));
+	p->dhead = p->dtail = NULL;
+	p->dcount = 0;
 	p->rstop = false;
 	p->rrunning = false;
 	p->min_gap_ns = (uint64_t)min_gap_us * 1000;
+	p->free_mode = pool_free_mode_env();
+	p->nworkers = 0;
+	p->workers = NULL;
 }
 
 void pool_reclaim_destroy(struct rcupool *p)
@@ -108,35 +132,106 @@ void pool_reclaim_destroy(struct rcupool *p)
 	pthread_mutex_destroy(&p->rlock);
 	pthread_cond_destroy(&p->rcond);
 	pthread_cond_destroy(&p->rdone);
+	pthread_cond_destroy(&p->rwork);
+	free(p->workers);
+	p->workers = NULL;
 }
 
-/* One round: a grace period, then every page of list freed and returned. */
-static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list)
+/* Under rlock: one page whose grace period is over, oldest first. */
+static struct pool_batch *pool_done_pop(struct rcupool *p)
 {
-	struct pool_batch *b, *next, *fifo = NULL;
+	struct pool_batch *b = p->dhead;
+
+	if (!b)
+		return NULL;
+	p->dhead = b->next;
+	if (!p->dhead)
+		p->dtail = NULL;
+	p->dcount--;
+	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
+	return b;
+}
+
+/*
+ * Free the objects of a page taken from the done list; give the page back,
+ * or (reuse) keep it for the caller, empty.  Then account for it: latency,
+ * in flight, its round.
+ */
+static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
+				   bool reuse)
+{
+	uint64_t round = b->round, t = b->t_submit;
+	bool ours = b->fork_gen == p->fork_gen;
+
+	if (reuse) {
+		pool_batch_free_objs(p, b);
+		b->n = 0;
+		b->next = NULL;
+	} else {
+		pool_batch_complete(p, b); /* b is dead after */
+	}
+	if (ours) {
+		pool_lat_record(p, pool_now_ns() - t);
+		atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
+	}
+	pthread_mutex_lock(&p->rlock);
+	p->pending[round % POOL_RING]--;
+	p->rfinished++;
+	while (p->rfreed < p->rounds &&
+	       !p->pending[(p->rfreed + 1) % POOL_RING])
+		p->rfreed++;
+	if (p->rwaiters)
+		pthread_cond_broadcast(&p->rdone);
+	pthread_mutex_unlock(&p->rlock);
+}
+
+/*
+ * A round: one grace period for every page on list (the queue, taken
+ * whole, LIFO), then they go on the done list, oldest first.  Called
+ * without rlock; number is the round's.
+ */
+static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
+			       uint64_t number)
+{
+	struct pool_batch *b, *next, *fifo = NULL, *tail = NULL;
+	uint32_t n = 0;
 
 	p->flavor->update_synchronize_rcu();
 	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
-	/* Oldest first: the queue is a LIFO. */
 	for (b = list; b; b = next) {
 		next = b->next;
+		if (!tail)
+			tail = b;
 		b->next = fifo;
+		b->round = number;
 		fifo = b;
+		n++;
 	}
-	for (b = fifo; b; b = next) {
-		bool ours = b->fork_gen == p->fork_gen;
-		uint64_t t = b->t_submit;
-
-		next = b->next;
-		pool_batch_complete(p, b);
-		if (!ours)
-			continue;
-		pool_lat_record(p, pool_now_ns() - t);
-		/* Last touch of b's accounting: the barrier may return. */
-		atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
-	}
+	pthread_mutex_lock(&p->rlock);
+	p->pending[number % POOL_RING] = n;
+	if (p->dtail)
+		p->dtail->next = fifo;
+	else
+		p->dhead = fifo;
+	p->dtail = tail;
+	p->dcount += n;
+	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
+	p->rounds = number;
+	if (!n)
+		while (p->rfreed < p->rounds &&
+		       !p->pending[(p->rfreed + 1) % POOL_RING])
+			p->rfreed++;
+	pthread_cond_broadcast(&p->rdone);
+	if (p->nworkers)
+		pthread_cond_broadcast(&p->rwork);
+	pthread_mutex_unlock(&p->rlock);
 }
 
+/*
+ * The reclaim thread.  Under rlock: start a round as soon as pages are
+ * queued (the gap and the ring of unfreed rounds permitting); free the
+ * done pages before the next round starts; sleep only with nothing to do.
+ */
 static void *pool_reclaim_main(void *arg)
 {
 	struct rcupool *p = arg;
@@ -144,69 +239,133 @@ static void *pool_reclaim_main(void *arg)
 
 	pthread_mutex_lock(&p->rlock);
 	for (;;) {
-		struct pool_batch *list;
+		bool work = atomic_load(&p->rq) != NULL;
+		bool ring = p->rstarted + 1 - p->rfreed < POOL_RING;
+		uint64_t now = 0, at = 0;
+		struct pool_batch *b, *list;
 
-		if (!atomic_load(&p->rq)) {
-			if (p->rstop)
-				break;
-			atomic_store(&p->rsleep, 1);
-			if (!atomic_load(&p->rq))
-				pthread_cond_wait(&p->rcond, &p->rlock);
-			atomic_store(&p->rsleep, 0);
+		if ((b = pool_done_pop(p))) {
+			pthread_mutex_unlock(&p->rlock);
+			pool_reclaim_free_page(p, b, false);
+			pthread_mutex_lock(&p->rlock);
 			continue;
 		}
-		if (p->min_gap_ns && !p->rstop) {
-			uint64_t now = pool_now_ns(), at = last + p->min_gap_ns;
-
-			if (now < at) {
-				struct timespec ts = {
-					.tv_sec = (time_t)(at / 1000000000u),
-					.tv_nsec = (long)(at % 1000000000u),
-				};
-
-				pthread_cond_timedwait(&p->rcond, &p->rlock,
-						       &ts);
-				continue;
-			}
+		if (work && !ring) {
+			/* Others still free old rounds' pages. */
+			p->rwaiters++;
+			pthread_cond_wait(&p->rdone, &p->rlock);
+			p->rwaiters--;
+			continue;
 		}
-		p->rstarted++; /* before the exchange: pool_reclaim_wait_all */
-		pthread_mutex_unlock(&p->rlock);
-		list = atomic_exchange_explicit(&p->rq, NULL,
-						memory_order_acquire);
-		last = pool_now_ns();
-		pool_reclaim_round(p, list);
-		pthread_mutex_lock(&p->rlock);
-		p->rounds++;
-		pthread_cond_broadcast(&p->rdone);
+		if (work && p->min_gap_ns && !p->rstop) {
+			now = pool_now_ns();
+			at = last + p->min_gap_ns;
+		}
+		if (work && now < at) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(at / 1000000000u),
+				.tv_nsec = (long)(at % 1000000000u),
+			};
+
+			pthread_cond_timedwait(&p->rcond, &p->rlock, &ts);
+			continue;
+		}
+		if (work) {
+			uint64_t number = ++p->rstarted;
+
+			pthread_mutex_unlock(&p->rlock);
+			list = atomic_exchange_explicit(&p->rq, NULL,
+							memory_order_acquire);
+			last = pool_now_ns();
+			pool_reclaim_round(p, list, number);
+			pthread_mutex_lock(&p->rlock);
+			continue;
+		}
+		if (p->rstop)
+			break;
+		atomic_store(&p->rsleep, 1);
+		if (!atomic_load(&p->rq))
+			pthread_cond_wait(&p->rcond, &p->rlock);
+		atomic_store(&p->rsleep, 0);
 	}
 	pthread_mutex_unlock(&p->rlock);
 	return NULL;
 }
 
+/* POOL_FREE_WORKERS: free done pages, nothing else. */
+static void *pool_reclaim_worker(void *arg)
+{
+	struct rcupool *p = arg;
+	struct pool_batch *b;
+
+	pthread_mutex_lock(&p->rlock);
+	while (!p->rstop) {
+		b = pool_done_pop(p);
+		if (!b) {
+			pthread_cond_wait(&p->rwork, &p->rlock);
+			continue;
+		}
+		pthread_mutex_unlock(&p->rlock);
+		pool_reclaim_free_page(p, b, false);
+		pthread_mutex_lock(&p->rlock);
+	}
+	pthread_mutex_unlock(&p->rlock);
+	return NULL;
+}
+
+static void pool_reclaim_stop_workers(struct rcupool *p)
+{
+	pthread_mutex_lock(&p->rlock);
+	p->rstop = true;
+	pthread_cond_broadcast(&p->rwork);
+	pthread_mutex_unlock(&p->rlock);
+	for (unsigned i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i], NULL);
+	p->nworkers = 0;
+}
+
 int pool_reclaim_start(struct rcupool *p)
 {
 	sigset_t all, old;
+	unsigned want = 0;
 	int r = 0;
 
 	pthread_mutex_lock(&p->rlock);
-	if (!p->rrunning) {
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		p->rstop = false;
-		r = pthread_create(&p->rthread, NULL, pool_reclaim_main, p);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (r == 0)
-			p->rrunning = true;
+	if (p->rrunning) {
+		pthread_mutex_unlock(&p->rlock);
+		return 0;
 	}
+	if (p->free_mode == POOL_FREE_WORKERS && !p->workers) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		want = n > 1 ? (unsigned)n - 1 : 1;
+		p->workers = calloc(want, sizeof(*p->workers));
+		if (!p->workers)
+			want = 0;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	p->rstop = false;
+	r = pthread_create(&p->rthread, NULL, pool_reclaim_main, p);
+	if (r == 0)
+		p->rrunning = true;
+	for (unsigned i = 0; r == 0 && i < want; i++) {
+		if (pthread_create(&p->workers[i], NULL, pool_reclaim_worker,
+				   p))
+			break;
+		p->nworkers++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_unlock(&p->rlock);
 	return -r;
 }
 
-/* Runs what is queued, then stops the thread. */
+/* Runs what is queued, then stops the threads. */
 void pool_reclaim_stop(struct rcupool *p)
 {
 	bool running;
 
+	pool_reclaim_stop_workers(p);
 	pthread_mutex_lock(&p->rlock);
 	running = p->rrunning;
 	p->rstop = true;
@@ -241,53 +400,124 @@ void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b)
 }
 
 /*
- * Backpressure: wait until the round in progress (or the next, which
- * starts at once) has given its pages back.  Only outside a read-side
- * section.  0 after a wait (counted: throttled), -EAGAIN when nothing is
- * in flight or no reclaim thread runs: waiting cannot help.
+ * A page whose grace period is over, its objects freed by the caller (on
+ * its own CPU, from the thread that most likely allocated them), empty,
+ * for the caller to fill: backpressure (behind = false: any done page), or
+ * POOL_FREE_SHARE at a page switch when the reclaim thread is behind.
+ */
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
+{
+	struct pool_batch *b;
+
+	if (behind && (p->free_mode != POOL_FREE_SHARE ||
+		       atomic_load_explicit(&p->dlen, memory_order_relaxed) <
+			       POOL_SHARE_BEHIND))
+		return NULL;
+	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
+		return NULL;
+	pthread_mutex_lock(&p->rlock);
+	b = pool_done_pop(p);
+	pthread_mutex_unlock(&p->rlock);
+	if (!b)
+		return NULL;
+	if (b->fork_gen != p->fork_gen) {
+		pool_reclaim_free_page(p, b, false);
+		return NULL;
+	}
+	pool_reclaim_free_page(p, b, true);
+	b->fork_gen = p->fork_gen;
+	return b;
+}
+
+/*
+ * Backpressure: wait until the reclaim engine has made progress (a round
+ * ended, a page was freed) and pages may be had again.  Only outside a
+ * read-side section.  0 after a wait (counted: throttled), -EAGAIN when
+ * nothing is in flight or no reclaim thread runs: waiting cannot help.
  */
 int pool_reclaim_wait(struct rcupool *p)
 {
-	uint64_t t0 = pool_now_ns(), r;
+	uint64_t t0 = pool_now_ns(), r, f;
 
 	pthread_mutex_lock(&p->rlock);
-	if (!p->rrunning || !atomic_load(&p->inflight)) {
+	if (!p->rrunning || !atomic_load(&p->inflight) || p->dhead) {
+		bool done = p->dhead != NULL;
+
 		pthread_mutex_unlock(&p->rlock);
-		return -EAGAIN;
+		return done ? 0 : -EAGAIN;
 	}
 	r = p->rounds;
-	while (p->rounds == r && p->rrunning && atomic_load(&p->inflight))
+	f = p->rfinished;
+	p->rwaiters++;
+	while (p->rounds == r && p->rfinished == f && p->rrunning &&
+	       atomic_load(&p->inflight))
 		pthread_cond_wait(&p->rdone, &p->rlock);
+	p->rwaiters--;
 	pthread_mutex_unlock(&p->rlock);
 	pool_count(p, &p->throttled, 1);
 	pool_count(p, &p->throttled_ns, pool_now_ns() - t0);
 	return 0;
 }
 
+/* No reclaim thread: the rounds and the frees, here. */
+static void pool_reclaim_inline(struct rcupool *p)
+{
+	struct pool_batch *list, *b;
+
+	while ((list = atomic_exchange(&p->rq, NULL))) {
+		uint64_t number;
+
+		pthread_mutex_lock(&p->rlock);
+		number = ++p->rstarted;
+		pthread_mutex_unlock(&p->rlock);
+		pool_reclaim_round(p, list, number);
+	}
+	for (;;) {
+		pthread_mutex_lock(&p->rlock);
+		b = pool_done_pop(p);
+		pthread_mutex_unlock(&p->rlock);
+		if (!b)
+			break;
+		pool_reclaim_free_page(p, b, false);
+	}
+}
+
 /*
  * Until every page submitted before the call is freed and returned
- * (queued, in a grace period, being freed), however busy other threads
- * keep the queue: the first round that starts after the call has taken
- * them all; or, earlier, the queue is seen empty with no round running.
- * Without a reclaim thread, runs the rounds itself.
+ * (queued, in a grace period, done, being freed by anyone), however busy
+ * other threads keep the queue: the first round that starts after the
+ * call took them all, and it is done when it and every round before are
+ * freed; or, earlier, nothing is queued, no round runs and every round is
+ * freed.  Frees done pages meanwhile.  Without a reclaim thread, runs the
+ * rounds itself.
  */
 void pool_reclaim_wait_all(struct rcupool *p)
 {
-	struct pool_batch *list;
+	struct pool_batch *b;
 	uint64_t target;
 
 	pthread_mutex_lock(&p->rlock);
 	target = p->rstarted + 1;
-	while (p->rrunning && p->rounds < target &&
-	       !(p->rounds == p->rstarted && !atomic_load(&p->rq)))
+	p->rwaiters++;
+	while (p->rrunning && p->rfreed < target &&
+	       !(p->rounds == p->rstarted && p->rfreed == p->rounds &&
+		 !atomic_load(&p->rq))) {
+		b = pool_done_pop(p);
+		if (b) {
+			pthread_mutex_unlock(&p->rlock);
+			pool_reclaim_free_page(p, b, false);
+			pthread_mutex_lock(&p->rlock);
+			continue;
+		}
 		pthread_cond_wait(&p->rdone, &p->rlock);
+	}
+	p->rwaiters--;
 	if (p->rrunning) {
 		pthread_mutex_unlock(&p->rlock);
 		return;
 	}
 	pthread_mutex_unlock(&p->rlock);
-	while ((list = atomic_exchange(&p->rq, NULL)))
-		pool_reclaim_round(p, list);
+	pool_reclaim_inline(p);
 }
 
 /* fork() child: no reclaim thread; what was queued is the parent's. */
