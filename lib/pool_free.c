@@ -156,51 +156,74 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
  * p->asym, the owner marks itself busy with plain stores and compiler
  * barriers only; the drain pairs them with membarrier() (pool_drain.c).
  * Without membarrier, the fill runs inside a read-side section of the
- * pool's flavor and the drain waits a grace period.
+ * pool's flavor and the drain waits a grace period: that variant is out of
+ * line (pool_free_rs), so the common one is a leaf with no stack frame.
  */
-static inline void pool_fill_enter(struct rcupool *p, struct pool_tcache *tc)
+static __attribute__((noinline)) void pool_free_rs(struct rcupool *p,
+						   struct pool_tcache *tc,
+						   void *ptr, size_t off)
 {
-	if (pool_likely(p->asym)) {
-		atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
-		atomic_signal_fence(memory_order_seq_cst);
-	} else {
-		p->read_lock();
+	struct pool_batch *b, *full = NULL;
+
+	p->read_lock();
+	b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
+	if (b) {
+		uint32_t n = b->n;
+
+		b->ptrs[n++] = ptr;
+		b->n = n;
+		if (pool_unlikely(n == b->cap))
+			full = atomic_exchange_explicit(&tc->cur, NULL,
+							memory_order_acq_rel);
 	}
+	p->read_unlock();
+	if (full)
+		pool_batch_submit(p, full);
+	else if (!b)
+		pool_free_slow(p, tc, ptr, off);
 }
 
-static inline void pool_fill_exit(struct rcupool *p, struct pool_tcache *tc)
+static __attribute__((noinline)) void pool_free_full(struct rcupool *p,
+						     struct pool_tcache *tc)
 {
-	if (pool_likely(p->asym))
-		atomic_store_explicit(&tc->busy, 0, memory_order_release);
-	else
-		p->read_unlock();
+	/* NULL if the drain took it meanwhile. */
+	struct pool_batch *full = atomic_exchange_explicit(
+		&tc->cur, NULL, memory_order_acq_rel);
+
+	atomic_store_explicit(&tc->busy, 0, memory_order_release);
+	if (full)
+		pool_batch_submit(p, full);
 }
 
 static inline void pool_free_common(struct rcupool *p, void *ptr, size_t off)
 {
 	struct pool_tcache *tc = pool_tcache(p);
+	struct pool_batch *b;
 
-	if (pool_likely(tc != NULL)) {
-		struct pool_batch *b, *full = NULL;
+	if (pool_unlikely(tc == NULL)) {
+		pool_free_slow(p, tc, ptr, off);
+		return;
+	}
+	if (pool_unlikely(!p->asym)) {
+		pool_free_rs(p, tc, ptr, off);
+		return;
+	}
+	atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
+	if (pool_likely(b != NULL)) {
+		uint32_t n = b->n;
 
-		pool_fill_enter(p, tc);
-		b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
-		if (pool_likely(b != NULL)) {
-			uint32_t n = b->n;
-
-			b->ptrs[n++] = ptr;
-			b->n = n;
-			if (pool_unlikely(n == b->cap))
-				/* NULL if the drain took it meanwhile. */
-				full = atomic_exchange_explicit(
-					&tc->cur, NULL, memory_order_acq_rel);
-			pool_fill_exit(p, tc);
-			if (full)
-				pool_batch_submit(p, full);
+		b->ptrs[n++] = ptr;
+		b->n = n;
+		if (pool_unlikely(n == b->cap)) {
+			pool_free_full(p, tc);
 			return;
 		}
-		pool_fill_exit(p, tc);
+		atomic_store_explicit(&tc->busy, 0, memory_order_release);
+		return;
 	}
+	atomic_store_explicit(&tc->busy, 0, memory_order_release);
 	pool_free_slow(p, tc, ptr, off);
 }
 
