@@ -56,6 +56,10 @@
  *  - rcupool_free() and rcupool_free_head() may be called inside a
  *    read-side critical section: they never block there and never wait
  *    for a grace period, whatever is depleted;
+ *  - the pool's free_fn runs in the pool's reclaim thread and, when it is
+ *    behind, in threads calling rcupool_free() (at a page switch): it must
+ *    not block on anything a thread calling rcupool_free() may hold, nor
+ *    wait for a grace period (as a call_rcu callback must not);
  *  - none of these functions is async-signal-safe (as call_rcu is not):
  *    a signal handler must not free into a pool its thread may be
  *    freeing into.

@@ -165,6 +165,7 @@ struct rcupool {
 	uint64_t dcount;
 	_Atomic uint64_t dlen;	   /* dcount, read without rlock */
 	enum pool_free_mode free_mode;
+	uint32_t share_behind; /* done pages from which fillers help */
 	unsigned nworkers;
 	pthread_t *workers;
 	bool rstop, rrunning;

@@ -123,6 +123,13 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	p->rrunning = false;
 	p->min_gap_ns = (uint64_t)min_gap_us * 1000;
 	p->free_mode = pool_free_mode_env();
+	p->share_behind = POOL_SHARE_BEHIND;
+	{
+		const char *e = secure_getenv("RCUPOOL_RECLAIM_BEHIND");
+
+		if (e && atoi(e) > 0)
+			p->share_behind = (uint32_t)atoi(e);
+	}
 	p->nworkers = 0;
 	p->workers = NULL;
 }
@@ -411,7 +418,7 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
 
 	if (behind && (p->free_mode != POOL_FREE_SHARE ||
 		       atomic_load_explicit(&p->dlen, memory_order_relaxed) <
-			       POOL_SHARE_BEHIND))
+			       p->share_behind))
 		return NULL;
 	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
 		return NULL;
