@@ -231,6 +231,8 @@ struct rcupool_stats {
 	uint64_t gp_latency_p50_ns; /* page submission to its return: p50 */
 	uint64_t gp_latency_p99_ns; /* ... and p99 (log buckets, +-12%) */
 	uint64_t pages_in_flight; /* submitted, not yet returned */
+	uint64_t pages_freed_by_fillers; /* completed pages whose objects a
+					  * freeing thread freed itself */
 };
 
 /*

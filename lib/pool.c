@@ -344,6 +344,7 @@ int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 	st.gp_latency_p50_ns = pool_reclaim_latency(p, 500);
 	st.gp_latency_p99_ns = pool_reclaim_latency(p, 990);
 	st.pages_in_flight = atomic_load(&p->inflight);
+	st.pages_freed_by_fillers = atomic_load(&p->freed_here);
 	memcpy(ret, &st, ret->size < sizeof(st) ? ret->size : sizeof(st));
 	return 0;
 }

@@ -43,7 +43,7 @@
 #define POOL_LAT_SUB	 4	/* latency histogram: 4 buckets per octave */
 #define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
 #define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
-#define POOL_SHARE_BEHIND 2	/* done pages from which fillers help */
+#define POOL_SHARE_BEHIND 32	/* done pages from which fillers help */
 #define POOL_DEF_FREE_MODE POOL_FREE_SHARE
 
 /* Who frees the pages of a finished round (RCUPOOL_RECLAIM_FREE). */
@@ -51,6 +51,8 @@ enum pool_free_mode {
 	POOL_FREE_THREAD,  /* the reclaim thread, between grace periods */
 	POOL_FREE_SHARE,   /* + fillers at their page switch, when behind */
 	POOL_FREE_WORKERS, /* + one worker thread per other CPU */
+	/* Tests: the reclaim thread frees nothing while it may (fillers do). */
+	POOL_FREE_FILLERS,
 };
 
 #define pool_likely(x)	 __builtin_expect(!!(x), 1)
@@ -173,6 +175,7 @@ struct rcupool {
 	uint64_t min_gap_ns;	   /* between grace-period starts */
 	_Atomic uint64_t gps;	   /* grace periods run by the engine */
 	_Atomic uint64_t throttled, throttled_ns; /* backpressure waits */
+	_Atomic uint64_t freed_here; /* done pages freed by a filler */
 	_Atomic uint64_t lat[POOL_LAT_BUCKETS];  /* submission to return */
 
 	struct rcupool *gnext; /* pool_all, under pool_glock */

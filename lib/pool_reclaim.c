@@ -98,6 +98,8 @@ static enum pool_free_mode pool_free_mode_env(void)
 		return POOL_FREE_WORKERS;
 	if (e && !strcmp(e, "share"))
 		return POOL_FREE_SHARE;
+	if (e && !strcmp(e, "fillers"))
+		return POOL_FREE_FILLERS;
 	return POOL_DEF_FREE_MODE;
 }
 
@@ -276,7 +278,9 @@ static void *pool_reclaim_main(void *arg)
 		uint64_t now = 0, at = 0;
 		struct pool_batch *b, *list;
 
-		if ((b = pool_done_pop(p))) {
+		if ((p->free_mode != POOL_FREE_FILLERS || p->rstop ||
+		     (work && !ring)) &&
+		    (b = pool_done_pop(p))) {
 			pthread_mutex_unlock(&p->rlock);
 			pool_reclaim_free_page(p, b, false);
 			pthread_mutex_lock(&p->rlock);
@@ -443,7 +447,8 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
 {
 	struct pool_batch *b;
 
-	if (behind && (p->free_mode != POOL_FREE_SHARE ||
+	if (behind && ((p->free_mode != POOL_FREE_SHARE &&
+			p->free_mode != POOL_FREE_FILLERS) ||
 		       atomic_load_explicit(&p->dlen, memory_order_relaxed) <
 			       p->share_behind))
 		return NULL;
@@ -459,6 +464,7 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
 		return NULL;
 	}
 	pool_reclaim_free_page(p, b, true);
+	pool_count(p, &p->freed_here, 1);
 	b->fork_gen = p->fork_gen;
 	return b;
 }
@@ -561,6 +567,7 @@ void pool_reclaim_forked_child(struct rcupool *p)
 	atomic_store(&p->gps, 0);
 	atomic_store(&p->throttled, 0);
 	atomic_store(&p->throttled_ns, 0);
+	atomic_store(&p->freed_here, 0);
 	for (unsigned i = 0; i < POOL_LAT_BUCKETS; i++)
 		atomic_store(&p->lat[i], 0);
 }

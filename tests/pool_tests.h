@@ -923,15 +923,20 @@ static void test_two_pools(void **state)
 
 /* --- the reclaim engine (issue 11) --------------------------------------- */
 
-static const char *const free_modes[] = {"thread", "share", "workers"};
+/* fillers: only threads calling rcupool_free (and the barrier) free. */
+static const char *const free_modes[] = {"thread", "share", "workers",
+					 "fillers"};
 
 static struct rcupool *open_mode(const char *mode, struct rcupool_options *o)
 {
 	struct rcupool *p;
 
 	setenv("RCUPOOL_RECLAIM_FREE", mode, 1);
+	/* share: fillers help from 1 done page on (32 by default). */
+	setenv("RCUPOOL_RECLAIM_BEHIND", "1", 1);
 	p = open_private(o);
 	unsetenv("RCUPOOL_RECLAIM_FREE");
+	unsetenv("RCUPOOL_RECLAIM_BEHIND");
 	return p;
 }
 
@@ -975,9 +980,9 @@ static void *ef_reader(void *arg)
 static void test_early_free_modes(void **state)
 {
 	bool slow = getenv("RCUPOOL_TEST_SLOW") != NULL;
-	uint64_t per_mode = slow ? 20000 : 300000;
 
-	for (unsigned m = 0; m < 3; m++) {
+	for (unsigned m = 0; m < 4; m++) {
+		uint64_t per_mode = slow ? 20000 : 300000;
 		struct rcupool_options o = {.max_pages = 8, .overflow_pages = 1};
 		struct obj *_Atomic gp = obj_new();
 		_Atomic int stop = 0;
@@ -999,6 +1004,24 @@ static void test_early_free_modes(void **state)
 			if (i % 64 == 0)
 				rcu_quiescent_state();
 		}
+		/*
+		 * fillers: go on (readers still reading) until the writer
+		 * has freed a completed page itself; qsbr grace periods may
+		 * be few.  Bounded: 10 s.
+		 */
+		for (int w = 0; m == 3 && w < 2000 &&
+				!stats_of(p).pages_freed_by_fillers;
+		     w++) {
+			for (uint32_t i = 0; i < p->cap; i++, per_mode++) {
+				struct obj *old = rcu_xchg_pointer(
+					(struct obj **)&gp, obj_new());
+
+				rcupool_free(p, old);
+			}
+			rcu_thread_offline();
+			msleep(5);
+			rcu_thread_online();
+		}
 		atomic_store(&stop, 1);
 		rcu_thread_offline();
 		for (int i = 0; i < 2; i++)
@@ -1008,18 +1031,23 @@ static void test_early_free_modes(void **state)
 		rcupool_barrier(p);
 		st = stats_of(p);
 		print_message("# %s: %llu reads, %llu grace periods, %llu "
-			      "throttled, %llu sync, held peak %llu\n",
+			      "throttled, %llu sync, held peak %llu, %llu "
+			      "pages freed by the writer\n",
 			      free_modes[m], (unsigned long long)a.reads,
 			      (unsigned long long)st.grace_periods,
 			      (unsigned long long)st.throttled,
 			      (unsigned long long)st.fallback_sync,
-			      (unsigned long long)st.held_peak);
+			      (unsigned long long)st.held_peak,
+			      (unsigned long long)st.pages_freed_by_fillers);
 		assert_int_equal(atomic_load(&a.bad), 0);
 		assert_int_equal(atomic_load(&freed), per_mode + 1);
 		assert_int_equal(atomic_load(&double_freed), 0);
 		assert_true(st.held_peak <= 8);
 		assert_int_equal(st.pages_in_flight, 0);
 		assert_true(st.grace_periods > 0);
+		/* fillers: the handed-back frees did run, in the writer. */
+		if (m == 3)
+			assert_true(st.pages_freed_by_fillers > 0);
 		rcupool_close(p);
 	}
 }
@@ -1042,7 +1070,7 @@ static void *contend_freer(void *arg)
 
 static void test_exactly_once_modes(void **state)
 {
-	for (unsigned m = 0; m < 3; m++) {
+	for (unsigned m = 0; m < 4; m++) {
 		struct rcupool_options o = {.max_pages = 24, .overflow_pages = 2};
 		struct rcupool *p;
 		pthread_t t[4];
