@@ -33,8 +33,33 @@ static uint64_t pool_serial_last;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static int pool_init_err;
 
+/* Flavors the forking thread was online in (qsbr), put offline meanwhile. */
+static const struct rcu_flavor_struct *pool_fork_off[POOL_MAX_OPEN];
+static unsigned pool_fork_noff;
+
+static void pool_fork_online_again(void)
+{
+	for (unsigned i = 0; i < pool_fork_noff; i++)
+		pool_fork_off[i]->thread_online();
+	pool_fork_noff = 0;
+}
+
 static void pool_atfork_prepare(void)
 {
+	/*
+	 * First wait until no grace period of the library runs (reclaim.c:
+	 * pool_gp_mutex); qsbr: offline meanwhile, as one may wait for us.
+	 */
+	pthread_mutex_lock(&pool_glock);
+	pool_fork_noff = 0;
+	for (struct rcupool *p = pool_all; p; p = p->gnext)
+		if (p->flavor->read_ongoing() &&
+		    pool_fork_noff < POOL_MAX_OPEN) {
+			p->flavor->thread_offline();
+			pool_fork_off[pool_fork_noff++] = p->flavor;
+		}
+	pthread_mutex_unlock(&pool_glock);
+	pool_gp_fork_prepare();
 	pthread_mutex_lock(&pool_glock);
 	for (struct rcupool *p = pool_all; p; p = p->gnext)
 		pthread_mutex_lock(&p->lock);
@@ -45,6 +70,8 @@ static void pool_atfork_parent(void)
 	for (struct rcupool *p = pool_all; p; p = p->gnext)
 		pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&pool_glock);
+	pool_gp_fork_parent();
+	pool_fork_online_again();
 }
 
 static void pool_forked_child(struct rcupool *p)
@@ -108,6 +135,8 @@ static void pool_atfork_child(void)
 		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_unlock(&pool_glock);
+	pool_gp_fork_child();
+	pool_fork_online_again();
 }
 
 static void pool_init_once(void)

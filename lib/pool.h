@@ -214,6 +214,10 @@ int pool_reclaim_wait(struct rcupool *p);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
 void pool_reclaim_wait_all(struct rcupool *p);
 void pool_reclaim_forked_child(struct rcupool *p);
+void pool_gp_fork_prepare(void);
+void pool_gp_fork_parent(void);
+void pool_gp_fork_child(void);
+void pool_synchronize(struct rcupool *p);
 uint64_t pool_reclaim_latency(struct rcupool *p, unsigned permille);
 void pool_lat_record(struct rcupool *p, uint64_t ns);
 

@@ -130,7 +130,7 @@ static void pool_claim_finish(struct rcupool *p, struct pool_claim *c)
 {
 	struct pool_batch *b, *next;
 
-	p->flavor->update_synchronize_rcu();
+	pool_synchronize(p);
 	/* No fill of a taken batch is in progress now: its count is final. */
 	for (b = c->taken; b; b = next) {
 		next = b->next;

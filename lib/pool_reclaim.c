@@ -111,6 +111,37 @@ static bool pool_reclaim_sched_batch(void)
 	return !(e && !strcmp(e, "other"));
 }
 
+/*
+ * Held around every grace period the library runs (reclaim rounds, drain
+ * passes, a barrier without a reclaim thread) and by fork()'s prepare
+ * handler: no child inherits liburcu's grace-period mutex locked by a
+ * thread that does not exist there.  Taken before any other lock of the
+ * library, and never with one held.
+ */
+static pthread_mutex_t pool_gp_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void pool_synchronize(struct rcupool *p)
+{
+	pthread_mutex_lock(&pool_gp_mutex);
+	p->flavor->update_synchronize_rcu();
+	pthread_mutex_unlock(&pool_gp_mutex);
+}
+
+void pool_gp_fork_prepare(void)
+{
+	pthread_mutex_lock(&pool_gp_mutex);
+}
+
+void pool_gp_fork_parent(void)
+{
+	pthread_mutex_unlock(&pool_gp_mutex);
+}
+
+void pool_gp_fork_child(void)
+{
+	pthread_mutex_init(&pool_gp_mutex, NULL);
+}
+
 void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 {
 	pthread_condattr_t ca;
@@ -214,7 +245,7 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 	struct pool_batch *b, *next, *fifo = NULL, *tail = NULL;
 	uint32_t n = 0;
 
-	p->flavor->update_synchronize_rcu();
+	pool_synchronize(p);
 	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
 	for (b = list; b; b = next) {
 		next = b->next;
