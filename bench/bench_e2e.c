@@ -576,7 +576,8 @@ static void usage(const char *argv0)
 {
 	printf("usage: %s [--objects N] [--threads T] [--size S] [--rounds R]\n"
 	       "       [--sync-objects N] [--latency-calls N] [--quick]\n"
-	       "       [--no-daemon] [--json] [--callgrind KIND] [--only KIND]\n",
+	       "       [--no-daemon] [--json] [--callgrind KIND] [--only KIND]\n"
+	       "       [--min-gap US]\n",
 	       argv0);
 }
 
@@ -604,10 +605,11 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"callgrind", required_argument, NULL, 'C'},
 		{"only", required_argument, NULL, 'O'},
+		{"min-gap", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
 		{}};
 
-	while ((c = getopt_long(argc, argv, "n:t:s:r:S:L:qDNjC:O:h", lo, NULL)) !=
+	while ((c = getopt_long(argc, argv, "n:t:s:r:S:L:qDNjC:O:g:h", lo, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'n':
@@ -624,6 +626,9 @@ int main(int argc, char **argv)
 			break;
 		case 'O':
 			only = optarg;
+			break;
+		case 'g':
+			o.reclaim_min_gap_us = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		case 'S':
 			n_sync = strtoul(optarg, NULL, 0);

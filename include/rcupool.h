@@ -20,7 +20,8 @@
  * bounds the grace-period rate.  After the grace period every pointer of
  * the page is freed with the pool's free function and the page goes back
  * to the reserve.  Who frees: the reclaim thread, and, when it falls
- * behind, the threads that fill pages take a completed page at their next
+ * behind (32 pages) while two threads or more free into the pool, the
+ * threads that fill pages take a completed page at their next
  * page switch, free its objects themselves (where they were most likely
  * allocated) and refill it, so frees scale with the freeing threads.
  * Submission-to-return latency (p50, p99) and the grace periods run are in

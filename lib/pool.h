@@ -168,6 +168,7 @@ struct rcupool {
 	_Atomic uint64_t dlen;	   /* dcount, read without rlock */
 	enum pool_free_mode free_mode;
 	uint32_t share_behind; /* done pages from which fillers help */
+	_Atomic uint32_t nfillers; /* threads with a cache (p->caches) */
 	unsigned nworkers;
 	pthread_t *workers;
 	bool rstop, rrunning;

@@ -478,8 +478,16 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
 {
 	struct pool_batch *b;
 
+	/*
+	 * One filler: it and the reclaim thread would free into the same
+	 * malloc arena at once, each slowing the other (measured: 25 against
+	 * 9 ns/object); from two on, each frees what its own CPU can.
+	 */
 	if (behind && ((p->free_mode != POOL_FREE_SHARE &&
 			p->free_mode != POOL_FREE_FILLERS) ||
+		       (p->free_mode == POOL_FREE_SHARE &&
+			atomic_load_explicit(&p->nfillers,
+					     memory_order_relaxed) < 2) ||
 		       atomic_load_explicit(&p->dlen, memory_order_relaxed) <
 			       p->share_behind))
 		return NULL;
