@@ -138,9 +138,10 @@ struct rcupool_options {
 	size_t errbuf_len;
 	/*
 	 * Least time between the starts of two grace periods of the pool's
-	 * reclaim engine, in microseconds: a bound on their rate.  0: the
-	 * default, no gap (a grace period starts as soon as the previous one
-	 * ends and pages wait; bench/RESULTS.md: ~3,000/s at 4M objects/s).
+	 * reclaim engine, in microseconds: a bound on their rate (each one
+	 * costs every CPU running the process an IPI with memb).  0: the
+	 * default, 1000 (at most 1,000 grace periods/s; bench/RESULTS.md);
+	 * 1 is in effect no gap.
 	 */
 	uint32_t reclaim_min_gap_us;
 };

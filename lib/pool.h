@@ -39,7 +39,7 @@
 #define POOL_HEAP	 UINT32_MAX /* batch page: a heap page */
 #define POOL_DEF_OVERFLOW 256
 #define POOL_DEF_DRAIN_MS 1000 /* as the daemon's limits.drain_interval */
-#define POOL_DEF_MIN_GAP_US 0	/* reclaim_min_gap: see bench/RESULTS.md */
+#define POOL_DEF_MIN_GAP_US 1000 /* reclaim_min_gap: see bench/RESULTS.md */
 #define POOL_LAT_SUB	 4	/* latency histogram: 4 buckets per octave */
 #define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
 #define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
