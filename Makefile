@@ -52,7 +52,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 LIB_PKGS    := liburcu-memb libnl-genl-3.0 libnl-3.0
 DAEMON_PKGS := $(LIB_PKGS) libsystemd inih
 CLI_PKGS    := $(LIB_PKGS) inih
-TEST_PKGS   := $(DAEMON_PKGS) liburcu-qsbr liburcu cmocka
+TEST_PKGS   := $(DAEMON_PKGS) liburcu-qsbr liburcu-mb liburcu-signal liburcu-bp liburcu cmocka
 
 LDLIBS_LIB    := $(call pc_libs,$(LIB_PKGS)) -pthread
 LDLIBS_DAEMON := $(call pc_libs,$(DAEMON_PKGS)) -pthread

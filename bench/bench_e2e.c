@@ -48,7 +48,10 @@ enum kind {
 	K_DEFER,
 	K_SYNC,
 	K_POOL_DAEMON,
+	K_POOL_SHIPPED,
+	K_POOL_CAPPED,
 	K_POOL_PRIVATE,
+	K_POOL_PRIV_DEF,
 	K_PROTO_CB,
 	K_PROTO_LOCAL,
 	K_COUNT
@@ -59,8 +62,11 @@ static const char *const kind_name[K_COUNT] = {
 	[K_CALL_RCU] = "call_rcu",
 	[K_DEFER] = "defer_rcu",
 	[K_SYNC] = "synchronize_rcu+free",
-	[K_POOL_DAEMON] = "rcupool daemon",
+	[K_POOL_DAEMON] = "rcupool daemon 100%",
+	[K_POOL_SHIPPED] = "rcupool daemon shipped",
+	[K_POOL_CAPPED] = "rcupool capped 256",
 	[K_POOL_PRIVATE] = "rcupool private",
+	[K_POOL_PRIV_DEF] = "rcupool private defaults",
 	[K_PROTO_CB] = "proto: free in callback",
 	[K_PROTO_LOCAL] = "proto: local free",
 };
@@ -71,7 +77,10 @@ static const char *const kind_key[K_COUNT] = {
 	[K_DEFER] = "defer_rcu",
 	[K_SYNC] = "sync_free",
 	[K_POOL_DAEMON] = "rcupool_daemon",
+	[K_POOL_SHIPPED] = "rcupool_shipped",
+	[K_POOL_CAPPED] = "rcupool_capped",
 	[K_POOL_PRIVATE] = "rcupool_private",
+	[K_POOL_PRIV_DEF] = "rcupool_private_defaults",
 	[K_PROTO_CB] = "proto_free_in_cb",
 	[K_PROTO_LOCAL] = "proto_local_free",
 };
@@ -87,7 +96,9 @@ static size_t lat_calls = 1000000;
 static bool json, do_latency = true;
 static const char *only; /* --only KIND: one row, for perf record */
 static struct rcupool *pool_daemon, *pool_private;
-static struct benchd daemon_;
+/* The pool of each rcupool kind (NULL: not available). */
+static struct rcupool *pool_of[K_COUNT];
+static struct benchd daemon_, daemon_shipped;
 
 /* ---- the prototype batcher (bench-local, not librcupool) -------------- */
 
@@ -294,9 +305,11 @@ static void run_kind(struct worker *w)
 		}
 		break;
 	case K_POOL_DAEMON:
-	case K_POOL_PRIVATE: {
-		struct rcupool *p =
-			w->kind == K_POOL_DAEMON ? pool_daemon : pool_private;
+	case K_POOL_SHIPPED:
+	case K_POOL_CAPPED:
+	case K_POOL_PRIVATE:
+	case K_POOL_PRIV_DEF: {
+		struct rcupool *p = pool_of[w->kind];
 
 		for (size_t i = 0; i < n; i++)
 			rcupool_free(p, v[i]);
@@ -385,10 +398,8 @@ static struct e2e_result e2e_once(enum kind k, size_t total)
 	}
 	if (k == K_CALL_RCU)
 		rcu_barrier();
-	else if (k == K_POOL_DAEMON)
-		rcupool_barrier(pool_daemon);
-	else if (k == K_POOL_PRIVATE)
-		rcupool_barrier(pool_private);
+	else if (pool_of[k])
+		rcupool_barrier(pool_of[k]);
 	t_end = bench_now_ns();
 	c1 = cpu_ns();
 	pthread_barrier_destroy(&start_line);
@@ -413,11 +424,16 @@ static bool kind_available(enum kind k)
 {
 	if (only && strcmp(only, kind_key[k]))
 		return false;
-	if (k == K_POOL_DAEMON)
-		return pool_daemon != NULL;
-	if (k == K_POOL_PRIVATE)
-		return pool_private != NULL;
-	return true;
+	switch (k) {
+	case K_POOL_DAEMON:
+	case K_POOL_SHIPPED:
+	case K_POOL_CAPPED:
+	case K_POOL_PRIVATE:
+	case K_POOL_PRIV_DEF:
+		return pool_of[k] != NULL;
+	default:
+		return true;
+	}
 }
 
 /* ---- scenario 2 --------------------------------------------------------- */
@@ -455,14 +471,11 @@ static struct lat_result latency(enum kind k)
 		case K_DEFER:
 			defer_rcu(free, o);
 			break;
-		case K_POOL_DAEMON:
-			rcupool_free(pool_daemon, o);
-			break;
-		case K_POOL_PRIVATE:
-			rcupool_free(pool_private, o);
-			break;
 		default:
-			abort();
+			if (!pool_of[k])
+				abort();
+			rcupool_free(pool_of[k], o);
+			break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		if (i >= warm) {
@@ -476,10 +489,8 @@ static struct lat_result latency(enum kind k)
 		rcu_defer_unregister_thread();
 	else if (k == K_CALL_RCU)
 		rcu_barrier();
-	else if (k == K_POOL_DAEMON)
-		rcupool_barrier(pool_daemon);
-	else if (k == K_POOL_PRIVATE)
-		rcupool_barrier(pool_private);
+	else if (pool_of[k])
+		rcupool_barrier(pool_of[k]);
 	qsort(s, n, sizeof(*s), bench_cmp_u32);
 	r.n = n;
 	r.p50 = bench_pct(s, n, 0.5);
@@ -527,10 +538,11 @@ static int callgrind_run(const char *what)
 	for (int i = 0; i < K_COUNT; i++)
 		if (!strcmp(what, kind_key[i]))
 			k = (enum kind)i;
-	if (k == K_COUNT || k == K_SYNC || k == K_POOL_DAEMON) {
+	if (k == K_COUNT || k == K_SYNC || k == K_POOL_DAEMON ||
+	    k == K_POOL_SHIPPED || k == K_POOL_CAPPED) {
 		fprintf(stderr, "--callgrind: free, call_rcu, defer_rcu, "
-				"rcupool_private, proto_free_in_cb or "
-				"proto_local_free\n");
+				"rcupool_private, rcupool_private_defaults, "
+				"proto_free_in_cb or proto_local_free\n");
 		return 2;
 	}
 	w.kind = k;
@@ -546,8 +558,8 @@ static int callgrind_run(const char *what)
 		rcu_defer_barrier();
 	else if (k == K_CALL_RCU)
 		rcu_barrier();
-	else if (k == K_POOL_PRIVATE)
-		rcupool_barrier(pool_private);
+	else if (pool_of[k])
+		rcupool_barrier(pool_of[k]);
 	CALLGRIND_STOP_INSTRUMENTATION;
 	CALLGRIND_DUMP_STATS_AT(kind_key[k]);
 	if (k == K_DEFER)
@@ -564,21 +576,22 @@ static void usage(const char *argv0)
 {
 	printf("usage: %s [--objects N] [--threads T] [--size S] [--rounds R]\n"
 	       "       [--sync-objects N] [--latency-calls N] [--quick]\n"
-	       "       [--no-daemon] [--json] [--callgrind KIND] [--only KIND]\n",
+	       "       [--no-daemon] [--json] [--callgrind KIND] [--only KIND]\n"
+	       "       [--min-gap US]\n",
 	       argv0);
 }
 
 int main(int argc, char **argv)
 {
 	struct rcupool_options o = {.size = sizeof(o), .name = "bench_e2e"};
-	struct rcupool_stats st[2] = {{.size = sizeof(st[0])},
-				      {.size = sizeof(st[1])}};
+	struct rcupool_stats st[K_COUNT];
 	const char *cg = NULL;
 	bool use_daemon = true;
 	int c, r;
 	char err[256];
 	static const char *const dopts[] = {
 		"limits.client_max_pages=100%", "reserve.lock_memory=no", NULL};
+	static const char *const sopts[] = {"reserve.lock_memory=no", NULL};
 	static const struct option lo[] = {
 		{"objects", required_argument, NULL, 'n'},
 		{"threads", required_argument, NULL, 't'},
@@ -592,10 +605,11 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"callgrind", required_argument, NULL, 'C'},
 		{"only", required_argument, NULL, 'O'},
+		{"min-gap", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
 		{}};
 
-	while ((c = getopt_long(argc, argv, "n:t:s:r:S:L:qDNjC:O:h", lo, NULL)) !=
+	while ((c = getopt_long(argc, argv, "n:t:s:r:S:L:qDNjC:O:g:h", lo, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'n':
@@ -612,6 +626,9 @@ int main(int argc, char **argv)
 			break;
 		case 'O':
 			only = optarg;
+			break;
+		case 'g':
+			o.reclaim_min_gap_us = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		case 'S':
 			n_sync = strtoul(optarg, NULL, 0);
@@ -657,6 +674,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_e2e: private pool: %d %s\n", r, err);
 		return 1;
 	}
+	pool_of[K_POOL_PRIVATE] = pool_private;
+	/* What a user gets from a private pool with no option at all. */
+	o.private_pages = 0;
+	if (rcupool_open(&o, &pool_of[K_POOL_PRIV_DEF]) < 0)
+		pool_of[K_POOL_PRIV_DEF] = NULL;
 	if (cg)
 		return callgrind_run(cg);
 
@@ -669,6 +691,30 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_e2e: daemon pool: %d %s\n", r,
 				err);
 			pool_daemon = NULL;
+		}
+		pool_of[K_POOL_DAEMON] = pool_daemon;
+	}
+	/*
+	 * The daemon as shipped (its embedded defaults, memory not locked
+	 * only: a VM may not allow it), one client with the defaults and
+	 * one that asks for max_pages = 256.
+	 */
+	if (use_daemon && benchd_start(&daemon_shipped, sopts) == 0) {
+		o.mode = RCUPOOL_MODE_DAEMON;
+		o.socket_path = daemon_shipped.sock;
+		o.private_pages = 0;
+		o.name = "bench_e2e shipped";
+		if (rcupool_open(&o, &pool_of[K_POOL_SHIPPED]) < 0) {
+			fprintf(stderr, "bench_e2e: shipped daemon pool: %s\n",
+				err);
+			pool_of[K_POOL_SHIPPED] = NULL;
+		}
+		o.name = "bench_e2e capped";
+		o.max_pages = 256;
+		if (rcupool_open(&o, &pool_of[K_POOL_CAPPED]) < 0) {
+			fprintf(stderr, "bench_e2e: capped daemon pool: %s\n",
+				err);
+			pool_of[K_POOL_CAPPED] = NULL;
 		}
 	}
 
@@ -717,8 +763,9 @@ int main(int argc, char **argv)
 		}
 
 	/* Scenario 2. */
-	static const enum kind lat_kinds[] = {K_POOL_DAEMON, K_POOL_PRIVATE,
-					      K_DEFER, K_CALL_RCU, K_FREE};
+	static const enum kind lat_kinds[] = {
+		K_POOL_DAEMON, K_POOL_SHIPPED, K_POOL_CAPPED, K_POOL_PRIVATE,
+		K_POOL_PRIV_DEF, K_DEFER, K_CALL_RCU, K_FREE};
 	struct lat_result lat[K_COUNT] = {0}, clk = {0};
 
 	if (do_latency)
@@ -727,14 +774,16 @@ int main(int argc, char **argv)
 		if (kind_available(lat_kinds[i]))
 			lat[lat_kinds[i]] = latency(lat_kinds[i]);
 
-	if (pool_daemon)
-		rcupool_stats(pool_daemon, &st[0]);
-	rcupool_stats(pool_private, &st[1]);
+	for (int k = 0; k < K_COUNT; k++) {
+		st[k] = (struct rcupool_stats){.size = sizeof(st[k])};
+		if (pool_of[k])
+			rcupool_stats(pool_of[k], &st[k]);
+	}
 	rcu_unregister_thread();
 
-	uint64_t fb[2];
+	uint64_t fb[K_COUNT];
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < K_COUNT; i++)
 		fb[i] = st[i].fallback_overflow + st[i].fallback_head +
 			st[i].fallback_sync;
 	if (json) {
@@ -770,10 +819,34 @@ int main(int argc, char **argv)
 			       lat[k].max, lat[k].over50us);
 		}
 		printf("%s,\"fallbacks\":{", do_latency ? "}" : "");
-		printf("\"rcupool_daemon\":%llu,"
-		       "\"rcupool_private\":%llu},\"daemon\":%s}\n",
-		       (unsigned long long)fb[0], (unsigned long long)fb[1],
-		       pool_daemon ? "true" : "false");
+		for (int k = 0, first = 1; k < K_COUNT; k++) {
+			if (!pool_of[k])
+				continue;
+			printf("%s\"%s\":%llu", first ? "" : ",", kind_key[k],
+			       (unsigned long long)fb[k]);
+			first = 0;
+		}
+		printf("},\"reclaim\":{");
+		for (int k = 0, first = 1; k < K_COUNT; k++) {
+			if (!pool_of[k])
+				continue;
+			printf("%s\"%s\":{\"fallback_sync\":%llu,"
+			       "\"fallback_overflow\":%llu,\"throttled\":%llu,"
+			       "\"throttled_ns\":%llu,\"held_peak\":%llu,"
+			       "\"grace_periods\":%llu,\"gp_latency_p50_ns\":%llu,"
+			       "\"gp_latency_p99_ns\":%llu}",
+			       first ? "" : ",", kind_key[k],
+			       (unsigned long long)st[k].fallback_sync,
+			       (unsigned long long)st[k].fallback_overflow,
+			       (unsigned long long)st[k].throttled,
+			       (unsigned long long)st[k].throttled_ns,
+			       (unsigned long long)st[k].held_peak,
+			       (unsigned long long)st[k].grace_periods,
+			       (unsigned long long)st[k].gp_latency_p50_ns,
+			       (unsigned long long)st[k].gp_latency_p99_ns);
+			first = 0;
+		}
+		printf("},\"daemon\":%s}\n", pool_daemon ? "true" : "false");
 	} else {
 		printf("end-to-end free cost: %zu objects of %zu bytes on %d "
 		       "thread(s), until all are freed (median of %d rounds; "
@@ -798,8 +871,23 @@ int main(int argc, char **argv)
 			       "%.2fx\n",
 			       med[K_DEFER] / med[K_POOL_DAEMON],
 			       med[K_DEFER] / med[K_POOL_PRIVATE]);
-		printf("  rcupool fallbacks: daemon %llu, private %llu\n",
-		       (unsigned long long)fb[0], (unsigned long long)fb[1]);
+		printf("  rcupool, whole run (latency calls included):\n"
+		       "  %-26s %9s %9s %9s %9s %9s %9s %9s %9s\n", "",
+		       "sync fb", "overflow", "throttled", "thr. ms", "held pk",
+		       "GPs", "gp p50us", "gp p99us");
+		for (int k = 0; k < K_COUNT; k++)
+			if (pool_of[k])
+				printf("  %-26s %9llu %9llu %9llu %9.1f %9llu %9llu "
+				       "%9.1f %9.1f\n",
+				       kind_name[k],
+				       (unsigned long long)st[k].fallback_sync,
+				       (unsigned long long)st[k].fallback_overflow,
+				       (unsigned long long)st[k].throttled,
+				       st[k].throttled_ns / 1e6,
+				       (unsigned long long)st[k].held_peak,
+				       (unsigned long long)st[k].grace_periods,
+				       st[k].gp_latency_p50_ns / 1e3,
+				       st[k].gp_latency_p99_ns / 1e3);
 		if (do_latency)
 			printf("call latency, one thread, %zu calls each after %zu "
 		       "warm-up (ns; clock pair not subtracted)\n",
@@ -818,8 +906,9 @@ int main(int argc, char **argv)
 				       lat[k].p999, lat[k].max,
 				       lat[k].over50us);
 	}
-	rcupool_close(pool_daemon);
-	rcupool_close(pool_private);
+	for (int k = 0; k < K_COUNT; k++)
+		rcupool_close(pool_of[k]);
 	benchd_stop(&daemon_);
+	benchd_stop(&daemon_shipped);
 	return 0;
 }

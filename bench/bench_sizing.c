@@ -30,6 +30,7 @@ static unsigned long per_thread_rate; /* 0: flat out */
 static unsigned long paced_rate = 2000000; /* per thread; 0: none */
 static unsigned long series_ms = 1000, probe_ms = 300;
 static uint32_t hi_ppc = 8192;
+static uint32_t min_gap_us; /* --min-gap: reclaim_min_gap_us, 0: default */
 static struct rcupool *pool;
 static atomic_int stop;
 static atomic_ullong total_objects;
@@ -73,6 +74,8 @@ struct result {
 	bool ok;
 	double rate; /* objects/s, all threads */
 	uint64_t fallbacks, depletions, held_peak, reserve;
+	uint64_t sync, throttled, gps, lat_p50, lat_p99;
+	double gps_per_s;
 	double held_mean;
 	uint32_t held_p99, held_max;
 };
@@ -91,7 +94,8 @@ static struct result run(uint32_t ppc, uint32_t global, unsigned long ms,
 			      NULL};
 	struct rcupool_options o = {.size = sizeof(o),
 				    .name = "bench_sizing",
-				    .mode = RCUPOOL_MODE_DAEMON};
+				    .mode = RCUPOOL_MODE_DAEMON,
+				    .reclaim_min_gap_us = min_gap_us};
 	struct rcupool_stats st = {.size = sizeof(st)};
 	struct result r = {0};
 	pthread_t t[n_threads];
@@ -132,6 +136,12 @@ static struct result run(uint32_t ppc, uint32_t global, unsigned long ms,
 	r.fallbacks = st.fallback_overflow + st.fallback_head +
 		      st.fallback_sync;
 	r.depletions = st.depletions;
+	r.sync = st.fallback_sync;
+	r.throttled = st.throttled;
+	r.gps = st.grace_periods;
+	r.gps_per_s = (double)st.grace_periods * 1e9 / (double)(t1 - t0);
+	r.lat_p50 = st.gp_latency_p50_ns;
+	r.lat_p99 = st.gp_latency_p99_ns;
 	r.held_peak = st.held_peak;
 	r.reserve = (uint64_t)ppc * (uint64_t)sysconf(_SC_NPROCESSORS_CONF) +
 		    global;
@@ -211,11 +221,18 @@ static int scenario(bool json, bool first)
 		       "\"probe_ms\":%lu,\"in_flight\":{\"pages_per_cpu\":%u,"
 		       "\"objects_per_s\":%.0f,\"held_mean\":%.1f,"
 		       "\"held_p99\":%u,\"held_max\":%u,\"held_peak\":%llu,"
-		       "\"fallbacks\":%llu,\"series_max_per_slice\":[",
+		       "\"fallbacks\":%llu,\"fallback_sync\":%llu,"
+		       "\"throttled\":%llu,\"grace_periods_per_s\":%.0f,"
+		       "\"gp_latency_p50_ns\":%llu,\"gp_latency_p99_ns\":%llu,"
+		       "\"series_max_per_slice\":[",
 		       first ? "" : ",", n_threads, per_thread_rate, series_ms, probe_ms, hi_ppc,
 		       big.rate, big.held_mean, big.held_p99, big.held_max,
 		       (unsigned long long)big.held_peak,
-		       (unsigned long long)big.fallbacks);
+		       (unsigned long long)big.fallbacks,
+		       (unsigned long long)big.sync,
+		       (unsigned long long)big.throttled, big.gps_per_s,
+		       (unsigned long long)big.lat_p50,
+		       (unsigned long long)big.lat_p99);
 		for (int i = 0; i < 20; i++)
 			printf("%s%u", i ? "," : "", series[i]);
 		printf("]},\"min_pages_per_cpu\":%u,\"probes\":%d,"
@@ -239,6 +256,12 @@ static int scenario(bool json, bool first)
 		       series_ms, hi_ppc, big.rate, big.held_mean, big.held_p99,
 		       big.held_max, (unsigned long long)big.held_peak,
 		       (unsigned long long)big.fallbacks);
+		printf("  reclaim: %.0f grace periods/s, submission to return "
+		       "p50 %.1f us, p99 %.1f us; %llu throttled, %llu sync "
+		       "fallbacks\n",
+		       big.gps_per_s, big.lat_p50 / 1e3, big.lat_p99 / 1e3,
+		       (unsigned long long)big.throttled,
+		       (unsigned long long)big.sync);
 		printf("  held, max per %lu ms slice:", series_ms / 20);
 		for (int i = 0; i < 20; i++)
 			printf(" %u", series[i]);
@@ -270,13 +293,14 @@ int main(int argc, char **argv)
 		{"series-ms", required_argument, NULL, 's'},
 		{"probe-ms", required_argument, NULL, 'p'},
 		{"max-pages-per-cpu", required_argument, NULL, 'm'},
+		{"min-gap", required_argument, NULL, 'g'},
 		{"quick", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{}};
 
 	n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	while ((c = getopt_long(argc, argv, "t:r:s:p:m:qjh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:r:s:p:m:g:qjh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			n_threads = atoi(optarg);
@@ -293,6 +317,9 @@ int main(int argc, char **argv)
 		case 'm':
 			hi_ppc = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
+		case 'g':
+			min_gap_us = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
 		case 'q':
 			series_ms = 1000;
 			probe_ms = 300;
@@ -303,8 +330,8 @@ int main(int argc, char **argv)
 		default:
 			printf("usage: %s [--threads T] [--rate OBJ/S/THREAD] "
 			       "[--series-ms MS] [--probe-ms MS]\n"
-			       "       [--max-pages-per-cpu N] [--quick] "
-			       "[--json]\n",
+			       "       [--max-pages-per-cpu N] [--min-gap US] "
+			       "[--quick] [--json]\n",
 			       argv[0]);
 			return c == 'h' ? 0 : 2;
 		}

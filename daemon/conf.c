@@ -123,7 +123,7 @@ static const struct key_desc keys[CONF_KEY_COUNT] = {
 				     "1000"},
 	[CONF_LIMITS_RECLAIM_MIN_GAP] = {"limits", "reclaim_min_gap", T_TIME,
 					 OFF(limits.reclaim_min_gap_us), 0,
-					 US_PER_S, "0"},
+					 US_PER_S, "1ms"},
 	[CONF_ACCESS_ATTACH_GROUP] = {"access", "attach_group", T_GROUP,
 				      OFF(access.attach_group), 0,
 				      CONF_GROUP_MAX, "rcupool"},

@@ -67,13 +67,9 @@ static void set_limits(struct daemon *d, struct client *cl)
 	cl->min_chunks = chunks_up(d, cl->min_pages);
 	if (cl->min_chunks > cl->max_chunks)
 		cl->min_chunks = cl->max_chunks;
-	/*
-	 * The page limits as configured: the library denies pages above
-	 * max_pages itself, and the daemon never lends more than whole
-	 * chunks within it, so a max below one chunk lends nothing.
-	 */
+	/* In whole chunks: a max below one chunk is 0, nothing lent. */
 	atomic_store(&l->min_pages, cl->min_chunks * cp);
-	atomic_store(&l->max_pages, cl->max_pages);
+	atomic_store(&l->max_pages, cl->max_chunks * cp);
 	atomic_store(&l->overflow_pages, d->conf.limits.overflow_pages);
 	atomic_store(&l->drain_interval_ms,
 		     (uint32_t)(d->conf.limits.drain_interval_us / 1000));

@@ -9,10 +9,43 @@
  *
  * rcupool_free(pool, p) is a drop-in for call_rcu(&p->head, free_cb) without
  * the rcu_head: the pointer is stored in the calling thread's current batch
- * page (no atomic read-modify-write, no lock, no system call per object);
- * a full page is submitted with one call_rcu of the application's liburcu
- * flavor, and after the grace period every pointer on it is freed with the
- * pool's free function and the page goes back to the reserve.
+ * page (no atomic read-modify-write, no lock, no system call per object).
+ *
+ * Reclaim engine.  A full page goes on the pool's own reclaim queue (one
+ * compare-and-swap per page).  The pool's reclaim thread starts a grace
+ * period of the pool's flavor (update_synchronize_rcu) as soon as pages
+ * are queued; pages that arrive while one runs join the next, which starts
+ * right after (no fixed sleep: liburcu's call_rcu thread sleeps 10 ms
+ * between rounds; the pool uses no call_rcu at all).  reclaim_min_gap_us
+ * bounds the grace-period rate.  After the grace period every pointer of
+ * the page is freed with the pool's free function and the page goes back
+ * to the reserve.  Who frees: the reclaim thread, and, when it falls
+ * behind (32 pages) while two threads or more free into the pool, the
+ * threads that fill pages take a completed page at their next
+ * page switch, free its objects themselves (where they were most likely
+ * allocated) and refill it, so frees scale with the freeing threads.
+ * Submission-to-return latency (p50, p99) and the grace periods run are in
+ * rcupool_stats().
+ *
+ * The program's own rcu_barrier() does NOT cover objects passed to a pool:
+ * use rcupool_barrier().
+ *
+ * Backpressure.  A thread denied a page (its max_pages, or every list and
+ * the overflow bound exhausted) outside a read-side section waits for the
+ * reclaim in progress (counted: throttled, throttled_ns), takes back a
+ * completed page and goes on: one wait per page or more, never one grace
+ * period per object.  Inside a read-side section it never waits (heap
+ * pages, as below).  The per-object synchronize_rcu (fallback_sync) is
+ * only the last resort, when nothing of the pool is in flight to wait for.
+ *
+ * qsbr: the reclaim thread is not registered; a grace period ends when
+ * every registered ONLINE thread has passed a quiescent state.  Threads
+ * that free must be online (as for call_rcu) and must announce quiescent
+ * states (or go offline) for pages to come back; a thread that stays
+ * online without one stalls the pool's reclaim as it stalls every
+ * synchronize_rcu.  Since an online qsbr thread cannot be told apart from
+ * one inside a read-side section, qsbr threads never wait in
+ * rcupool_free(): denied a page, they take heap pages (emergency).
  *
  * Rules, as for any liburcu use:
  *  - threads calling rcupool_free(), rcupool_free_head() and rcupool_flush()
@@ -24,6 +57,10 @@
  *  - rcupool_free() and rcupool_free_head() may be called inside a
  *    read-side critical section: they never block there and never wait
  *    for a grace period, whatever is depleted;
+ *  - the pool's free_fn runs in the pool's reclaim thread and, when it is
+ *    behind, in threads calling rcupool_free() (at a page switch): it must
+ *    not block on anything a thread calling rcupool_free() may hold, nor
+ *    wait for a grace period (as a call_rcu callback must not);
  *  - none of these functions is async-signal-safe (as call_rcu is not):
  *    a signal handler must not free into a pool its thread may be
  *    freeing into.
@@ -45,9 +82,10 @@
  *     overflow_pages per pool, batched exactly like a reserve page;
  *  2. head (rcupool_free_head() only): the object's own rcu_head is used
  *     to chain it, with no memory at all; chains are freed after one grace
- *     period by the pool's drain thread (liburcu callbacks cannot carry the
- *     field's offset, so the library does not call_rcu the head itself);
- *  3. sync: synchronize_rcu() then free, only outside a read-side section;
+ *     period by the pool's drain thread;
+ *  3. backpressure, then sync: outside a read-side section, wait for the
+ *     reclaim (above); only with nothing in flight, synchronize_rcu() then
+ *     free, per object;
  *  4. emergency: inside a read-side section with 1-3 impossible, a heap
  *     page beyond the overflow bound is taken rather than block.  If even
  *     malloc() fails the object is leaked (counted as `lost`), never freed
@@ -61,12 +99,14 @@
  * the child every pool is detached (stats: forked = 1, counters from zero)
  * and frees through heap pages and the fallbacks.  Objects the parent had
  * queued are the parent's: the child never frees its copies of them.
- * Call liburcu's call_rcu_before_fork()/_after_fork_parent()/_child()
- * around fork() as liburcu requires: the child's barrier needs them.
+ * The child's reclaim thread starts at its first page request.  Call
+ * liburcu's call_rcu_before_fork()/_after_fork_parent()/_child() around
+ * fork() as liburcu requires for the program's own call_rcu.
  *
  * Daemon death: chunks already lent stay mapped and in use, frees keep
  * working (lists until they run dry, then the fallbacks), no chunk is asked
- * for or given back until close, rcupool_stats() says attached = 0.  The pool does not re-attach to a new daemon by itself: open a new one.
+ * for or given back until close, rcupool_stats() says attached = 0.  The
+ * pool does not re-attach to a new daemon by itself: open a new one.
  */
 
 #include <stddef.h>
@@ -101,6 +141,14 @@ struct rcupool_options {
 	/* If not NULL, a human reason when rcupool_open() fails. */
 	char *errbuf;
 	size_t errbuf_len;
+	/*
+	 * Least time between the starts of two grace periods of the pool's
+	 * reclaim engine, in microseconds: a bound on their rate (each one
+	 * costs every CPU running the process an IPI with memb).  0: the
+	 * default, 1000 (at most 1,000 grace periods/s; bench/RESULTS.md);
+	 * 1 is in effect no gap.
+	 */
+	uint32_t reclaim_min_gap_us;
 };
 
 /*
@@ -119,9 +167,12 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret);
 
 /*
  * Free ptr with the pool's free_fn once a grace period has passed.
- * ptr may not be NULL.  Never blocks inside a read-side critical section;
- * outside one, may block in synchronize_rcu() only when the reserve, the
- * overflow bound and everything else are exhausted (counted: fallback_sync).
+ * ptr may not be NULL.  Never blocks inside a read-side critical section
+ * (nor, for qsbr, while online); outside one, when no page may be had it
+ * waits for the pool's reclaim (backpressure: throttled), and blocks in a
+ * synchronize_rcu() of its own only when nothing is in flight to wait for
+ * (fallback_sync).  At a page switch it may free the objects of one
+ * completed page (when the reclaim thread is behind).
  */
 void rcupool_free(struct rcupool *pool, void *ptr);
 
@@ -139,17 +190,20 @@ void rcupool_free(struct rcupool *pool, void *ptr);
 void rcupool_free_head_offset(struct rcupool *pool, void *ptr, size_t offset);
 
 /*
- * Submit the calling thread's partial page now (one call_rcu).  Never
- * blocks; fine inside a read-side critical section.
+ * Submit the calling thread's partial page now (to the reclaim queue).
+ * Never waits for a grace period; fine inside a read-side critical section.
  */
 void rcupool_flush(struct rcupool *pool);
 
 /*
  * Wait until every object passed to the pool so far, by any thread, has
  * been freed: partial pages of every thread are taken and freed after a
- * grace period, then the flavor's rcu_barrier() waits for the rest.
- * Blocks.  Inside a read-side critical section (where waiting would
- * deadlock) it only submits the partial pages and returns.
+ * grace period, and every page submitted before the call -- queued, in a
+ * grace period, or being freed by any thread -- is freed and returned,
+ * however busy other threads keep the pool.  liburcu's rcu_barrier() is
+ * neither needed nor enough.  Blocks.  Inside a read-side critical section
+ * (where waiting would deadlock) it only submits the partial pages and
+ * returns.
  */
 void rcupool_barrier(struct rcupool *pool);
 
@@ -182,6 +236,15 @@ struct rcupool_stats {
 	uint64_t chunk_pages;	  /* pages per chunk */
 	uint64_t chunks_asked;	  /* requests to the lender */
 	uint64_t chunks_returned; /* chunks given back */
+	/* The reclaim engine (fields from here on: size permitting). */
+	uint64_t throttled;	  /* backpressure waits for a reclaim round */
+	uint64_t throttled_ns;	  /* their total time */
+	uint64_t grace_periods;	  /* run by the pool's reclaim thread */
+	uint64_t gp_latency_p50_ns; /* page submission to its return: p50 */
+	uint64_t gp_latency_p99_ns; /* ... and p99 (log buckets, +-12%) */
+	uint64_t pages_in_flight; /* submitted, not yet returned */
+	uint64_t pages_freed_by_fillers; /* completed pages whose objects a
+					  * freeing thread freed itself */
 };
 
 /*
@@ -191,10 +254,11 @@ struct rcupool_stats {
 int rcupool_stats(struct rcupool *pool, struct rcupool_stats *ret);
 
 /*
- * rcupool_barrier(), stop the drain thread, give every page back (held
- * reaches 0), unmap and give back every chunk (lent_pages reaches 0),
- * detach from the daemon, free.  Blocks.  No thread
- * may use the pool during or after the call.  NULL is a no-op.
+ * rcupool_barrier(), stop the drain and reclaim threads, give every page
+ * back (held reaches 0), unmap and give back every chunk (lent_pages
+ * reaches 0), detach from the daemon, free.  Blocks (for qsbr the caller
+ * goes offline meanwhile).  No thread may use the pool during or after the
+ * call.  NULL is a no-op.
  */
 void rcupool_close(struct rcupool *pool);
 

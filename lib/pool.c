@@ -38,8 +38,33 @@ static uint64_t pool_serial_last;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static int pool_init_err;
 
+/* Flavors the forking thread was online in (qsbr), put offline meanwhile. */
+static const struct rcu_flavor_struct *pool_fork_off[POOL_MAX_OPEN];
+static unsigned pool_fork_noff;
+
+static void pool_fork_online_again(void)
+{
+	for (unsigned i = 0; i < pool_fork_noff; i++)
+		pool_fork_off[i]->thread_online();
+	pool_fork_noff = 0;
+}
+
 static void pool_atfork_prepare(void)
 {
+	/*
+	 * First wait until no grace period of the library runs (reclaim.c:
+	 * pool_gp_mutex); qsbr: offline meanwhile, as one may wait for us.
+	 */
+	pthread_mutex_lock(&pool_glock);
+	pool_fork_noff = 0;
+	for (struct rcupool *p = pool_all; p; p = p->gnext)
+		if (p->flavor->read_ongoing() &&
+		    pool_fork_noff < POOL_MAX_OPEN) {
+			p->flavor->thread_offline();
+			pool_fork_off[pool_fork_noff++] = p->flavor;
+		}
+	pthread_mutex_unlock(&pool_glock);
+	pool_gp_fork_prepare();
 	pthread_mutex_lock(&pool_glock);
 	for (struct rcupool *p = pool_all; p; p = p->gnext)
 		pthread_mutex_lock(&p->lock);
@@ -50,6 +75,8 @@ static void pool_atfork_parent(void)
 	for (struct rcupool *p = pool_all; p; p = p->gnext)
 		pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&pool_glock);
+	pool_gp_fork_parent();
+	pool_fork_online_again();
 }
 
 static void pool_forked_child(struct rcupool *p)
@@ -83,6 +110,7 @@ static void pool_forked_child(struct rcupool *p)
 	atomic_store(&p->lost, 0);
 	atomic_store(&p->sync_ns, 0);
 	atomic_store(&p->heads, NULL);
+	pool_reclaim_forked_child(p);
 	/* Only the forking thread lives on; its batch is the parent's. */
 	for (tc = p->caches; tc; tc = next) {
 		next = tc->next;
@@ -96,6 +124,7 @@ static void pool_forked_child(struct rcupool *p)
 		}
 	}
 	p->caches = mine;
+	atomic_store(&p->nfillers, mine ? 1 : 0);
 	p->orphans = NULL;
 	p->draining = false;
 	p->stop = false;
@@ -115,6 +144,8 @@ static void pool_atfork_child(void)
 		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_unlock(&pool_glock);
+	pool_gp_fork_child();
+	pool_fork_online_again();
 }
 
 static void pool_init_once(void)
@@ -230,6 +261,8 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	p->free_fn = o.free_fn ? o.free_fn : free;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
+	pool_reclaim_init(p, o.reclaim_min_gap_us ? o.reclaim_min_gap_us
+						  : POOL_DEF_MIN_GAP_US);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake_fd < 0) {
 		r = -errno;
@@ -309,6 +342,7 @@ fail:
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->chunk_lock);
 	pthread_cond_destroy(&p->cond);
+	pool_reclaim_destroy(p);
 	free(p);
 	return r;
 }
@@ -351,6 +385,13 @@ int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 	st.chunk_pages = p->seg->chunk_pages;
 	st.chunks_asked = atomic_load(&c->chunks_asked);
 	st.chunks_returned = atomic_load(&c->chunks_returned);
+	st.throttled = atomic_load(&p->throttled);
+	st.throttled_ns = atomic_load(&p->throttled_ns);
+	st.grace_periods = atomic_load(&p->gps);
+	st.gp_latency_p50_ns = pool_reclaim_latency(p, 500);
+	st.gp_latency_p99_ns = pool_reclaim_latency(p, 990);
+	st.pages_in_flight = atomic_load(&p->inflight);
+	st.pages_freed_by_fillers = atomic_load(&p->freed_here);
 	memcpy(ret, &st, ret->size < sizeof(st) ? ret->size : sizeof(st));
 	return 0;
 }
@@ -404,7 +445,8 @@ void rcupool_close(struct rcupool *p)
 	rcupool_barrier(p);
 	pool_unregister(p);
 	pool_drain_all(p); /* whatever pool_unregister() found */
-	pool_chunk_close(p); /* every chunk back, the lender closed */
+	pool_reclaim_stop(p); /* runs what is queued, joins the thread */
+	pool_chunk_close(p);  /* every chunk back, the lender closed */
 	free(p->desc);
 	free(p->cpu_est);
 	if (p->wake_fd >= 0)
@@ -412,6 +454,7 @@ void rcupool_close(struct rcupool *p)
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->chunk_lock);
 	pthread_cond_destroy(&p->cond);
+	pool_reclaim_destroy(p);
 	free(p);
 	if (was_online)
 		f->thread_online();

@@ -12,9 +12,11 @@
  *  pool_page.c   taking and giving back reserve pages, heap pages, batches
  *  pool_free.c   the per-thread cache and rcupool_free() itself
  *  pool_drain.c  the drain thread, barrier, thread exit
+ *  pool_reclaim.c the reclaim engine: queue of full pages, the pool's own
+ *                grace periods, backpressure, submission-to-return latency
  *
- * A batch is a page being filled with pointers.  Its bookkeeping (the
- * rcu_head for call_rcu, count, page index) lives in a private descriptor,
+ * A batch is a page being filled with pointers.  Its bookkeeping (queue
+ * link, count, page index) lives in a private descriptor,
  * desc[page] for a reserve page, in front of the page for a heap page:
  * the whole page holds pointers.
  *
@@ -30,7 +32,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <urcu/call-rcu.h>
 #include <urcu/flavor.h>
 
 #include "lend.h"
@@ -41,6 +42,21 @@
 #define POOL_HEAP	 UINT32_MAX /* batch page: a heap page */
 #define POOL_DEF_OVERFLOW 256
 #define POOL_DEF_DRAIN_MS 1000 /* as the daemon's limits.drain_interval */
+#define POOL_DEF_MIN_GAP_US 1000 /* reclaim_min_gap: see bench/RESULTS.md */
+#define POOL_LAT_SUB	 4	/* latency histogram: 4 buckets per octave */
+#define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
+#define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
+#define POOL_SHARE_BEHIND 32	/* done pages from which fillers help */
+#define POOL_DEF_FREE_MODE POOL_FREE_SHARE
+
+/* Who frees the pages of a finished round (RCUPOOL_RECLAIM_FREE). */
+enum pool_free_mode {
+	POOL_FREE_THREAD,  /* the reclaim thread, between grace periods */
+	POOL_FREE_SHARE,   /* + fillers at their page switch, when behind */
+	POOL_FREE_WORKERS, /* + one worker thread per other CPU */
+	/* Tests: the reclaim thread frees nothing while it may (fillers do). */
+	POOL_FREE_FILLERS,
+};
 
 #define pool_likely(x)	 __builtin_expect(!!(x), 1)
 #define pool_unlikely(x) __builtin_expect(!!(x), 0)
@@ -48,13 +64,15 @@
 struct rcupool;
 
 struct pool_batch {
-	struct rcu_head head; /* call_rcu */
+	uint64_t t_submit; /* pool_now_ns() at submission (latency) */
+	uint64_t round;	   /* reclaim round that took it */
 	struct rcupool *pool;
 	void **ptrs; /* the page */
 	uint32_t n, cap;
 	uint32_t page;	   /* reserve page index, or POOL_HEAP */
 	uint32_t fork_gen; /* pool->fork_gen when taken */
-	struct pool_batch *next; /* on a claimed or orphan list */
+	/* On a claimed or orphan list, or the reclaim queue. */
+	struct pool_batch *next;
 	bool emergency;
 };
 
@@ -121,7 +139,7 @@ struct rcupool {
 	struct pool_batch *desc; /* [npages] */
 	_Atomic uint32_t *cpu_est; /* [ncpus] pages we left on each CPU list */
 
-	_Atomic uint64_t inflight;   /* batches given to call_rcu, not done */
+	_Atomic uint64_t inflight;   /* batches submitted, not yet returned */
 	_Atomic uint64_t heap_pages; /* heap batches in use */
 	_Atomic uint64_t submitted, drained, emergency, lost, sync_ns;
 	_Atomic int64_t last_kick_ns;
@@ -149,6 +167,39 @@ struct rcupool {
 	uint32_t ask_backoff_ms;
 	const char *cpu_online_path;  /* sysfs; tests point it elsewhere */
 
+	/*
+	 * The reclaim engine (pool_reclaim.c).  rq: submitted batches, a
+	 * LIFO pushed with one CAS per page, taken whole by the reclaim
+	 * thread at the start of each round (one grace period).
+	 */
+	_Atomic(struct pool_batch *) rq;
+	_Atomic uint32_t rsleep;   /* the reclaim thread waits for work */
+	pthread_mutex_t rlock;	   /* rounds, rstop, rrunning; with rcond/rdone */
+	pthread_cond_t rcond;	   /* wakes the reclaim thread */
+	pthread_cond_t rdone;	   /* progress: waiters, barrier, the thread */
+	pthread_cond_t rwork;	   /* done pages for the workers */
+	uint64_t rfinished;	   /* pages freed from the done list */
+	unsigned rwaiters;	   /* threads waiting on rdone */
+	uint64_t rounds;	   /* rounds whose grace period ended */
+	uint64_t rstarted;	   /* rounds started */
+	uint64_t rfreed;	   /* rounds whose pages are all freed */
+	uint32_t pending[POOL_RING]; /* pages of a round not yet freed */
+	struct pool_batch *dhead, *dtail; /* done: grace period over */
+	uint64_t dcount;
+	_Atomic uint64_t dlen;	   /* dcount, read without rlock */
+	enum pool_free_mode free_mode;
+	uint32_t share_behind; /* done pages from which fillers help */
+	_Atomic uint32_t nfillers; /* threads with a cache (p->caches) */
+	unsigned nworkers;
+	pthread_t *workers;
+	bool rstop, rrunning;
+	pthread_t rthread;
+	uint64_t min_gap_ns;	   /* between grace-period starts */
+	_Atomic uint64_t gps;	   /* grace periods run by the engine */
+	_Atomic uint64_t throttled, throttled_ns; /* backpressure waits */
+	_Atomic uint64_t freed_here; /* done pages freed by a filler */
+	_Atomic uint64_t lat[POOL_LAT_BUCKETS];  /* submission to return */
+
 	struct rcupool *gnext; /* pool_all, under pool_glock */
 	struct lease_shm own_lease __attribute__((aligned(LEASE_CACHELINE)));
 };
@@ -161,6 +212,7 @@ int pool_process_init(void);
 struct pool_batch *pool_batch_get(struct rcupool *p, bool in_read_side);
 void pool_batch_submit(struct rcupool *p, struct pool_batch *b);
 void pool_batch_complete(struct rcupool *p, struct pool_batch *b);
+void pool_batch_free_objs(struct rcupool *p, struct pool_batch *b);
 void pool_batch_release(struct rcupool *p, struct pool_batch *b);
 void pool_batch_count_claimed(struct rcupool *p, struct pool_batch *b);
 void pool_heads_free(struct rcupool *p, struct rcu_head *h);
@@ -201,6 +253,23 @@ void pool_chunk_hotplug(struct rcupool *p);
 struct pool_tcache *pool_tcache_get(struct rcupool *p);
 void pool_tls_forget(struct rcupool *p);
 void pool_thread_exit(void *unused);
+
+/* pool_reclaim.c */
+void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us);
+void pool_reclaim_destroy(struct rcupool *p);
+int pool_reclaim_start(struct rcupool *p);
+void pool_reclaim_stop(struct rcupool *p);
+void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
+int pool_reclaim_wait(struct rcupool *p);
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
+void pool_reclaim_wait_all(struct rcupool *p);
+void pool_reclaim_forked_child(struct rcupool *p);
+void pool_gp_fork_prepare(void);
+void pool_gp_fork_parent(void);
+void pool_gp_fork_child(void);
+void pool_synchronize(struct rcupool *p);
+uint64_t pool_reclaim_latency(struct rcupool *p, unsigned permille);
+void pool_lat_record(struct rcupool *p, uint64_t ns);
 
 /* pool_drain.c */
 int pool_drain_start(struct rcupool *p);

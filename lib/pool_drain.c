@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The drain thread (one per pool) and rcupool_barrier().
+ * The drain thread (one per pool) and rcupool_barrier().  Full pages do
+ * not pass here: they go to the reclaim engine (pool_reclaim.c).
  *
  * Every drain_interval/2 the thread looks at each thread's batch; one it
  * saw at its previous look too (same batch, same install count) is idle:
@@ -131,7 +132,7 @@ static void pool_claim_finish(struct rcupool *p, struct pool_claim *c)
 {
 	struct pool_batch *b, *next;
 
-	p->flavor->update_synchronize_rcu();
+	pool_synchronize(p);
 	/* No fill of a taken batch is in progress now: its count is final. */
 	for (b = c->taken; b; b = next) {
 		next = b->next;
@@ -228,7 +229,9 @@ int pool_drain_start(struct rcupool *p)
 			p->drain_running = true;
 	}
 	pthread_mutex_unlock(&p->lock);
-	return -r;
+	if (r)
+		return -r;
+	return pool_reclaim_start(p);
 }
 
 void pool_drain_stop(struct rcupool *p)
@@ -248,6 +251,12 @@ void pool_drain_stop(struct rcupool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/*
+ * Partial pages of every thread are taken and freed after a grace period
+ * (pool_drain_all), then we wait for every page submitted before: queued,
+ * in a grace period, being freed.  liburcu's rcu_barrier() is not needed
+ * (the pool uses no call_rcu) and not called.
+ */
 void rcupool_barrier(struct rcupool *p)
 {
 	const struct rcu_flavor_struct *f = p->flavor;
@@ -261,7 +270,7 @@ void rcupool_barrier(struct rcupool *p)
 		rcupool_flush(p);
 	} else {
 		pool_drain_all(p);
-		f->barrier();
+		pool_reclaim_wait_all(p);
 	}
 	if (was_online)
 		f->thread_online();

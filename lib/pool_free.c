@@ -46,6 +46,7 @@ struct pool_tcache *pool_tcache_get(struct rcupool *p)
 	pthread_mutex_lock(&p->lock);
 	tc->next = p->caches;
 	p->caches = tc;
+	atomic_fetch_add_explicit(&p->nfillers, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&p->lock);
 	/* Any non-NULL value: the destructor walks pool_tls[]. */
 	pthread_setspecific(pool_key, (void *)1);
@@ -94,7 +95,15 @@ static void pool_sync_free(struct rcupool *p, void *ptr)
 	p->free_fn(ptr);
 }
 
-/* No batch in this thread's slot: get one, or run the fallback chain. */
+/*
+ * No batch in this thread's slot: get one, or run the fallback chain:
+ * overflow (inside pool_batch_get), head, then backpressure -- outside a
+ * read-side section, wait for the reclaim round in progress to give pages
+ * back (taking one whose grace period is over and freeing its objects
+ * here) and retry, one wait per page or more -- and only when nothing is in
+ * flight any more, the per-object sync.  Inside a read-side section (for
+ * qsbr: while online) never wait: an emergency heap page.
+ */
 static __attribute__((noinline)) void
 pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 {
@@ -105,21 +114,32 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 		pool_drain_start(p); /* a forked child has no drain thread */
 	if (!tc)
 		tc = pool_tcache_get(p);
-	b = pool_batch_get(p, false);
+	/* The reclaim thread is behind: free one of its pages, here. */
+	b = pool_reclaim_take_done(p, true);
+	if (!b)
+		b = pool_batch_get(p, false);
 	if (!b) {
 		if (off != SIZE_MAX) {
 			pool_head_push(p, ptr, off);
 			return;
 		}
 		if (!p->flavor->read_ongoing()) {
-			pool_sync_free(p, ptr);
-			return;
-		}
-		/* Inside a read-side section: never block. */
-		b = pool_batch_get(p, true);
-		if (!b) {
-			pool_count(p, &p->lost, 1);
-			return;
+			while (!b && pool_reclaim_wait(p) == 0) {
+				b = pool_reclaim_take_done(p, false);
+				if (!b)
+					b = pool_batch_get(p, false);
+			}
+			if (!b) {
+				pool_sync_free(p, ptr);
+				return;
+			}
+		} else {
+			/* Inside a read-side section: never block. */
+			b = pool_batch_get(p, true);
+			if (!b) {
+				pool_count(p, &p->lost, 1);
+				return;
+			}
 		}
 	}
 	b->ptrs[0] = ptr;
@@ -137,51 +157,74 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
  * p->asym, the owner marks itself busy with plain stores and compiler
  * barriers only; the drain pairs them with membarrier() (pool_drain.c).
  * Without membarrier, the fill runs inside a read-side section of the
- * pool's flavor and the drain waits a grace period.
+ * pool's flavor and the drain waits a grace period: that variant is out of
+ * line (pool_free_rs), so the common one is a leaf with no stack frame.
  */
-static inline void pool_fill_enter(struct rcupool *p, struct pool_tcache *tc)
+static __attribute__((noinline)) void pool_free_rs(struct rcupool *p,
+						   struct pool_tcache *tc,
+						   void *ptr, size_t off)
 {
-	if (pool_likely(p->asym)) {
-		atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
-		atomic_signal_fence(memory_order_seq_cst);
-	} else {
-		p->read_lock();
+	struct pool_batch *b, *full = NULL;
+
+	p->read_lock();
+	b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
+	if (b) {
+		uint32_t n = b->n;
+
+		b->ptrs[n++] = ptr;
+		b->n = n;
+		if (pool_unlikely(n == b->cap))
+			full = atomic_exchange_explicit(&tc->cur, NULL,
+							memory_order_acq_rel);
 	}
+	p->read_unlock();
+	if (full)
+		pool_batch_submit(p, full);
+	else if (!b)
+		pool_free_slow(p, tc, ptr, off);
 }
 
-static inline void pool_fill_exit(struct rcupool *p, struct pool_tcache *tc)
+static __attribute__((noinline)) void pool_free_full(struct rcupool *p,
+						     struct pool_tcache *tc)
 {
-	if (pool_likely(p->asym))
-		atomic_store_explicit(&tc->busy, 0, memory_order_release);
-	else
-		p->read_unlock();
+	/* NULL if the drain took it meanwhile. */
+	struct pool_batch *full = atomic_exchange_explicit(
+		&tc->cur, NULL, memory_order_acq_rel);
+
+	atomic_store_explicit(&tc->busy, 0, memory_order_release);
+	if (full)
+		pool_batch_submit(p, full);
 }
 
 static inline void pool_free_common(struct rcupool *p, void *ptr, size_t off)
 {
 	struct pool_tcache *tc = pool_tcache(p);
+	struct pool_batch *b;
 
-	if (pool_likely(tc != NULL)) {
-		struct pool_batch *b, *full = NULL;
+	if (pool_unlikely(tc == NULL)) {
+		pool_free_slow(p, tc, ptr, off);
+		return;
+	}
+	if (pool_unlikely(!p->asym)) {
+		pool_free_rs(p, tc, ptr, off);
+		return;
+	}
+	atomic_store_explicit(&tc->busy, 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
+	if (pool_likely(b != NULL)) {
+		uint32_t n = b->n;
 
-		pool_fill_enter(p, tc);
-		b = atomic_load_explicit(&tc->cur, memory_order_relaxed);
-		if (pool_likely(b != NULL)) {
-			uint32_t n = b->n;
-
-			b->ptrs[n++] = ptr;
-			b->n = n;
-			if (pool_unlikely(n == b->cap))
-				/* NULL if the drain took it meanwhile. */
-				full = atomic_exchange_explicit(
-					&tc->cur, NULL, memory_order_acq_rel);
-			pool_fill_exit(p, tc);
-			if (full)
-				pool_batch_submit(p, full);
+		b->ptrs[n++] = ptr;
+		b->n = n;
+		if (pool_unlikely(n == b->cap)) {
+			pool_free_full(p, tc);
 			return;
 		}
-		pool_fill_exit(p, tc);
+		atomic_store_explicit(&tc->busy, 0, memory_order_release);
+		return;
 	}
+	atomic_store_explicit(&tc->busy, 0, memory_order_release);
 	pool_free_slow(p, tc, ptr, off);
 }
 
@@ -236,6 +279,9 @@ void pool_thread_exit(void *unused)
 			for (pp = &p->caches; *pp; pp = &(*pp)->next)
 				if (*pp == tc) {
 					*pp = tc->next;
+					atomic_fetch_sub_explicit(
+						&p->nfillers, 1,
+						memory_order_relaxed);
 					break;
 				}
 			pthread_mutex_unlock(&p->lock);

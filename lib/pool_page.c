@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Pages for batches: our lent chunks' pages (this CPU's list, then the
- * global list), then heap pages; submission with call_rcu and the return
- * of a page after its grace period.
+ * global list), then heap pages; submission to the reclaim engine
+ * (pool_reclaim.c) and the return of a page after its grace period.
  *
  * Ownership protocol (census.h): after taking a page, owner[page] = held,
  * chunk_free[chunk] -= 1, held += 1; before giving one back, owner[page] =
@@ -215,7 +215,7 @@ struct pool_batch *pool_batch_get(struct rcupool *p, bool emergency)
 }
 
 /* Free every pointer of a batch whose grace period has passed. */
-static void pool_batch_free_ptrs(struct rcupool *p, struct pool_batch *b)
+void pool_batch_free_objs(struct rcupool *p, struct pool_batch *b)
 {
 	void (*fn)(void *) = p->free_fn;
 
@@ -248,20 +248,8 @@ void pool_batch_complete(struct rcupool *p, struct pool_batch *b)
 			free(b);
 		return;
 	}
-	pool_batch_free_ptrs(p, b);
+	pool_batch_free_objs(p, b);
 	pool_batch_release(p, b);
-}
-
-static void pool_batch_cb(struct rcu_head *h)
-{
-	struct pool_batch *b = caa_container_of(h, struct pool_batch, head);
-	struct rcupool *p = b->pool;
-	bool ours = b->fork_gen == p->fork_gen;
-
-	pool_batch_complete(p, b);
-	/* Last touch of the pool: rcupool_barrier() may return after it. */
-	if (ours)
-		atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
 }
 
 /* Counted per page: the objects and the page. */
@@ -273,11 +261,11 @@ static void pool_batch_count(struct rcupool *p, struct pool_batch *b)
 		pool_count(p, &p->drained, 1);
 }
 
+/* A full (or flushed) page: to the pool's reclaim queue (pool_reclaim.c). */
 void pool_batch_submit(struct rcupool *p, struct pool_batch *b)
 {
 	pool_batch_count(p, b);
-	atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
-	p->flavor->update_call_rcu(&b->head, pool_batch_cb);
+	pool_reclaim_submit(p, b);
 }
 
 /* Claimed batches are counted here, freed by the drain after a GP. */

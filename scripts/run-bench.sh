@@ -36,8 +36,11 @@ trap 'rm -rf "$out"' EXIT
 runs="pages|$B/bench/bench_pages
 e2e_1_thread|$B/bench/bench_e2e $quick
 e2e_${ncpu}_threads|$B/bench/bench_e2e $quick --threads $ncpu --no-latency
+e2e_1_thread_2m|$B/bench/bench_e2e $quick --objects 2000000 --no-latency
+e2e_${ncpu}_threads_2m|$B/bench/bench_e2e $quick --objects 2000000 --threads $ncpu --no-latency
 neighbour|$B/bench/bench_neighbour $quick
-sizing|$B/bench/bench_sizing $quick"
+sizing|$B/bench/bench_sizing $quick
+sizing_flat_5s|$B/bench/bench_sizing --series-ms 5000 --rate 0"
 
 first=1
 [ $json = 1 ] && printf '{"machine":{"nproc":%s,"cpu_model":"%s","date":"%s"},"benchmarks":[' \
@@ -71,7 +74,7 @@ if [ $callgrind = 1 ]; then
 		[ $json = 1 ] && printf ',{"benchmark":"callgrind","objects":%s,"instructions_per_object":{' $n
 		[ $json = 0 ] && echo "## callgrind: instructions per object, one thread, $n objects, until all are freed (every thread counted)"
 		sep=
-		for k in free call_rcu defer_rcu rcupool_private proto_free_in_cb proto_local_free; do
+		for k in free call_rcu defer_rcu rcupool_private rcupool_private_defaults proto_free_in_cb proto_local_free; do
 			valgrind --tool=callgrind --instr-atstart=no \
 				--callgrind-out-file="$out/cg.$k" \
 				"$B/bench/bench_e2e" --callgrind $k -n $n >/dev/null 2>&1 || true

@@ -1234,6 +1234,398 @@ static void test_two_pools(void **state)
 	assert_int_equal(atomic_load(&double_freed), 0);
 }
 
+/* --- the reclaim engine (issue 11) --------------------------------------- */
+
+/* fillers: only threads calling rcupool_free (and the barrier) free. */
+static const char *const free_modes[] = {"thread", "share", "workers",
+					 "fillers"};
+
+static struct rcupool *open_mode(const char *mode, struct rcupool_options *o)
+{
+	struct rcupool *p;
+
+	setenv("RCUPOOL_RECLAIM_FREE", mode, 1);
+	/* share: fillers help from 1 done page on (32 by default). */
+	setenv("RCUPOOL_RECLAIM_BEHIND", "1", 1);
+	p = open_private(o);
+	unsetenv("RCUPOOL_RECLAIM_FREE");
+	unsetenv("RCUPOOL_RECLAIM_BEHIND");
+	return p;
+}
+
+/*
+ * Early-free detector under load: readers dereference the published
+ * object inside read-side sections and check it is alive, while the writer
+ * replaces it and frees the old one into a pool capped so small that pages
+ * go round through backpressure and handed-back frees (share: the writer
+ * frees completed pages itself).  The poisoning free_fn makes an early
+ * free visible (and ASan/valgrind see the use after free).
+ */
+struct ef_arg {
+	struct obj *_Atomic *gp;
+	_Atomic int *stop;
+	_Atomic uint64_t bad, reads;
+};
+
+static void *ef_reader(void *arg)
+{
+	struct ef_arg *a = arg;
+	uint64_t n = 0, bad = 0;
+
+	rcu_register_thread();
+	while (!atomic_load_explicit(a->stop, memory_order_relaxed)) {
+		struct obj *o;
+
+		rcu_read_lock();
+		o = rcu_dereference(*(struct obj **)a->gp);
+		for (int i = 0; i < 8; i++)
+			bad += o->magic != OBJ_LIVE;
+		rcu_read_unlock();
+		if (++n % 16 == 0)
+			rcu_quiescent_state();
+	}
+	atomic_fetch_add(&a->bad, bad);
+	atomic_fetch_add(&a->reads, n);
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_early_free_modes(void **state)
+{
+	bool slow = getenv("RCUPOOL_TEST_SLOW") != NULL;
+
+	for (unsigned m = 0; m < 4; m++) {
+		uint64_t per_mode = slow ? 20000 : 300000;
+		struct rcupool_options o = {.max_pages = 8, .overflow_pages = 1};
+		struct obj *_Atomic gp = obj_new();
+		_Atomic int stop = 0;
+		struct ef_arg a = {.gp = &gp, .stop = &stop};
+		struct rcupool_stats st;
+		struct rcupool *p;
+		pthread_t t[2];
+
+		counters_reset();
+		p = open_mode(free_modes[m], &o);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(
+				pthread_create(&t[i], NULL, ef_reader, &a), 0);
+		for (uint64_t i = 0; i < per_mode; i++) {
+			struct obj *old = rcu_xchg_pointer((struct obj **)&gp,
+							   obj_new());
+
+			rcupool_free(p, old);
+			if (i % 64 == 0)
+				rcu_quiescent_state();
+		}
+		/*
+		 * fillers: go on (readers still reading) until the writer
+		 * has freed a completed page itself; qsbr grace periods may
+		 * be few.  Bounded: 10 s.
+		 */
+		for (int w = 0; m == 3 && w < 2000 &&
+				!stats_of(p).pages_freed_by_fillers;
+		     w++) {
+			for (uint32_t i = 0; i < p->cap; i++, per_mode++) {
+				struct obj *old = rcu_xchg_pointer(
+					(struct obj **)&gp, obj_new());
+
+				rcupool_free(p, old);
+			}
+			rcu_thread_offline();
+			msleep(5);
+			rcu_thread_online();
+		}
+		atomic_store(&stop, 1);
+		rcu_thread_offline();
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		rcu_thread_online();
+		rcupool_free(p, atomic_load(&gp));
+		rcupool_barrier(p);
+		st = stats_of(p);
+		print_message("# %s: %llu reads, %llu grace periods, %llu "
+			      "throttled, %llu sync, held peak %llu, %llu "
+			      "pages freed by the writer\n",
+			      free_modes[m], (unsigned long long)a.reads,
+			      (unsigned long long)st.grace_periods,
+			      (unsigned long long)st.throttled,
+			      (unsigned long long)st.fallback_sync,
+			      (unsigned long long)st.held_peak,
+			      (unsigned long long)st.pages_freed_by_fillers);
+		assert_int_equal(atomic_load(&a.bad), 0);
+		assert_int_equal(atomic_load(&freed), per_mode + 1);
+		assert_int_equal(atomic_load(&double_freed), 0);
+		assert_true(st.held_peak <= 8);
+		assert_int_equal(st.pages_in_flight, 0);
+		assert_true(st.grace_periods > 0);
+		/* fillers: the handed-back frees did run, in the writer. */
+		if (m == 3)
+			assert_true(st.pages_freed_by_fillers > 0);
+		rcupool_close(p);
+	}
+}
+
+/* Every object freed exactly once, 4 threads, every free mode. */
+static void *contend_freer(void *arg)
+{
+	struct rcupool *p = arg;
+	uint64_t n = getenv("RCUPOOL_TEST_SLOW") ? 5000 : 100000;
+
+	rcu_register_thread();
+	for (uint64_t i = 0; i < n; i++) {
+		rcupool_free(p, obj_new());
+		if (i % 64 == 0)
+			rcu_quiescent_state();
+	}
+	rcu_unregister_thread();
+	return (void *)(uintptr_t)n;
+}
+
+static void test_exactly_once_modes(void **state)
+{
+	for (unsigned m = 0; m < 4; m++) {
+		struct rcupool_options o = {.max_pages = 24, .overflow_pages = 2};
+		struct rcupool *p;
+		pthread_t t[4];
+		uint64_t total = 0;
+
+		counters_reset();
+		p = open_mode(free_modes[m], &o);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(
+				pthread_create(&t[i], NULL, contend_freer, p),
+				0);
+		rcu_thread_offline();
+		for (int i = 0; i < 4; i++) {
+			void *r;
+
+			pthread_join(t[i], &r);
+			total += (uintptr_t)r;
+		}
+		rcu_thread_online();
+		rcupool_barrier(p);
+		assert_int_equal(atomic_load(&freed), total);
+		assert_int_equal(atomic_load(&double_freed), 0);
+		assert_int_equal(stats_of(p).objects, total);
+		assert_int_equal(stats_of(p).held, 0);
+		census_check(p, 0);
+		rcupool_close(p);
+	}
+}
+
+/*
+ * A client capped at 16 pages (and 1 heap page) frees 1M objects: held
+ * never above 16 (sampled by another thread), no per-object sync, every
+ * object freed.  Outside read-side sections the writer is throttled
+ * (waits for the reclaim); qsbr threads are online, so never wait: they
+ * take heap pages instead.
+ */
+struct sampler_arg {
+	struct rcupool *p;
+	_Atomic int stop;
+	uint64_t max, samples;
+};
+
+static void *held_sampler(void *arg)
+{
+	struct sampler_arg *a = arg;
+
+	while (!atomic_load(&a->stop)) {
+		struct rcupool_stats st = {.size = sizeof(st)};
+
+		rcupool_stats(a->p, &st);
+		if (st.held > a->max)
+			a->max = st.held;
+		a->samples++;
+		sched_yield();
+	}
+	return NULL;
+}
+
+static void test_capped_16(void **state)
+{
+	struct rcupool_options o = {.max_pages = 16, .overflow_pages = 1};
+	uint64_t n = getenv("RCUPOOL_TEST_SLOW") ? 50000 : 1000000;
+	struct rcupool *p = open_private(&o);
+	struct sampler_arg a = {.p = p};
+	struct rcupool_stats st;
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, held_sampler, &a), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		rcupool_free(p, obj_new());
+		if (i % 64 == 0)
+			rcu_quiescent_state();
+	}
+	rcupool_barrier(p);
+	atomic_store(&a.stop, 1);
+	pthread_join(t, NULL);
+	st = stats_of(p);
+	print_message("# capped 16: %llu samples, held max %llu, peak %llu, "
+		      "%llu throttled (%.1f ms), %llu grace periods, %llu "
+		      "emergency pages, gp latency p50 %llu us p99 %llu us\n",
+		      (unsigned long long)a.samples, (unsigned long long)a.max,
+		      (unsigned long long)st.held_peak,
+		      (unsigned long long)st.throttled, st.throttled_ns / 1e6,
+		      (unsigned long long)st.grace_periods,
+		      (unsigned long long)st.fallback_emergency,
+		      (unsigned long long)st.gp_latency_p50_ns / 1000,
+		      (unsigned long long)st.gp_latency_p99_ns / 1000);
+	assert_true(a.samples > 0);
+	assert_true(a.max <= 16);
+	assert_true(st.held_peak <= 16);
+	assert_int_equal(st.fallback_sync, 0);
+	assert_int_equal(st.lost, 0);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(st.held, 0);
+	assert_true(st.gp_latency_p50_ns > 0);
+	assert_true(st.gp_latency_p99_ns >= st.gp_latency_p50_ns);
+#ifndef POOL_TEST_QSBR
+	assert_true(st.throttled > 0); /* backpressure, not a sync per object */
+	assert_true(st.throttled_ns > 0);
+#endif
+	rcupool_close(p);
+}
+
+/*
+ * rcupool_barrier() covers pages queued (a 50 ms gap between grace
+ * periods keeps the second batch waiting), in a grace period and being
+ * freed (a slow free_fn).
+ */
+static _Atomic int slow_free_us;
+
+static void obj_free_slow(void *p)
+{
+	int us = atomic_load(&slow_free_us);
+
+	if (us) {
+		struct timespec ts = {0, (long)us * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	obj_free(p);
+}
+
+static void test_barrier_covers_everything(void **state)
+{
+	struct rcupool_options o = {.reclaim_min_gap_us = 50000};
+	struct rcupool *p = open_private(&o);
+	uint32_t cap = p->cap;
+	uint64_t n = 0;
+
+	p->free_fn = obj_free_slow;
+	atomic_store(&slow_free_us, 20);
+	for (int round = 0; round < 3; round++) {
+		for (uint32_t i = 0; i < 2 * cap + 7; i++, n++)
+			rcupool_free(p, obj_new());
+		rcupool_flush(p);
+		msleep(1);
+	}
+	assert_true(atomic_load(&freed) < n);
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(stats_of(p).pages_in_flight, 0);
+	assert_int_equal(stats_of(p).held, 0);
+	atomic_store(&slow_free_us, 0);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+/* rcupool_close() while a grace period cannot end (a reader holds on). */
+struct closer_arg {
+	struct rcupool *p;
+	_Atomic int done;
+};
+
+static void *closer(void *arg)
+{
+	struct closer_arg *c = arg;
+
+	rcupool_close(c->p);
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+static void test_close_during_gp(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	struct reader_arg a = {.o = obj_new()};
+	struct closer_arg c = {.p = p};
+	uint64_t n = 3 * (uint64_t)p->cap + 1;
+	pthread_t t, ct;
+
+	a.o->keep = 1;
+	assert_int_equal(pthread_create(&t, NULL, reader, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		msleep(1);
+	rcupool_free(p, a.o);
+	for (uint64_t i = 1; i < n; i++)
+		rcupool_free(p, obj_new());
+	rcu_thread_offline();
+	assert_int_equal(pthread_create(&ct, NULL, closer, &c), 0);
+	msleep(100);
+	/* The reader still holds o: nothing freed, close still waits. */
+	assert_int_equal(atomic_load(&c.done), 0);
+	assert_int_equal(a.o->magic, OBJ_LIVE);
+	atomic_store(&a.phase, 2);
+	pthread_join(t, NULL);
+	pthread_join(ct, NULL);
+	rcu_thread_online();
+	assert_int_equal(a.seen_magic, OBJ_LIVE);
+	assert_int_equal(a.o->magic, OBJ_POISON);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	free(a.o);
+}
+
+#ifdef POOL_TEST_QSBR
+/*
+ * qsbr: a registered thread that went offline (and stays so) does not hold
+ * grace periods; an online one that announces quiescent states neither.
+ */
+static void *offline_sitter(void *arg)
+{
+	_Atomic int *phase = arg;
+
+	rcu_register_thread();
+	rcu_thread_offline();
+	atomic_store(phase, 1);
+	while (atomic_load(phase) != 2)
+		msleep(1);
+	rcu_thread_online();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_qsbr_offline_thread(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	uint64_t n = 10 * (uint64_t)p->cap;
+	_Atomic int phase = 0;
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, offline_sitter, &phase), 0);
+	while (atomic_load(&phase) != 1)
+		msleep(1);
+	for (uint64_t i = 0; i < n; i++) {
+		rcupool_free(p, obj_new());
+		if (i % 64 == 0)
+			rcu_quiescent_state();
+	}
+	/* The reclaim thread's grace periods end without the sitter. */
+	assert_true(wait_freed(n - p->cap));
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_true(stats_of(p).grace_periods > 0);
+	atomic_store(&phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	rcupool_close(p);
+}
+#endif
+
 static int run_pool_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1274,6 +1666,19 @@ static int run_pool_tests(void)
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modes_and_options, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_early_free_modes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_exactly_once_modes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_capped_16, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_barrier_covers_everything,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_during_gp, setup,
+						teardown),
+#ifdef POOL_TEST_QSBR
+		cmocka_unit_test_setup_teardown(test_qsbr_offline_thread, setup,
+						teardown),
+#endif
 		cmocka_unit_test_setup_teardown(test_two_pools, setup,
 						teardown),
 	};

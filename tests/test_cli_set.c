@@ -96,24 +96,24 @@ static void test_set_reaches_slot(void **state)
 					  sizeof(why)),
 			 0);
 	lim = &l->lease->limits;
-	assert_int_not_equal(atomic_load(&lim->max_pages), 40);
+	assert_int_not_equal(atomic_load(&lim->max_pages), 32);
 	assert_int_equal(
 		ctl(t->sock, "set", "limits.client_max_pages=40", NULL), 0);
-	assert_int_equal(atomic_load(&lim->max_pages), 40);
+	assert_int_equal(atomic_load(&lim->max_pages), 32);
 
 	/* A per-client section wins over the default, for that name only. */
 	assert_int_equal(ctl(t->sock, "set", "client.cli_set.min_pages=3",
 			     "client.cli_set.max_pages=70",
 			     "client.other.max_pages=90", NULL),
 			 0);
-	assert_int_equal(atomic_load(&lim->max_pages), 70);
+	assert_int_equal(atomic_load(&lim->max_pages), 64);
 	assert_int_equal(atomic_load(&lim->min_pages), 16); /* whole chunks */
 
 	/* Refused: not live, or not valid; the lease keeps its limit. */
 	assert_int_equal(ctl(t->sock, "set", "reserve.page_size=8K", NULL), 1);
 	assert_int_equal(
 		ctl(t->sock, "set", "limits.client_max_pages=lots", NULL), 1);
-	assert_int_equal(atomic_load(&lim->max_pages), 70);
+	assert_int_equal(atomic_load(&lim->max_pages), 64);
 	l->ops->close(l);
 }
 

@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The pool's own reclaim engine (DESIGN.md section 4, issue 11).
+ *
+ * A full or flushed page goes on p->rq, a lock-free LIFO: one CAS per page,
+ * nothing per object.  One reclaim thread per pool takes the whole queue at
+ * the start of a round, runs one grace period of the pool's flavor
+ * (update_synchronize_rcu: liburcu batches concurrent callers), frees every
+ * pointer of every page taken with the pool's free function and gives the
+ * pages back.  Pages submitted while a grace period runs join the next
+ * round, which starts as soon as the previous one ends: the thread never
+ * sleeps a fixed interval while pages wait, as liburcu's call_rcu thread
+ * does (10 ms).  The only pause is reclaim_min_gap, a bound on the
+ * grace-period rate: two rounds start at least that far apart.
+ *
+ * Wake-up without a lock per page: the thread sets rsleep, then looks at
+ * the queue again before it sleeps; a producer that pushes onto an empty
+ * queue looks at rsleep after its CAS (both sequentially consistent: one
+ * of the two sees the other) and signals under rlock.
+ *
+ * Backpressure (pool_reclaim_wait): a thread denied a page waits for the
+ * end of the round in progress, or of the next one, then retries: one wait
+ * per page or more, never one per object.
+ *
+ * Latency: each page is stamped at submission; the time until its page is
+ * given back goes into a log-linear histogram (4 buckets per power of two)
+ * from which rcupool_stats() reads p50 and p99.
+ *
+ * The reclaim thread is not registered with liburcu (synchronize_rcu from
+ * an unregistered thread is allowed in every flavor) and blocks every
+ * signal.  For qsbr, a grace period ends only when every registered online
+ * thread has passed a quiescent state.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+void pool_lat_record(struct rcupool *p, uint64_t ns)
+{
+	unsigned idx;
+
+	if (ns < 8) {
+		idx = (unsigned)ns;
+	} else {
+		unsigned l = 63u - (unsigned)__builtin_clzll(ns);
+
+		idx = l * POOL_LAT_SUB +
+		      (unsigned)((ns >> (l - 2)) & (POOL_LAT_SUB - 1));
+	}
+	atomic_fetch_add_explicit(&p->lat[idx], 1, memory_order_relaxed);
+}
+
+/* The middle of a histogram bucket, in ns. */
+static uint64_t pool_lat_value(unsigned idx)
+{
+	unsigned l = idx / POOL_LAT_SUB, sub = idx % POOL_LAT_SUB;
+
+	if (idx < 8)
+		return idx;
+	return ((uint64_t)(2 * (POOL_LAT_SUB + sub) + 1) << (l - 2)) / 2;
+}
+
+/* The permille-th latency percentile (500: p50), 0 with no sample. */
+uint64_t pool_reclaim_latency(struct rcupool *p, unsigned permille)
+{
+	uint64_t n[POOL_LAT_BUCKETS], total = 0, want, acc = 0;
+
+	for (unsigned i = 0; i < POOL_LAT_BUCKETS; i++) {
+		n[i] = atomic_load_explicit(&p->lat[i], memory_order_relaxed);
+		total += n[i];
+	}
+	if (!total)
+		return 0;
+	want = (total * permille + 999) / 1000;
+	if (!want)
+		want = 1;
+	for (unsigned i = 0; i < POOL_LAT_BUCKETS; i++) {
+		acc += n[i];
+		if (acc >= want)
+			return pool_lat_value(i);
+	}
+	return pool_lat_value(POOL_LAT_BUCKETS - 1);
+}
+
+static enum pool_free_mode pool_free_mode_env(void)
+{
+	const char *e = secure_getenv("RCUPOOL_RECLAIM_FREE");
+
+	if (e && !strcmp(e, "thread"))
+		return POOL_FREE_THREAD;
+	if (e && !strcmp(e, "workers"))
+		return POOL_FREE_WORKERS;
+	if (e && !strcmp(e, "share"))
+		return POOL_FREE_SHARE;
+	if (e && !strcmp(e, "fillers"))
+		return POOL_FREE_FILLERS;
+	return POOL_DEF_FREE_MODE;
+}
+
+/* RCUPOOL_RECLAIM_SCHED=other keeps SCHED_OTHER (measurement). */
+static bool pool_reclaim_sched_batch(void)
+{
+	const char *e = secure_getenv("RCUPOOL_RECLAIM_SCHED");
+
+	return !(e && !strcmp(e, "other"));
+}
+
+/*
+ * Held around every grace period the library runs (reclaim rounds, drain
+ * passes, a barrier without a reclaim thread) and by fork()'s prepare
+ * handler: no child inherits liburcu's grace-period mutex locked by a
+ * thread that does not exist there.  Taken before any other lock of the
+ * library, and never with one held.
+ */
+static pthread_mutex_t pool_gp_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void pool_synchronize(struct rcupool *p)
+{
+	pthread_mutex_lock(&pool_gp_mutex);
+	p->flavor->update_synchronize_rcu();
+	pthread_mutex_unlock(&pool_gp_mutex);
+}
+
+void pool_gp_fork_prepare(void)
+{
+	pthread_mutex_lock(&pool_gp_mutex);
+}
+
+void pool_gp_fork_parent(void)
+{
+	pthread_mutex_unlock(&pool_gp_mutex);
+}
+
+void pool_gp_fork_child(void)
+{
+	pthread_mutex_init(&pool_gp_mutex, NULL);
+}
+
+void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&p->rlock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->rcond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&p->rdone, NULL);
+	pthread_cond_init(&p->rwork, NULL);
+	atomic_store(&p->rq, NULL);
+	atomic_store(&p->rsleep, 0);
+	atomic_store(&p->dlen, 0);
+	p->rounds = p->rstarted = p->rfreed = p->rfinished = 0;
+	p->rwaiters = 0;
+	memset(p->pending, 0, sizeof(p->pending));
+	p->dhead = p->dtail = NULL;
+	p->dcount = 0;
+	p->rstop = false;
+	p->rrunning = false;
+	p->min_gap_ns = (uint64_t)min_gap_us * 1000;
+	p->free_mode = pool_free_mode_env();
+	p->share_behind = POOL_SHARE_BEHIND;
+	{
+		const char *e = secure_getenv("RCUPOOL_RECLAIM_BEHIND");
+
+		if (e && atoi(e) > 0)
+			p->share_behind = (uint32_t)atoi(e);
+	}
+	p->nworkers = 0;
+	p->workers = NULL;
+}
+
+void pool_reclaim_destroy(struct rcupool *p)
+{
+	pthread_mutex_destroy(&p->rlock);
+	pthread_cond_destroy(&p->rcond);
+	pthread_cond_destroy(&p->rdone);
+	pthread_cond_destroy(&p->rwork);
+	free(p->workers);
+	p->workers = NULL;
+}
+
+/* Under rlock: one page whose grace period is over, oldest first. */
+static struct pool_batch *pool_done_pop(struct rcupool *p)
+{
+	struct pool_batch *b = p->dhead;
+
+	if (!b)
+		return NULL;
+	p->dhead = b->next;
+	if (!p->dhead)
+		p->dtail = NULL;
+	p->dcount--;
+	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
+	return b;
+}
+
+/*
+ * Free the objects of a page taken from the done list; give the page back,
+ * or (reuse) keep it for the caller, empty.  Then account for it: latency,
+ * in flight, its round.
+ */
+static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
+				   bool reuse)
+{
+	uint64_t round = b->round, t = b->t_submit;
+	bool ours = b->fork_gen == p->fork_gen;
+
+	if (reuse) {
+		pool_batch_free_objs(p, b);
+		b->n = 0;
+		b->next = NULL;
+	} else {
+		pool_batch_complete(p, b); /* b is dead after */
+	}
+	if (ours) {
+		pool_lat_record(p, pool_now_ns() - t);
+		atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
+	}
+	pthread_mutex_lock(&p->rlock);
+	p->pending[round % POOL_RING]--;
+	p->rfinished++;
+	while (p->rfreed < p->rounds &&
+	       !p->pending[(p->rfreed + 1) % POOL_RING])
+		p->rfreed++;
+	if (p->rwaiters)
+		pthread_cond_broadcast(&p->rdone);
+	pthread_mutex_unlock(&p->rlock);
+}
+
+/*
+ * A round: one grace period for every page on list (the queue, taken
+ * whole, LIFO), then they go on the done list, oldest first.  Called
+ * without rlock; number is the round's.
+ */
+static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
+			       uint64_t number)
+{
+	struct pool_batch *b, *next, *fifo = NULL, *tail = NULL;
+	uint32_t n = 0;
+
+	pool_synchronize(p);
+	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
+	for (b = list; b; b = next) {
+		next = b->next;
+		if (!tail)
+			tail = b;
+		b->next = fifo;
+		b->round = number;
+		fifo = b;
+		n++;
+	}
+	pthread_mutex_lock(&p->rlock);
+	p->pending[number % POOL_RING] = n;
+	if (p->dtail)
+		p->dtail->next = fifo;
+	else
+		p->dhead = fifo;
+	p->dtail = tail;
+	p->dcount += n;
+	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
+	p->rounds = number;
+	if (!n)
+		while (p->rfreed < p->rounds &&
+		       !p->pending[(p->rfreed + 1) % POOL_RING])
+			p->rfreed++;
+	pthread_cond_broadcast(&p->rdone);
+	if (p->nworkers)
+		pthread_cond_broadcast(&p->rwork);
+	pthread_mutex_unlock(&p->rlock);
+}
+
+/*
+ * The reclaim thread.  Under rlock: start a round as soon as pages are
+ * queued (the gap and the ring of unfreed rounds permitting); free the
+ * done pages before the next round starts; sleep only with nothing to do.
+ */
+/*
+ * SCHED_BATCH: a woken reclaim thread does not preempt the thread that woke
+ * it (a filler at its page switch, which would otherwise wait out the
+ * whole round on a busy CPU: a 14 us p99.9 of rcupool_free() measured).
+ * Best effort; the priority stays.
+ */
+static void pool_reclaim_batch_sched(void)
+{
+	struct sched_param sp = {0};
+
+	pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+}
+
+static void *pool_reclaim_main(void *arg)
+{
+	struct rcupool *p = arg;
+	uint64_t last = 0;
+
+	if (pool_reclaim_sched_batch())
+		pool_reclaim_batch_sched();
+
+	pthread_mutex_lock(&p->rlock);
+	for (;;) {
+		bool work = atomic_load(&p->rq) != NULL;
+		bool ring = p->rstarted + 1 - p->rfreed < POOL_RING;
+		uint64_t now = 0, at = 0;
+		struct pool_batch *b, *list;
+
+		if ((p->free_mode != POOL_FREE_FILLERS || p->rstop ||
+		     (work && !ring)) &&
+		    (b = pool_done_pop(p))) {
+			pthread_mutex_unlock(&p->rlock);
+			pool_reclaim_free_page(p, b, false);
+			pthread_mutex_lock(&p->rlock);
+			continue;
+		}
+		if (work && !ring) {
+			/* Others still free old rounds' pages. */
+			p->rwaiters++;
+			pthread_cond_wait(&p->rdone, &p->rlock);
+			p->rwaiters--;
+			continue;
+		}
+		if (work && p->min_gap_ns && !p->rstop) {
+			now = pool_now_ns();
+			at = last + p->min_gap_ns;
+		}
+		if (work && now < at) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(at / 1000000000u),
+				.tv_nsec = (long)(at % 1000000000u),
+			};
+
+			pthread_cond_timedwait(&p->rcond, &p->rlock, &ts);
+			continue;
+		}
+		if (work) {
+			uint64_t number = ++p->rstarted;
+
+			pthread_mutex_unlock(&p->rlock);
+			list = atomic_exchange_explicit(&p->rq, NULL,
+							memory_order_acquire);
+			last = pool_now_ns();
+			pool_reclaim_round(p, list, number);
+			pthread_mutex_lock(&p->rlock);
+			continue;
+		}
+		if (p->rstop)
+			break;
+		atomic_store(&p->rsleep, 1);
+		if (!atomic_load(&p->rq))
+			pthread_cond_wait(&p->rcond, &p->rlock);
+		atomic_store(&p->rsleep, 0);
+	}
+	pthread_mutex_unlock(&p->rlock);
+	return NULL;
+}
+
+/* POOL_FREE_WORKERS: free done pages, nothing else. */
+static void *pool_reclaim_worker(void *arg)
+{
+	struct rcupool *p = arg;
+	struct pool_batch *b;
+
+	if (pool_reclaim_sched_batch())
+		pool_reclaim_batch_sched();
+	pthread_mutex_lock(&p->rlock);
+	while (!p->rstop) {
+		b = pool_done_pop(p);
+		if (!b) {
+			pthread_cond_wait(&p->rwork, &p->rlock);
+			continue;
+		}
+		pthread_mutex_unlock(&p->rlock);
+		pool_reclaim_free_page(p, b, false);
+		pthread_mutex_lock(&p->rlock);
+	}
+	pthread_mutex_unlock(&p->rlock);
+	return NULL;
+}
+
+static void pool_reclaim_stop_workers(struct rcupool *p)
+{
+	pthread_mutex_lock(&p->rlock);
+	p->rstop = true;
+	pthread_cond_broadcast(&p->rwork);
+	pthread_mutex_unlock(&p->rlock);
+	for (unsigned i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i], NULL);
+	p->nworkers = 0;
+}
+
+int pool_reclaim_start(struct rcupool *p)
+{
+	sigset_t all, old;
+	unsigned want = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&p->rlock);
+	if (p->rrunning) {
+		pthread_mutex_unlock(&p->rlock);
+		return 0;
+	}
+	if (p->free_mode == POOL_FREE_WORKERS && !p->workers) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		want = n > 1 ? (unsigned)n - 1 : 1;
+		p->workers = calloc(want, sizeof(*p->workers));
+		if (!p->workers)
+			want = 0;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	p->rstop = false;
+	r = pthread_create(&p->rthread, NULL, pool_reclaim_main, p);
+	if (r == 0)
+		p->rrunning = true;
+	for (unsigned i = 0; r == 0 && i < want; i++) {
+		if (pthread_create(&p->workers[i], NULL, pool_reclaim_worker,
+				   p))
+			break;
+		p->nworkers++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_unlock(&p->rlock);
+	return -r;
+}
+
+/* Runs what is queued, then stops the threads. */
+void pool_reclaim_stop(struct rcupool *p)
+{
+	bool running;
+
+	pool_reclaim_stop_workers(p);
+	pthread_mutex_lock(&p->rlock);
+	running = p->rrunning;
+	p->rstop = true;
+	pthread_cond_signal(&p->rcond);
+	pthread_mutex_unlock(&p->rlock);
+	if (running)
+		pthread_join(p->rthread, NULL);
+	pthread_mutex_lock(&p->rlock);
+	p->rrunning = false;
+	pthread_cond_broadcast(&p->rdone);
+	pthread_mutex_unlock(&p->rlock);
+	/* Without a thread (it never started): run the rest here. */
+	pool_reclaim_wait_all(p);
+}
+
+void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b)
+{
+	struct pool_batch *old = atomic_load_explicit(&p->rq,
+						      memory_order_relaxed);
+
+	b->t_submit = pool_now_ns();
+	atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
+	do {
+		b->next = old;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&p->rq, &old, b, memory_order_seq_cst, memory_order_relaxed));
+	if (!old && atomic_load_explicit(&p->rsleep, memory_order_seq_cst)) {
+		pthread_mutex_lock(&p->rlock);
+		pthread_cond_signal(&p->rcond);
+		pthread_mutex_unlock(&p->rlock);
+	}
+}
+
+/*
+ * A page whose grace period is over, its objects freed by the caller (on
+ * its own CPU, from the thread that most likely allocated them), empty,
+ * for the caller to fill: backpressure (behind = false: any done page), or
+ * POOL_FREE_SHARE at a page switch when the reclaim thread is behind.
+ */
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
+{
+	struct pool_batch *b;
+
+	/*
+	 * One filler: it and the reclaim thread would free into the same
+	 * malloc arena at once, each slowing the other (measured: 25 against
+	 * 9 ns/object); from two on, each frees what its own CPU can.
+	 */
+	if (behind && ((p->free_mode != POOL_FREE_SHARE &&
+			p->free_mode != POOL_FREE_FILLERS) ||
+		       (p->free_mode == POOL_FREE_SHARE &&
+			atomic_load_explicit(&p->nfillers,
+					     memory_order_relaxed) < 2) ||
+		       atomic_load_explicit(&p->dlen, memory_order_relaxed) <
+			       p->share_behind))
+		return NULL;
+	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
+		return NULL;
+	pthread_mutex_lock(&p->rlock);
+	b = pool_done_pop(p);
+	pthread_mutex_unlock(&p->rlock);
+	if (!b)
+		return NULL;
+	if (b->fork_gen != p->fork_gen) {
+		pool_reclaim_free_page(p, b, false);
+		return NULL;
+	}
+	pool_reclaim_free_page(p, b, true);
+	pool_count(p, &p->freed_here, 1);
+	b->fork_gen = p->fork_gen;
+	return b;
+}
+
+/*
+ * Backpressure: wait until the reclaim engine has made progress (a round
+ * ended, a page was freed) and pages may be had again.  Only outside a
+ * read-side section.  0 after a wait (counted: throttled), -EAGAIN when
+ * nothing is in flight or no reclaim thread runs: waiting cannot help.
+ */
+int pool_reclaim_wait(struct rcupool *p)
+{
+	uint64_t t0 = pool_now_ns(), r, f;
+
+	pthread_mutex_lock(&p->rlock);
+	if (!p->rrunning || !atomic_load(&p->inflight) || p->dhead) {
+		bool done = p->dhead != NULL;
+
+		pthread_mutex_unlock(&p->rlock);
+		return done ? 0 : -EAGAIN;
+	}
+	r = p->rounds;
+	f = p->rfinished;
+	p->rwaiters++;
+	while (p->rounds == r && p->rfinished == f && p->rrunning &&
+	       atomic_load(&p->inflight))
+		pthread_cond_wait(&p->rdone, &p->rlock);
+	p->rwaiters--;
+	pthread_mutex_unlock(&p->rlock);
+	pool_count(p, &p->throttled, 1);
+	pool_count(p, &p->throttled_ns, pool_now_ns() - t0);
+	return 0;
+}
+
+/* No reclaim thread: the rounds and the frees, here. */
+static void pool_reclaim_inline(struct rcupool *p)
+{
+	struct pool_batch *list, *b;
+
+	while ((list = atomic_exchange(&p->rq, NULL))) {
+		uint64_t number;
+
+		pthread_mutex_lock(&p->rlock);
+		number = ++p->rstarted;
+		pthread_mutex_unlock(&p->rlock);
+		pool_reclaim_round(p, list, number);
+	}
+	for (;;) {
+		pthread_mutex_lock(&p->rlock);
+		b = pool_done_pop(p);
+		pthread_mutex_unlock(&p->rlock);
+		if (!b)
+			break;
+		pool_reclaim_free_page(p, b, false);
+	}
+}
+
+/*
+ * Until every page submitted before the call is freed and returned
+ * (queued, in a grace period, done, being freed by anyone), however busy
+ * other threads keep the queue: the first round that starts after the
+ * call took them all, and it is done when it and every round before are
+ * freed; or, earlier, nothing is queued, no round runs and every round is
+ * freed.  Frees done pages meanwhile.  Without a reclaim thread, runs the
+ * rounds itself.
+ */
+void pool_reclaim_wait_all(struct rcupool *p)
+{
+	struct pool_batch *b;
+	uint64_t target;
+
+	pthread_mutex_lock(&p->rlock);
+	target = p->rstarted + 1;
+	p->rwaiters++;
+	while (p->rrunning && p->rfreed < target &&
+	       !(p->rounds == p->rstarted && p->rfreed == p->rounds &&
+		 !atomic_load(&p->rq))) {
+		b = pool_done_pop(p);
+		if (b) {
+			pthread_mutex_unlock(&p->rlock);
+			pool_reclaim_free_page(p, b, false);
+			pthread_mutex_lock(&p->rlock);
+			continue;
+		}
+		pthread_cond_wait(&p->rdone, &p->rlock);
+	}
+	p->rwaiters--;
+	if (p->rrunning) {
+		pthread_mutex_unlock(&p->rlock);
+		return;
+	}
+	pthread_mutex_unlock(&p->rlock);
+	pool_reclaim_inline(p);
+}
+
+/* fork() child: no reclaim thread; what was queued is the parent's. */
+void pool_reclaim_forked_child(struct rcupool *p)
+{
+	pool_reclaim_init(p, (uint32_t)(p->min_gap_ns / 1000));
+	atomic_store(&p->gps, 0);
+	atomic_store(&p->throttled, 0);
+	atomic_store(&p->throttled_ns, 0);
+	atomic_store(&p->freed_here, 0);
+	for (unsigned i = 0; i < POOL_LAT_BUCKETS; i++)
+		atomic_store(&p->lat[i], 0);
+}

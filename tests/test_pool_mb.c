@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* librcupool in private mode with the mb flavor (tests in pool_tests.h). */
+#define URCU_API_MAP 1
+#include <urcu/urcu-mb.h>
+
+#include "pool_tests.h"
+
+int main(void)
+{
+	return run_pool_tests();
+}
