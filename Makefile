@@ -263,9 +263,12 @@ check-all:
 
 # The soak of tests/test_soak.c for as long as asked: make soak DURATION=600
 DURATION ?= 300
+# `make soak DURATION=600`: the lender's books under raw lend_daemon clients,
+# then librcupool clients (test_borrowers), each for DURATION seconds.
 soak:
 	@$(MAKE) --no-print-directory tests
 	SOAK_SECONDS=$(DURATION) RCUPOOL_BUILD=$(B) $(B)/tests/test_soak
+	RCUPOOL_SOAK_SECONDS=$(DURATION) RCUPOOL_BUILD=$(B) $(B)/tests/test_borrowers --soak
 
 run: deps
 	@$(MAKE) --no-print-directory all
