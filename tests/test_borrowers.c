@@ -15,6 +15,9 @@
  *  - closefrom: a client closes every fd it has (its connection too) and
  *    keeps freeing: the daemon keeps its chunks lent to it until the
  *    process exits, and a second client stays exact.
+ *  - neighbour: an abuser that pins its grace periods and frees flat out
+ *    from two threads, capped at 25%; a protected victim beside it takes
+ *    no fallback at all; the abuser never holds more than its max.
  *
  * A client's verdict is its exit status (see enum verdict).
  */
@@ -57,6 +60,8 @@ enum verdict {
 	V_DOUBLE = 12,	 /* an object freed twice */
 	V_COUNT = 13,	 /* freed != passed after rcupool_barrier */
 	V_DETACHED = 14, /* attached was 0 while the daemon lived */
+	V_FALLBACK = 15, /* a victim took a fallback */
+	V_OVER_MAX = 16, /* held more reserve pages than its max */
 };
 
 struct obj {
@@ -135,7 +140,43 @@ static void scribble_all(unsigned seed, int zeros)
 	fclose(f);
 }
 
-enum client_kind { C_GOOD, C_SCRIBBLER, C_CLOSEFROM };
+enum client_kind { C_GOOD, C_SCRIBBLER, C_CLOSEFROM, C_VICTIM, C_ABUSER };
+
+/* The abuser's pinner: in a read-side section 50 ms out of every 51. */
+static void *client_pinner(void *arg)
+{
+	(void)arg;
+	rcu_register_thread();
+	while (!atomic_load(&c_stop)) {
+		rcu_read_lock();
+		usleep(50000);
+		rcu_read_unlock();
+		usleep(1000);
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static struct rcupool *c_pool;
+
+/* The abuser's second thread: flat out, nothing to check. */
+static void *client_flood(void *arg)
+{
+	(void)arg;
+	rcu_register_thread();
+	while (!atomic_load(&c_stop))
+		for (int i = 0; i < 4096; i++) {
+			struct obj *n = malloc(sizeof(*n));
+
+			if (!n)
+				abort();
+			atomic_store_explicit(&n->magic, OBJ_LIVE,
+					      memory_order_relaxed);
+			rcupool_free(c_pool, n);
+		}
+	rcu_unregister_thread();
+	return NULL;
+}
 
 static int client_main(const char *sock, const char *name,
 		       enum client_kind kind)
@@ -149,15 +190,21 @@ static int client_main(const char *sock, const char *name,
 	};
 	struct rcupool_stats st = {.size = sizeof(st)};
 	struct rcupool *p;
-	pthread_t rd;
-	uint64_t passed = 0;
+	pthread_t rd, pin = 0, flood = 0;
+	uint64_t passed = 0, flood_passed;
 
-	signal(SIGUSR1, on_usr1);
 	if (rcupool_open(&o, &p) < 0)
 		return V_OPEN;
+	c_pool = p;
 	rcu_register_thread();
 	pthread_create(&rd, NULL, client_reader, NULL);
+	if (kind == C_ABUSER) {
+		pthread_create(&pin, NULL, client_pinner, NULL);
+		pthread_create(&flood, NULL, client_flood, NULL);
+	}
 	while (!atomic_load(&c_stop)) {
+		if (kind == C_VICTIM)
+			usleep(5000); /* ~800k objects/s: a steady workload */
 		for (int i = 0; i < 4096; i++) {
 			struct obj *n = malloc(sizeof(*n)), *old;
 
@@ -189,7 +236,20 @@ static int client_main(const char *sock, const char *name,
 	rcupool_stats(p, &st);
 	atomic_store(&c_stop, 1);
 	pthread_join(rd, NULL);
+	if (kind == C_ABUSER) {
+		pthread_join(pin, NULL);
+		pthread_join(flood, NULL);
+	}
 	rcupool_barrier(p);
+	/* The flood thread's objects are counted in freed, not in passed. */
+	flood_passed = kind == C_ABUSER ? atomic_load(&c_freed) - passed : 0;
+	(void)flood_passed;
+	rcupool_stats(p, &st);
+	if (st.held_peak > st.max_pages)
+		return V_OVER_MAX;
+	if (kind == C_VICTIM &&
+	    st.fallback_overflow + st.fallback_sync + st.fallback_head)
+		return V_FALLBACK;
 	rcu_unregister_thread();
 	if (kind == C_GOOD && !st.attached)
 		return V_DETACHED;
@@ -197,7 +257,7 @@ static int client_main(const char *sock, const char *name,
 		return V_EARLY;
 	if (atomic_load(&c_double))
 		return V_DOUBLE;
-	if (atomic_load(&c_freed) != passed)
+	if (kind != C_ABUSER && atomic_load(&c_freed) != passed)
 		return V_COUNT;
 	rcupool_close(p);
 	return V_OK;
@@ -206,8 +266,11 @@ static int client_main(const char *sock, const char *name,
 static pid_t client_spawn(const char *sock, const char *name,
 			  enum client_kind kind)
 {
-	pid_t pid = fork();
+	pid_t pid;
 
+	/* Inherited: a SIGUSR1 sent right after the fork is not fatal. */
+	signal(SIGUSR1, on_usr1);
+	pid = fork();
 	if (pid == 0) {
 		/* A test killed half way must not leave clients spinning. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -436,11 +499,42 @@ static void test_closefrom(void **state)
 	testd_cleanup(&t);
 }
 
+/* --- a victim beside an abuser ------------------------------------------ */
+
+static void test_neighbour(void **state)
+{
+	/* The abuser is capped; the victim is protected. */
+	const char *const args[] = {
+		"-o", "reserve.pages_per_cpu=256", "-o",
+		"reserve.global_pages=256", "-o", "reserve.lock_memory=no",
+		"-o", "balance.interval=10ms", "-o", "limits.client_max_pages=25%",
+		"-o", "client.victim.min_pages=128", "-o",
+		"client.victim.max_pages=50%", NULL,
+	};
+	struct testd t;
+	pid_t victim, abuser;
+
+	(void)state;
+	assert_int_equal(testd_start(&t, NULL, args, NULL), 0);
+	victim = client_spawn(t.sock, "victim", C_VICTIM);
+	abuser = client_spawn(t.sock, "abuser", C_ABUSER);
+	msleep(3000);
+	assert_true(alive(t.pid));
+	/* Zero fallbacks for the victim, exactly once, never early. */
+	assert_int_equal(client_finish(victim), V_OK);
+	/* The abuser never held more than its max, whatever it tried. */
+	assert_int_equal(client_finish(abuser), V_OK);
+	assert_true(reserve_whole(&t, configured_pages(), 5000));
+	assert_int_equal(testd_stop(&t), 0);
+	testd_cleanup(&t);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest all[] = {
 		cmocka_unit_test(test_scribble),
 		cmocka_unit_test(test_closefrom),
+		cmocka_unit_test(test_neighbour),
 		cmocka_unit_test(test_soak),
 	};
 	const struct CMUnitTest soak_only[] = {
