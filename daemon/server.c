@@ -993,7 +993,13 @@ static int on_listen(sd_event_source *src, int fd, uint32_t revents,
 		for (struct conn *k = d->conns; k; k = k->next)
 			if (!k->client && k->peer.uid == peer.uid)
 				same++;
-		if (same >= d->conf.access.max_connections_per_uid) {
+		/*
+		 * Root and the daemon's own user are trusted (they can stop
+		 * the daemon anyway): a burst of their clients starting at
+		 * once is never refused here, only by UNATTACHED_MAX.
+		 */
+		if (peer.uid != 0 && peer.uid != d->uid &&
+		    same >= d->conf.access.max_connections_per_uid) {
 			refuse(d, cfd, -EUSERS,
 			       "uid %u has %u connections not attached "
 			       "(access.max_connections_per_uid = %u)",

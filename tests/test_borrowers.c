@@ -377,11 +377,16 @@ static const char *const fast_args[] = {
 	"limits.drain_interval=10ms",	   NULL,
 };
 
-static uint64_t configured_pages(void)
+static uint64_t reserve_of(uint64_t per_cpu, uint64_t global)
 {
 	long n = sysconf(_SC_NPROCESSORS_CONF);
 
-	return 256 * (uint64_t)(n > 0 ? n : 1) + 256;
+	return per_cpu * (uint64_t)(n > 0 ? n : 1) + global;
+}
+
+static uint64_t configured_pages(void)
+{
+	return reserve_of(256, 256);
 }
 
 /* --- soak ----------------------------------------------------------------- */
@@ -390,6 +395,9 @@ static void test_soak(void **state)
 {
 	const char *env = getenv("RCUPOOL_SOAK_SECONDS");
 	double seconds = env ? atof(env) : 20;
+	/* RCUPOOL_SOAK_SHIPPED=1: the daemon's shipped configuration. */
+	bool shipped = getenv("RCUPOOL_SOAK_SHIPPED") != NULL;
+	uint64_t total = shipped ? reserve_of(1024, 1024) : configured_pages();
 	struct testd t;
 	pid_t cl[NCLIENTS];
 	unsigned long kills = 0, bad = 0;
@@ -399,9 +407,10 @@ static void test_soak(void **state)
 	struct timespec t0, now;
 
 	(void)state;
-	assert_int_equal(testd_start(&t, NULL, fast_args, NULL), 0);
+	assert_int_equal(testd_start(&t, NULL, shipped ? NULL : fast_args, NULL),
+			 0);
 	/* The baseline: the whole reserve in the pools, nobody attached. */
-	assert_true(reserve_whole(&t, configured_pages(), 5000));
+	assert_true(reserve_whole(&t, total, 5000));
 	fd0 = count_fds(t.pid);
 	rss0 = rss_kb(t.pid);
 	for (int i = 0; i < NCLIENTS; i++)
@@ -429,14 +438,14 @@ static void test_soak(void **state)
 		}
 	}
 	assert_true(alive(t.pid));
-	assert_true(reserve_whole(&t, configured_pages(), 5000));
+	assert_true(reserve_whole(&t, total, 5000));
 	msleep(200); /* replacements created, timers settled */
 	fd1 = count_fds(t.pid);
 	rss1 = rss_kb(t.pid);
 	print_message("soak: %.0f s, %lu kills, %lu bad verdicts, daemon fds "
 		      "%d -> %d, RSS %ld -> %ld kB, pages lost %lld\n",
 		      seconds, kills, bad, fd0, fd1, rss0, rss1,
-		      (long long)configured_pages() -
+		      (long long)total -
 			      (long long)status_u(&t, PROTO_STATUS_PAGES_FREE));
 	assert_int_equal(bad, 0);
 	/* Flat: the same reserve, nobody attached: no fd leaked per kill. */
