@@ -439,34 +439,67 @@ static int cmd_reload(struct ctl *c, struct args *a)
 	return r != CTL_OK ? r : print_message(c, a, NULL);
 }
 
+/* Counts of a report row (0 when the daemon did not send the field). */
+static uint64_t row_u(const struct stats_row *row, int attr)
+{
+	return row->has[attr] ? row->u[attr] : 0;
+}
+
 /*
- * The census as an object: the daemon's message is "N pages: F free, H
- * held, L on no list, D on two lists, B bad; R returned now".
+ * The census: the daemon's books, checked by the daemon, as one object
+ * (pages and chunks: total, free, lent; lent per client).
  */
 static int cmd_census(struct ctl *c, struct args *a)
 {
-	unsigned int pages, fr, held, lost, dup, bad;
-	int returned, r = ctl_call(c, PROTO_CMD_CENSUS, NULL, 0);
+	struct ctl_report rep;
+	const struct stats_row *st = &rep.status;
+	int r = ctl_report(c, PROTO_CMD_CENSUS, &rep);
 
 	if (r != CTL_OK)
 		return r;
-	if (sscanf(c->message,
-		   "%u pages: %u free, %u held, %u on no list, %u on two "
-		   "lists, %u bad; %d returned now",
-		   &pages, &fr, &held, &lost, &dup, &bad, &returned) != 7)
-		return print_message(c, a, NULL);
 	print_open(a->mode, stdout, !a->pretty);
 	print_open_object(NULL);
-	print_uint("pages", pages);
-	print_uint("free", fr);
-	print_uint("held", held);
-	print_uint("lost", lost);
-	print_uint("duplicated", dup);
-	print_uint("bad", bad);
-	print_uint("returned", (uint64_t)(returned < 0 ? 0 : returned));
+	print_uint("pages", row_u(st, PROTO_STATUS_PAGES_TOTAL));
+	print_uint("free", row_u(st, PROTO_STATUS_PAGES_FREE));
+	print_uint("lent", row_u(st, PROTO_STATUS_PAGES_LENT));
+	print_open_object("chunks");
+	print_uint("total", row_u(st, PROTO_STATUS_CHUNKS_TOTAL));
+	print_uint("free", row_u(st, PROTO_STATUS_CHUNKS_FREE));
+	print_uint("lent", row_u(st, PROTO_STATUS_CHUNKS_TOTAL) -
+				   row_u(st, PROTO_STATUS_CHUNKS_FREE));
+	print_uint("pages_each", row_u(st, PROTO_STATUS_CHUNK_PAGES));
+	print_uint("retired", row_u(st, PROTO_STATUS_CHUNKS_RETIRED));
+	print_close_object();
+	print_uint("bad", row_u(st, PROTO_STATUS_BAD_INDEX));
+	print_open_array("clients");
+	for (size_t i = 0; i < rep.nclients; i++) {
+		const struct stats_row *cl = &rep.clients[i];
+
+		print_open_object(NULL);
+		print_uint("slot", row_u(cl, PROTO_CLIENT_SLOT));
+		print_uint("pid", row_u(cl, PROTO_CLIENT_PID));
+		print_string("name", cl->has[PROTO_CLIENT_NAME]
+					     ? cl->s[PROTO_CLIENT_NAME]
+					     : "");
+		print_uint("lent", row_u(cl, PROTO_CLIENT_LENT));
+		print_uint("held", row_u(cl, PROTO_CLIENT_HELD));
+		print_close_object();
+	}
+	print_close_array();
 	print_string("message", c->message);
 	print_close_object();
 	print_human("%s\n", c->message);
+	for (size_t i = 0; i < rep.nclients; i++) {
+		const struct stats_row *cl = &rep.clients[i];
+
+		print_human("  %s (pid %llu): %llu pages lent, %llu in use\n",
+			    cl->has[PROTO_CLIENT_NAME] ? cl->s[PROTO_CLIENT_NAME]
+						       : "?",
+			    (unsigned long long)row_u(cl, PROTO_CLIENT_PID),
+			    (unsigned long long)row_u(cl, PROTO_CLIENT_LENT),
+			    (unsigned long long)row_u(cl, PROTO_CLIENT_HELD));
+	}
+	ctl_report_free(&rep);
 	return finish(CTL_OK);
 }
 
@@ -519,11 +552,11 @@ static const struct command commands[] = {
 	 "A configuration that is not valid is refused, the old one stays,\n"
 	 "and the reason is printed (exit 1).\n"},
 	{"census", cmd_census, 0, "census",
-	 "account for every page now, returning lost ones (admin)",
-	 "Walks every list and the owner table.  A page found on no list and\n"
-	 "owned by nobody is marked, and returned by the next census if still\n"
-	 "untouched: run it twice to get such a page back at once (the\n"
-	 "daemon also runs one every balance.census_interval).\n"},
+	 "check the daemon's books now (admin)",
+	 "Every chunk is in one pool or lent to one live client, exactly:\n"
+	 "the daemon checks its books and reports pages and chunks, total,\n"
+	 "free and lent, and what each client is lent (it also checks them\n"
+	 "every balance.census_interval).\n"},
 	{"watch", cmd_watch, O_INTERVAL, "watch [--interval=TIME]",
 	 "the status again and again, with rates, until Ctrl-C",
 	 "TIME: 2s (default 1s), 500ms, or seconds (0.5).  On a terminal the\n"

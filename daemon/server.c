@@ -720,12 +720,25 @@ static int on_idle(sd_event_source *src, uint64_t usec, void *data);
 
 /* The books, checked now (they are exact by construction: a disagreement
  * is a bug of the daemon, logged as an error). */
+/* The books, checked: the message, then STATUS and every CLIENT as numbers. */
 static int do_census(struct conn *c, const struct proto_msg *m)
 {
+	struct nl_msg *msg;
 	char why[256];
 	int r = reserve_census(c->d, why, sizeof(why));
 
-	return reply_error(c, m, r, "%s", why);
+	if (r < 0)
+		return reply_error(c, m, r, "%s", why);
+	r = proto_new_reply(&msg, m, 0, "%s", why);
+	if (r < 0)
+		return r;
+	r = put_report(c, msg, PROTO_CMD_CENSUS);
+	if (r < 0) {
+		nlmsg_free(msg);
+		return reply_error(c, m, r, "cannot build the census: %s",
+				   strerror(-r));
+	}
+	return send_reply(c, msg, NULL, 0);
 }
 
 static int do_detach(struct conn *c, const struct proto_msg *m)
