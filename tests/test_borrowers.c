@@ -204,7 +204,7 @@ static int client_main(const char *sock, const char *name,
 	}
 	while (!atomic_load(&c_stop)) {
 		if (kind == C_VICTIM)
-			usleep(5000); /* ~800k objects/s: a steady workload */
+			usleep(20000); /* ~200k objects/s: a steady workload */
 		for (int i = 0; i < 4096; i++) {
 			struct obj *n = malloc(sizeof(*n)), *old;
 
@@ -248,8 +248,19 @@ static int client_main(const char *sock, const char *name,
 	if (st.held_peak > st.max_pages)
 		return V_OVER_MAX;
 	if (kind == C_VICTIM &&
-	    st.fallback_overflow + st.fallback_sync + st.fallback_head)
+	    st.fallback_overflow + st.fallback_sync + st.fallback_head) {
+		fprintf(stderr,
+			"victim: overflow %llu sync %llu head %llu depletions "
+			"%llu denied %llu lent %llu held_peak %llu max %u\n",
+			(unsigned long long)st.fallback_overflow,
+			(unsigned long long)st.fallback_sync,
+			(unsigned long long)st.fallback_head,
+			(unsigned long long)st.depletions,
+			(unsigned long long)st.denied,
+			(unsigned long long)st.lent_pages,
+			(unsigned long long)st.held_peak, st.max_pages);
 		return V_FALLBACK;
+	}
 	rcu_unregister_thread();
 	if (kind == C_GOOD && !st.attached)
 		return V_DETACHED;
@@ -526,6 +537,7 @@ static void test_neighbour(void **state)
 	(void)state;
 	assert_int_equal(testd_start(&t, NULL, args, NULL), 0);
 	victim = client_spawn(t.sock, "victim", C_VICTIM);
+	msleep(300); /* the victim has asked for its chunks */
 	abuser = client_spawn(t.sock, "abuser", C_ABUSER);
 	msleep(3000);
 	assert_true(alive(t.pid));

@@ -105,7 +105,7 @@ static void test_prometheus(void **state)
 	 * the pid only on the info series. */
 	assert_non_null(strstr(buf,
 			       "# HELP rcupool_client_held Reserve pages the "
-			       "client owns now\n"
+			       "client uses now (its counter, clamped to lent)\n"
 			       "# TYPE rcupool_client_held gauge\n"
 			       "rcupool_client_held{slot=\"0\","
 			       "name=\"x\\\"y\"} 3\n"
