@@ -567,7 +567,8 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 	out->seq = nlh->nlmsg_seq;
 	out->request = nlh->nlmsg_flags & NLM_F_REQUEST;
 	if (out->request && !proto_request_policy(out->cmd)) {
-		say(why, whylen, "%s is a reply, not a request",
+		/* ERROR: a reply only; RECALL: the daemon's notification. */
+		say(why, whylen, "%s is not a request",
 		    proto_cmd_name(out->cmd));
 		return -EOPNOTSUPP;
 	}
@@ -580,13 +581,7 @@ int proto_parse(const void *buf, size_t len, struct proto_msg *out, char *why,
 		       BIT(PROTO_A_CLIENT) | BIT(PROTO_A_CHUNK) |
 		       BIT(PROTO_A_CHUNK_ID);
 	if (out->request) {
-		policy = proto_request_policy(out->cmd);
-		if (!policy) {
-			/* RECALL: the daemon's notification, never a request. */
-			say(why, whylen, "%s is not a request",
-			    proto_cmd_name(out->cmd));
-			return -EOPNOTSUPP;
-		}
+		policy = proto_request_policy(out->cmd); /* checked above */
 		snprintf(ctx, sizeof(ctx), "in a %s request",
 			 proto_cmd_name(out->cmd));
 		if (out->cmd == PROTO_CMD_SET_LIMITS)
