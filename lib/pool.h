@@ -210,6 +210,11 @@ int pool_process_init(void);
 
 /* pool_page.c */
 struct pool_batch *pool_batch_get(struct rcupool *p, bool in_read_side);
+/*
+ * Count one page in held if held < max, as one step (CAS): *now_held is
+ * held after.  false at max.  The caller takes a page or undoes it.
+ */
+bool pool_held_reserve(struct rcupool *p, uint32_t max, uint64_t *now_held);
 void pool_batch_submit(struct rcupool *p, struct pool_batch *b);
 void pool_batch_complete(struct rcupool *p, struct pool_batch *b);
 void pool_batch_free_objs(struct rcupool *p, struct pool_batch *b);
