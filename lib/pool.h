@@ -194,7 +194,14 @@ struct rcupool {
 	pthread_t *workers;
 	bool rstop, rrunning;
 	pthread_t rthread;
-	uint64_t min_gap_ns;	   /* between grace-period starts */
+	uint64_t min_gap_ns;	   /* between grace-period starts (rlock) */
+	/*
+	 * DAEMON mode without the reclaim_min_gap_us option: the gap follows
+	 * the lease's reclaim_min_gap_us (the daemon's [limits]), read by the
+	 * drain thread each tick; gap_lease_us is the value last applied.
+	 */
+	bool gap_from_lease;
+	uint32_t gap_lease_us;
 	_Atomic uint64_t gps;	   /* grace periods run by the engine */
 	_Atomic uint64_t throttled, throttled_ns; /* backpressure waits */
 	_Atomic uint64_t freed_here; /* done pages freed by a filler */
@@ -269,6 +276,8 @@ int pool_reclaim_wait(struct rcupool *p);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
 void pool_reclaim_wait_all(struct rcupool *p);
 void pool_reclaim_forked_child(struct rcupool *p);
+void pool_reclaim_set_gap(struct rcupool *p, uint32_t min_gap_us);
+void pool_reclaim_publish(struct rcupool *p);
 void pool_gp_fork_prepare(void);
 void pool_gp_fork_parent(void);
 void pool_gp_fork_child(void);
