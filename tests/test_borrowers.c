@@ -152,7 +152,6 @@ static int client_main(const char *sock, const char *name,
 	pthread_t rd;
 	uint64_t passed = 0;
 
-	signal(SIGUSR1, on_usr1);
 	if (rcupool_open(&o, &p) < 0)
 		return V_OPEN;
 	rcu_register_thread();
@@ -206,13 +205,26 @@ static int client_main(const char *sock, const char *name,
 static pid_t client_spawn(const char *sock, const char *name,
 			  enum client_kind kind)
 {
-	pid_t pid = fork();
+	sigset_t usr1, old;
+	pid_t pid;
 
+	/*
+	 * SIGUSR1 blocked across fork() until the child has its handler: a
+	 * client spawned just before the end is told to finish at once,
+	 * and must not die of the default action (verdict 128 + SIGUSR1).
+	 */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	pid = fork();
 	if (pid == 0) {
 		/* A test killed half way must not leave clients spinning. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGUSR1, on_usr1);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		_exit(client_main(sock, name, kind));
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	assert_true(pid > 0);
 	return pid;
 }
