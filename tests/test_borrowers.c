@@ -390,7 +390,10 @@ static void test_soak(void **state)
 	assert_int_equal(bad, 0);
 	/* Flat: the same reserve, nobody attached: no fd leaked per kill. */
 	assert_true(fd1 <= fd0);
+#ifndef __SANITIZE_ADDRESS__
+	/* (ASan's quarantine keeps freed memory resident: not a leak.) */
 	assert_true(rss1 <= rss0 + rss0 / 2 + 4096);
+#endif
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);
 }
