@@ -98,7 +98,9 @@ static const uint16_t client_columns[] = {
 	PROTO_CLIENT_HELD,	    PROTO_CLIENT_HELD_PEAK,
 	PROTO_CLIENT_MIN_PAGES,	    PROTO_CLIENT_MAX_PAGES,
 	PROTO_CLIENT_DENIED,	    PROTO_CLIENT_DEPLETIONS,
-	PROTO_CLIENT_ATTACHED_USEC, 0};
+	PROTO_CLIENT_THROTTLED,	    PROTO_CLIENT_THROTTLED_NS,
+	PROTO_CLIENT_GRACE_PERIODS, PROTO_CLIENT_GP_P50_NS,
+	PROTO_CLIENT_GP_P99_NS,	    PROTO_CLIENT_ATTACHED_USEC, 0};
 
 static void print_rows(const struct stats_set *set, const char *key,
 		       const char *title, const uint16_t *cols,

@@ -254,13 +254,14 @@ static void prom_name(const char *a, const char *b, const char *c)
 /* Base unit, then _total for a counter (node_exporter's conventions). */
 static const char *prom_suffix(const struct stats_field *f)
 {
-	static const char *const s[3][2] = {
+	static const char *const s[4][2] = {
 		{"", "_total"},
 		{"_seconds", "_seconds_total"},
 		{"_bytes", "_bytes_total"},
+		{"_seconds", "_seconds_total"}, /* STATS_UNIT_NSEC */
 	};
 
-	return s[f->unit <= STATS_UNIT_BYTES ? f->unit : 0]
+	return s[f->unit <= STATS_UNIT_NSEC ? f->unit : 0]
 		[f->kind == STATS_COUNTER];
 }
 
@@ -270,6 +271,10 @@ static void prom_value(const struct stats_field *f, uint64_t v)
 	if (f->unit == STATS_UNIT_USEC)
 		fprintf(P.out, " %llu.%06llu\n", (unsigned long long)(v / 1000000),
 			(unsigned long long)(v % 1000000));
+	else if (f->unit == STATS_UNIT_NSEC)
+		fprintf(P.out, " %llu.%09llu\n",
+			(unsigned long long)(v / 1000000000),
+			(unsigned long long)(v % 1000000000));
 	else
 		fprintf(P.out, " %llu\n", (unsigned long long)v);
 }
@@ -443,13 +448,19 @@ static const char *cell(const struct stats_field *f,
 							   : "-";
 	if (f->unit == STATS_UNIT_USEC)
 		return units_human_duration(row->u[f->attr], buf, len);
+	if (f->unit == STATS_UNIT_NSEC)
+		return units_human_duration(row->u[f->attr] / 1000, buf, len);
 	if (f->unit == STATS_UNIT_BYTES)
 		return units_human_size(row->u[f->attr], buf, len);
 	snprintf(buf, len, "%llu", (unsigned long long)row->u[f->attr]);
 	return buf;
 }
 
-/* A column heading: the JSON key without a unit suffix, upper case. */
+/*
+ * A column heading: the JSON key without a unit suffix, upper case; a
+ * counter of nanoseconds is a total time ("throttled_ns": THROTTLED_TIME,
+ * beside the THROTTLED count).
+ */
 static const char *heading(const struct stats_field *f, char *buf, size_t len)
 {
 	char base[64];
@@ -459,6 +470,9 @@ static const char *heading(const struct stats_field *f, char *buf, size_t len)
 	for (i = 0; i < n && i + 1 < len; i++)
 		buf[i] = toupper((unsigned char)name[i]);
 	buf[i] = '\0';
+	if (f->unit == STATS_UNIT_NSEC && f->kind == STATS_COUNTER &&
+	    i + 5 < len)
+		memcpy(buf + i, "_TIME", 6);
 	return buf;
 }
 

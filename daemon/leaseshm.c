@@ -79,6 +79,9 @@ unsigned int leaseshm_sanitize(const struct lease_counters *raw, uint64_t *v,
 	v[LEASE_C_HELD_PEAK] = x[LEASE_C_HELD_PEAK];
 	for (int i = LEASE_C_GP_P50; i <= LEASE_C_GP_P99; i++)
 		v[i] = x[i] > HOUR_NS ? HOUR_NS : x[i];
+	/* Percentiles of one histogram: p99 is never below p50. */
+	if (v[LEASE_C_GP_P99] < v[LEASE_C_GP_P50])
+		v[LEASE_C_GP_P99] = v[LEASE_C_GP_P50];
 
 	/* Counters: never shown going backwards. */
 	for (int i = LEASE_C_PAGES_GOT; i < LEASE_NCOUNTERS; i++) {

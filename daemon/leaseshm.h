@@ -50,8 +50,8 @@ void leaseshm_destroy(int fd, struct lease_shm *map);
  * what may be shown now.  held is clamped to lent_pages, held_peak to
  * [held, peak_pages]; a counter never goes backwards (a smaller value is
  * refused, and counted as bad the first time it is seen); latencies are
- * clamped to an hour.  raw_seen[] remembers refused values.  Returns the
- * number of new bad values.
+ * clamped to an hour, p99 to at least p50.  raw_seen[] remembers refused
+ * values.  Returns the number of new bad values.
  */
 unsigned int leaseshm_sanitize(const struct lease_counters *raw, uint64_t *v,
 			       uint64_t *raw_seen, uint64_t lent_pages,

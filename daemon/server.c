@@ -268,6 +268,13 @@ static void fill_client(struct daemon *d, struct client *cl,
 	stats_set_u(row, PROTO_CLIENT_BAD, cl->bad);
 	stats_set_u(row, PROTO_CLIENT_DETACHED,
 		    cl->state == CLIENT_DETACHED ? 1 : 0);
+	stats_set_u(row, PROTO_CLIENT_THROTTLED, shown(cl, LEASE_C_THROTTLED));
+	stats_set_u(row, PROTO_CLIENT_THROTTLED_NS,
+		    shown(cl, LEASE_C_THROTTLED_NS));
+	stats_set_u(row, PROTO_CLIENT_GRACE_PERIODS,
+		    shown(cl, LEASE_C_GRACE_PERIODS));
+	stats_set_u(row, PROTO_CLIENT_GP_P50_NS, cl->view.v[LEASE_C_GP_P50]);
+	stats_set_u(row, PROTO_CLIENT_GP_P99_NS, cl->view.v[LEASE_C_GP_P99]);
 }
 
 static int cmp_lent(const void *a, const void *b)

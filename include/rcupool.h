@@ -144,9 +144,10 @@ struct rcupool_options {
 	/*
 	 * Least time between the starts of two grace periods of the pool's
 	 * reclaim engine, in microseconds: a bound on their rate (each one
-	 * costs every CPU running the process an IPI with memb).  0: the
-	 * default, 1000 (at most 1,000 grace periods/s; bench/RESULTS.md);
-	 * 1 is in effect no gap.
+	 * costs every CPU running the process an IPI with memb).  0: in
+	 * DAEMON mode the daemon's [limits] reclaim_min_gap, followed live;
+	 * in PRIVATE mode 1000 (at most 1,000 grace periods/s;
+	 * bench/RESULTS.md).  1 is in effect no gap.
 	 */
 	uint32_t reclaim_min_gap_us;
 };

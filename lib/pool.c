@@ -296,6 +296,13 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	p->lim = &p->lender->lease->limits;
 	p->ctr = &p->lender->lease->counters;
 	p->use_seg = true;
+	/* The daemon's reclaim_min_gap unless the caller chose one. */
+	p->gap_from_lease = p->mode == RCUPOOL_MODE_DAEMON &&
+			    !o.reclaim_min_gap_us;
+	if (p->gap_from_lease) {
+		p->gap_lease_us = atomic_load(&p->lim->reclaim_min_gap_us);
+		pool_reclaim_set_gap(p, p->gap_lease_us);
+	}
 	r = pool_chunk_open(p, why, sizeof(why));
 	if (r < 0) {
 		pool_errmsg(&o, why);

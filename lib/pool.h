@@ -194,7 +194,14 @@ struct rcupool {
 	pthread_t *workers;
 	bool rstop, rrunning;
 	pthread_t rthread;
-	uint64_t min_gap_ns;	   /* between grace-period starts */
+	uint64_t min_gap_ns;	   /* between grace-period starts (rlock) */
+	/*
+	 * DAEMON mode without the reclaim_min_gap_us option: the gap follows
+	 * the lease's reclaim_min_gap_us (the daemon's [limits]), read by the
+	 * drain thread each tick; gap_lease_us is the value last applied.
+	 */
+	bool gap_from_lease;
+	uint32_t gap_lease_us;
 	_Atomic uint64_t gps;	   /* grace periods run by the engine */
 	_Atomic uint64_t throttled, throttled_ns; /* backpressure waits */
 	_Atomic uint64_t freed_here; /* done pages freed by a filler */
@@ -210,6 +217,11 @@ int pool_process_init(void);
 
 /* pool_page.c */
 struct pool_batch *pool_batch_get(struct rcupool *p, bool in_read_side);
+/*
+ * Count one page in held if held < max, as one step (CAS): *now_held is
+ * held after.  false at max.  The caller takes a page or undoes it.
+ */
+bool pool_held_reserve(struct rcupool *p, uint32_t max, uint64_t *now_held);
 void pool_batch_submit(struct rcupool *p, struct pool_batch *b);
 void pool_batch_complete(struct rcupool *p, struct pool_batch *b);
 void pool_batch_free_objs(struct rcupool *p, struct pool_batch *b);
@@ -264,6 +276,8 @@ int pool_reclaim_wait(struct rcupool *p);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
 void pool_reclaim_wait_all(struct rcupool *p);
 void pool_reclaim_forked_child(struct rcupool *p);
+void pool_reclaim_set_gap(struct rcupool *p, uint32_t min_gap_us);
+void pool_reclaim_publish(struct rcupool *p);
 void pool_gp_fork_prepare(void);
 void pool_gp_fork_parent(void);
 void pool_gp_fork_child(void);

@@ -433,6 +433,7 @@ void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 		p->hotplug_ns = now;
 		pool_chunk_hotplug(p);
 	}
+	pool_reclaim_publish(p);
 	pool_limits_read(p, &l);
 	cp = s->chunk_pages;
 	/* CPU lists refill in runs of a share of the low mark. */

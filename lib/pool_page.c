@@ -4,8 +4,9 @@
  * global list), then heap pages; submission to the reclaim engine
  * (pool_reclaim.c) and the return of a page after its grace period.
  *
- * Ownership protocol (census.h): after taking a page, owner[page] = held,
- * chunk_free[chunk] -= 1, held += 1; before giving one back, owner[page] =
+ * Ownership protocol (census.h): held += 1 bounded by max_pages (one CAS,
+ * undone if every list is empty), then after taking a page, owner[page] =
+ * held, chunk_free[chunk] -= 1; before giving one back, owner[page] =
  * free, chunk_free += 1, held -= 1, then push.  Every list and counter is
  * in this process's private memory (seg.h): nobody else reads them.
  */
@@ -30,19 +31,33 @@ void pool_count(struct rcupool *p, _Atomic uint64_t *field, uint64_t n)
 	atomic_fetch_add_explicit(field, n, memory_order_relaxed);
 }
 
-static void pool_held_add(struct rcupool *p)
+/*
+ * One page counted in held, bounded by max: the check and the increment
+ * are one step (a compare-and-swap), so threads racing for the last page
+ * never take held above max.  Once per page, never per object.  false:
+ * held is at max already.
+ */
+bool pool_held_reserve(struct rcupool *p, uint32_t max,
+		       uint64_t *now_held)
 {
 	struct lease_counters *ctr = p->ctr;
-	uint64_t held = atomic_fetch_add_explicit(&ctr->held, 1,
-						  memory_order_relaxed) + 1;
-	uint64_t peak = atomic_load_explicit(&ctr->held_peak,
-					     memory_order_relaxed);
+	uint64_t held = atomic_load_explicit(&ctr->held, memory_order_relaxed);
+	uint64_t peak;
 
+	do {
+		if (held >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&ctr->held, &held, held + 1, memory_order_relaxed,
+		memory_order_relaxed));
+	*now_held = ++held;
+	peak = atomic_load_explicit(&ctr->held_peak, memory_order_relaxed);
 	while (held > peak &&
 	       !atomic_compare_exchange_weak_explicit(&ctr->held_peak, &peak,
 						      held, memory_order_relaxed,
 						      memory_order_relaxed))
 		;
+	return true;
 }
 
 /* Our CPU list is empty: refill it from the global list, refill at once. */
@@ -102,11 +117,12 @@ static int pool_page_take(struct rcupool *p, uint32_t *page)
 {
 	struct seg *s = p->seg;
 	struct lease_counters *ctr = p->ctr;
-	uint64_t held = atomic_load_explicit(&ctr->held, memory_order_relaxed);
 	uint32_t max = pool_limit_max(p), lent, low;
+	uint64_t held;
 	int cpu = -1, r;
 
-	if (held >= max) {
+	/* Counted first: given back below if every list is empty. */
+	if (!pool_held_reserve(p, max, &held)) {
 		pool_count(p, &ctr->denied, 1);
 		return -EDQUOT;
 	}
@@ -127,6 +143,7 @@ static int pool_page_take(struct rcupool *p, uint32_t *page)
 	/* -EOPNOTSUPP (no rseq), -ENODEV (CPU offline): the global list. */
 	if (stack_pop(s, &s->global->free, page) == 0)
 		goto got;
+	atomic_fetch_sub_explicit(&ctr->held, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->global->stats.empty, 1,
 				  memory_order_relaxed);
 	pool_count(p, &ctr->depletions, 1);
@@ -137,12 +154,11 @@ got:
 			      memory_order_relaxed);
 	atomic_fetch_sub_explicit(&s->chunk_free[*page / s->chunk_pages], 1,
 				  memory_order_relaxed);
-	pool_held_add(p);
 	pool_count(p, &ctr->pages_got, 1);
 	/* Below the low mark: ask ahead of need (the drain thread asks). */
 	lent = atomic_load_explicit(&p->lent_pages, memory_order_relaxed);
 	low = atomic_load_explicit(&p->lim->low_pages, memory_order_relaxed);
-	if (lent - (held + 1) < low && lent + s->chunk_pages <= max)
+	if (lent - held < low && lent + s->chunk_pages <= max)
 		pool_kick(p);
 	return 0;
 }

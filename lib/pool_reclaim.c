@@ -599,6 +599,50 @@ void pool_reclaim_wait_all(struct rcupool *p)
 	pool_reclaim_inline(p);
 }
 
+/* A new gap between grace-period starts (the lease's, DAEMON mode). */
+void pool_reclaim_set_gap(struct rcupool *p, uint32_t min_gap_us)
+{
+	uint64_t ns = (uint64_t)min_gap_us * 1000;
+
+	pthread_mutex_lock(&p->rlock);
+	if (p->min_gap_ns != ns) {
+		p->min_gap_ns = ns;
+		pthread_cond_broadcast(&p->rcond); /* a shorter wait, maybe */
+	}
+	pthread_mutex_unlock(&p->rlock);
+}
+
+/*
+ * From the drain thread, each tick (never the free path): the engine's
+ * counters into the lease, where the lender shows them per client
+ * (rcupoolctl clients), and the lease's reclaim_min_gap when the pool
+ * follows it.
+ */
+void pool_reclaim_publish(struct rcupool *p)
+{
+	struct lease_counters *c = p->ctr;
+	const memory_order rx = memory_order_relaxed;
+	uint32_t gap;
+
+	atomic_store_explicit(&c->throttled,
+			      atomic_load_explicit(&p->throttled, rx), rx);
+	atomic_store_explicit(&c->throttled_ns,
+			      atomic_load_explicit(&p->throttled_ns, rx), rx);
+	atomic_store_explicit(&c->grace_periods,
+			      atomic_load_explicit(&p->gps, rx), rx);
+	atomic_store_explicit(&c->gp_latency_p50_ns,
+			      pool_reclaim_latency(p, 500), rx);
+	atomic_store_explicit(&c->gp_latency_p99_ns,
+			      pool_reclaim_latency(p, 990), rx);
+	if (!p->gap_from_lease)
+		return;
+	gap = atomic_load_explicit(&p->lim->reclaim_min_gap_us, rx);
+	if (gap != p->gap_lease_us) {
+		p->gap_lease_us = gap;
+		pool_reclaim_set_gap(p, gap);
+	}
+}
+
 /* fork() child: no reclaim thread; what was queued is the parent's. */
 void pool_reclaim_forked_child(struct rcupool *p)
 {

@@ -241,6 +241,12 @@ enum proto_client_attr {
 	PROTO_CLIENT_BAD,	  /* u64: bad ids sent, counters scribbled */
 	PROTO_CLIENT_DETACHED,	  /* u32: 1 when its connection closed but
 				     its process lives (chunks still its) */
+	/* Its pool's reclaim engine (the lease's counters). */
+	PROTO_CLIENT_THROTTLED,	   /* u64: backpressure waits */
+	PROTO_CLIENT_THROTTLED_NS, /* u64: their total time, ns */
+	PROTO_CLIENT_GRACE_PERIODS, /* u64: grace periods run */
+	PROTO_CLIENT_GP_P50_NS,	   /* u64: submission to return, p50, ns */
+	PROTO_CLIENT_GP_P99_NS,	   /* u64: ... p99, ns */
 	__PROTO_CLIENT_MAX,
 };
 #define PROTO_CLIENT_MAX (__PROTO_CLIENT_MAX - 1)

@@ -76,6 +76,11 @@ static const struct stats_field client_fields[] = {
 	F(PROTO_CLIENT_LENT, STATS_U64, STATS_GAUGE, "lent", "Pages in chunks lent to the client now"),
 	F(PROTO_CLIENT_BAD, STATS_U64, STATS_COUNTER, "bad", "Bad chunk ids sent and scribbled counters seen"),
 	F(PROTO_CLIENT_DETACHED, STATS_U32, STATS_GAUGE, "detached", "1 when its connection closed while its process lives"),
+	F(PROTO_CLIENT_THROTTLED, STATS_U64, STATS_COUNTER, "throttled", "Frees that waited for the pool's reclaim (backpressure)"),
+	FU(PROTO_CLIENT_THROTTLED_NS, STATS_U64, STATS_COUNTER, "throttled_ns", "Time frees waited for the pool's reclaim", STATS_UNIT_NSEC),
+	F(PROTO_CLIENT_GRACE_PERIODS, STATS_U64, STATS_COUNTER, "grace_periods", "Grace periods run by the pool's reclaim"),
+	FU(PROTO_CLIENT_GP_P50_NS, STATS_U64, STATS_GAUGE, "gp_latency_p50_ns", "Page submission to its return, median", STATS_UNIT_NSEC),
+	FU(PROTO_CLIENT_GP_P99_NS, STATS_U64, STATS_GAUGE, "gp_latency_p99_ns", "Page submission to its return, 99th percentile", STATS_UNIT_NSEC),
 };
 
 #define SET(n, m, f) {.name = n, .maxattr = m, .fields = f, .nfields = sizeof(f) / sizeof(f[0])}
@@ -96,6 +101,11 @@ const char *stats_base_name(const struct stats_field *f, char *buf,
 	if (f->unit == STATS_UNIT_USEC && n > 5 &&
 	    !strcmp(f->name + n - 5, "_usec")) {
 		snprintf(buf, len, "%.*s", (int)(n - 5), f->name);
+		return buf;
+	}
+	if (f->unit == STATS_UNIT_NSEC && n > 3 &&
+	    !strcmp(f->name + n - 3, "_ns")) {
+		snprintf(buf, len, "%.*s", (int)(n - 3), f->name);
 		return buf;
 	}
 	return f->name;

@@ -42,6 +42,7 @@ enum stats_unit {
 	STATS_UNIT_NONE,
 	STATS_UNIT_USEC,  /* microseconds: _seconds in Prometheus */
 	STATS_UNIT_BYTES, /* bytes: _bytes in Prometheus */
+	STATS_UNIT_NSEC,  /* nanoseconds: _seconds in Prometheus */
 };
 
 struct stats_field {
@@ -54,7 +55,8 @@ struct stats_field {
 };
 
 /*
- * The field's name without its unit ("uptime_usec" -> "uptime"), for the
+ * The field's name without its unit ("uptime_usec" -> "uptime",
+ * "throttled_ns" -> "throttled"), for the
  * human output and the Prometheus base name, into buf.
  */
 const char *stats_base_name(const struct stats_field *f, char *buf,

@@ -277,16 +277,26 @@ static int client_main(const char *sock, const char *name,
 static pid_t client_spawn(const char *sock, const char *name,
 			  enum client_kind kind)
 {
+	sigset_t usr1, old;
 	pid_t pid;
 
-	/* Inherited: a SIGUSR1 sent right after the fork is not fatal. */
-	signal(SIGUSR1, on_usr1);
+	/*
+	 * SIGUSR1 blocked across fork() until the child has its handler: a
+	 * client spawned just before the end is told to finish at once,
+	 * and must not die of the default action (verdict 128 + SIGUSR1).
+	 */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
 	pid = fork();
 	if (pid == 0) {
 		/* A test killed half way must not leave clients spinning. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGUSR1, on_usr1);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		_exit(client_main(sock, name, kind));
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	assert_true(pid > 0);
 	return pid;
 }
@@ -461,7 +471,10 @@ static void test_soak(void **state)
 	assert_int_equal(bad, 0);
 	/* Flat: the same reserve, nobody attached: no fd leaked per kill. */
 	assert_true(fd1 <= fd0);
+#ifndef __SANITIZE_ADDRESS__
+	/* (ASan's quarantine keeps freed memory resident: not a leak.) */
 	assert_true(rss1 <= rss0 + rss0 / 2 + 4096);
+#endif
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);
 }

@@ -125,6 +125,10 @@ run --json clients
 jqcheck "clients --json is an array" 'type == "array" and length == 1'
 jqcheck "clients --json: pid held min_pages max_pages denied are numbers" \
 	'.[0] | [.pid, .held, .min_pages, .max_pages, .denied, .slot, .pages_got, .attached_usec] | all(type == "number")'
+jqcheck "clients --json: the reclaim engine's counters are numbers" \
+	'.[0] | [.throttled, .throttled_ns, .grace_periods, .gp_latency_p50_ns, .gp_latency_p99_ns] | all(type == "number")'
+jqcheck "clients --json: gp_latency_p99_ns >= gp_latency_p50_ns" \
+	'.[0] | .gp_latency_p99_ns >= .gp_latency_p50_ns'
 jqcheck "clients --json: name is a string" '.[0].name == "cli_client"'
 jqcheck "clients --json: the client holds pages" ".[0].held > 0 and .[0].pid == $client_pid"
 
@@ -150,7 +154,7 @@ jqcheck "stats --json: cpus array, clients array, status object" \
 jqcheck "stats --json: a row per CPU with numeric fields" \
 	'(.cpus | length) == .status.cpus and (.cpus | all(([.cpu, .free, .low, .target, .high, .empty] | all(type == "number"))))'
 jqcheck "stats --json: client rows have the documented keys" \
-	'.clients[0] | has("pid") and has("name") and has("held") and has("min_pages") and has("max_pages") and has("denied")'
+	'.clients[0] | has("pid") and has("name") and has("held") and has("min_pages") and has("max_pages") and has("denied") and has("throttled") and has("throttled_ns") and has("grace_periods") and has("gp_latency_p50_ns") and has("gp_latency_p99_ns")'
 run stats --json
 jqcheck "stats --json after the command works too" '.cpus | type == "array"'
 
@@ -202,6 +206,8 @@ check "prometheus: the pid only on rcupool_client_info" \
 	bash -c "grep -Eq '^rcupool_client_info\{slot=\"[0-9]+\",pid=\"$client_pid\",uid=\"[0-9]+\",name=\"cli_client\"\} 1$' '$tmp/prom' && [ \$(grep -c '^rcupool_client_.*pid=' '$tmp/prom') -eq 1 ]"
 check "prometheus: base units (uptime_seconds, page_size_bytes, attached_seconds), no _usec" \
 	bash -c "grep -Eq '^rcupool_status_uptime_seconds [0-9]+\.[0-9]{6}$' '$tmp/prom' && grep -q '^rcupool_status_page_size_bytes 4096$' '$tmp/prom' && grep -q '^rcupool_client_attached_seconds{' '$tmp/prom' && ! grep -q usec '$tmp/prom'"
+check "prometheus: the reclaim engine's times in seconds (throttled_seconds_total, gp_latency_p99_seconds), no _ns" \
+	bash -c "grep -Eq '^rcupool_client_throttled_seconds_total\{slot=\"[0-9]+\",name=\"cli_client\"\} [0-9]+\.[0-9]{9}$' '$tmp/prom' && grep -Eq '^rcupool_client_gp_latency_p99_seconds\{' '$tmp/prom' && grep -Eq '^rcupool_client_grace_periods_total\{' '$tmp/prom' && ! grep -q '_ns' '$tmp/prom'"
 check "prometheus: a # HELP for every family" \
 	bash -c "[ \$(grep -c '^# HELP ' '$tmp/prom') -eq \$(grep -c '^# TYPE ' '$tmp/prom') ]"
 check "prometheus: the version as an info metric" grep -q '^rcupool_status_info{version="' "$tmp/prom"

@@ -162,6 +162,57 @@ static void test_units_in_output(void **state)
 	assert_non_null(strstr(buf, "\"page_size\": 4096"));
 }
 
+/* Nanoseconds (the reclaim engine's times): seconds with 9 digits. */
+static void test_nsec_units(void **state)
+{
+	static const uint16_t cols[] = {PROTO_CLIENT_THROTTLED,
+					PROTO_CLIENT_THROTTLED_NS,
+					PROTO_CLIENT_GP_P99_NS, 0};
+	struct stats_row r;
+	FILE *f;
+
+	memset(&r, 0, sizeof(r));
+	stats_set_u(&r, PROTO_CLIENT_SLOT, 0);
+	stats_set_s(&r, PROTO_CLIENT_NAME, "n");
+	stats_set_u(&r, PROTO_CLIENT_THROTTLED, 7);
+	stats_set_u(&r, PROTO_CLIENT_THROTTLED_NS, 1500000000);
+	stats_set_u(&r, PROTO_CLIENT_GP_P99_NS, 2500000);
+	f = mem();
+	print_open(PRINT_PROMETHEUS, f, false);
+	print_record(&stats_client, "client", &r, PRINT_FIELDS);
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "\nrcupool_client_throttled_total{"));
+	assert_non_null(strstr(buf, "# TYPE rcupool_client_throttled_seconds_"
+				    "total counter\n"));
+	assert_non_null(strstr(buf, "} 1.500000000\n"));
+	assert_non_null(strstr(buf, "# TYPE rcupool_client_gp_latency_p99_"
+				    "seconds gauge\n"));
+	assert_non_null(strstr(buf, "} 0.002500000\n"));
+	assert_null(strstr(buf, "_ns"));
+
+	f = mem();
+	print_open(PRINT_HUMAN, f, false);
+	print_table_open(&stats_client, NULL, "clients", cols);
+	print_row(&r);
+	print_table_close();
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, " THROTTLED "));
+	assert_non_null(strstr(buf, " THROTTLED_TIME "));
+	assert_non_null(strstr(buf, " GP_LATENCY_P99\n"));
+	assert_non_null(strstr(buf, "1.5s"));
+	assert_non_null(strstr(buf, "2ms"));
+
+	f = mem();
+	print_open(PRINT_JSON, f, false);
+	print_record(&stats_client, NULL, &r, PRINT_FIELDS);
+	assert_int_equal(print_close(), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "\"throttled_ns\": 1500000000"));
+	assert_non_null(strstr(buf, "\"gp_latency_p99_ns\": 2500000"));
+}
+
 static void test_human(void **state)
 {
 	struct stats_row a = client(0, "long-name", 3),
@@ -202,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_prometheus),
 		cmocka_unit_test(test_units_in_output),
+		cmocka_unit_test(test_nsec_units),
 		cmocka_unit_test(test_human),
 		cmocka_unit_test(test_bar),
 	};

@@ -1,55 +1,72 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * librcupool against the real rcupoold: attach, several client processes,
- * kill -9 of a client mid-batch (the daemon's census stays clean and the
- * client's pages come back), the daemon dying under a client.
+ * librcupool against the real rcupoold, chunks lent, never shared
+ * (DESIGN.md sections 3 and 5):
  *
- * Each test starts its own daemon in a fresh directory.
+ *  - attach: a DAEMON pool is attached, asks for chunks ahead of need, and
+ *    the daemon lists it (GET_CLIENTS) with what it lent and what the
+ *    client holds;
+ *  - many processes: several client processes at once, each exact, then
+ *    every chunk back and nobody attached;
+ *  - kill -9 mid batch: a client killed with pages held (a grace period
+ *    blocked): once its process is gone its chunks are retired and
+ *    replaced, the reserve whole again;
+ *  - daemon dies: the client detaches, frees on through the chunks it has,
+ *    then the fallbacks; every object freed exactly once, never early;
+ *    rcupool_close works;
+ *  - reclaim counters and reclaim_min_gap: the pool's reclaim engine's
+ *    counters reach the daemon's client row; the pool follows the lease's
+ *    reclaim_min_gap (live) unless its own option was set.
+ *
+ * The daemon is observed from outside only (GET_STATUS, GET_CLIENTS): its
+ * memory is its own.  Each test starts its own daemon (tests/lib/testd.h).
+ * No timing thresholds: waits are bounded polls of a condition.
  */
 #define URCU_API_MAP 1
 #include <urcu/urcu-memb.h>
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include "census.h"
-#include "proto.h"
-#include "stack.h"
 #include "pool.h"
+#include "proto.h"
 #include "rcupool.h"
-#include "lib/tmpdir.h"
+#include "stats.h"
+#include "testd.h"
 
-struct daemon {
-	char dir[256];
-	char sock[300];
-	pid_t pid; /* the real rcupoold */
+#define OBJ_LIVE   0x4c4956454f424a31ull
+#define OBJ_POISON 0xdeaddeaddeaddeadull
+
+/* Small reserve, short drain: every path runs often. */
+static const char *const daemon_args[] = {
+	"-o", "reserve.pages_per_cpu=64",      "-o", "reserve.global_pages=64",
+	"-o", "reserve.lock_memory=no",	       "-o", "limits.drain_interval=100ms",
+	"-o", "limits.client_max_pages=100%", NULL,
 };
 
-static _Atomic uint64_t freed;
+/* In the file, not -o (which would win over a live set). */
+static const char daemon_conf[] = "[limits]\nreclaim_min_gap = 2ms\n";
 
-struct daemon;
-static void daemon_kill(struct daemon *d);
-
-static void count_free(void *p)
+static uint64_t configured_pages(void)
 {
-	atomic_fetch_add(&freed, 1);
-	free(p);
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+
+	return 64 * (uint64_t)(n > 0 ? n : 1) + 64;
 }
 
 static void msleep(unsigned ms)
@@ -59,274 +76,636 @@ static void msleep(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static int open_daemon_pool(const struct daemon *d, struct rcupool **p,
-			    size_t min, size_t max)
+/* --- objects: exactly once, never early ----------------------------------- */
+
+struct obj {
+	_Atomic uint64_t magic;
+	int guarded; /* passed inside the section test_daemon_dies holds */
+	char pad[36];
+};
+
+static _Atomic uint64_t freed, double_freed, early;
+static _Atomic int section_open;
+static struct obj *shared; /* what the reader dereferences */
+static _Atomic int reader_stop;
+
+static void obj_free(void *ptr)
 {
+	struct obj *o = ptr;
+
+	if (atomic_load_explicit(&o->magic, memory_order_relaxed) != OBJ_LIVE) {
+		atomic_fetch_add(&double_freed, 1);
+		return;
+	}
+	/* Passed while our own read-side section was open: too early. */
+	if (o->guarded && atomic_load(&section_open))
+		atomic_fetch_add(&early, 1);
+	atomic_store_explicit(&o->magic, OBJ_POISON, memory_order_relaxed);
+	atomic_fetch_add(&freed, 1);
+	free(o);
+}
+
+static struct obj *obj_new(int guarded)
+{
+	struct obj *o = malloc(sizeof(*o));
+
+	if (!o)
+		abort();
+	atomic_store_explicit(&o->magic, OBJ_LIVE, memory_order_relaxed);
+	o->guarded = guarded;
+	return o;
+}
+
+/* Holds the published object across a few hundred reads: never poisoned. */
+static void *reader(void *arg)
+{
+	(void)arg;
+	rcu_register_thread();
+	while (!atomic_load(&reader_stop)) {
+		rcu_read_lock();
+		struct obj *o = rcu_dereference(shared);
+
+		for (int i = 0; o && i < 200; i++)
+			if (atomic_load_explicit(&o->magic,
+						 memory_order_relaxed) !=
+			    OBJ_LIVE)
+				atomic_fetch_add(&early, 1);
+		rcu_read_unlock();
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/* Replace the published object n times, freeing the old one: passed. */
+static uint64_t churn(struct rcupool *p, uint64_t n)
+{
+	uint64_t passed = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		struct obj *old = rcu_xchg_pointer(&shared, obj_new(0));
+
+		if (old) {
+			rcupool_free(p, old);
+			passed++;
+		}
+	}
+	return passed;
+}
+
+/* The last published object too. */
+static uint64_t churn_end(struct rcupool *p)
+{
+	struct obj *last = rcu_xchg_pointer(&shared, NULL);
+
+	if (!last)
+		return 0;
+	rcupool_free(p, last);
+	return 1;
+}
+
+static void counters_reset(void)
+{
+	atomic_store(&freed, 0);
+	atomic_store(&double_freed, 0);
+	atomic_store(&early, 0);
+	atomic_store(&section_open, 0);
+	atomic_store(&reader_stop, 0);
+	shared = NULL;
+}
+
+static int open_pool(const struct testd *t, const char *name, size_t max,
+		     uint32_t min_gap_us, struct rcupool **p)
+{
+	char err[256] = "";
 	struct rcupool_options o = {
 		.size = sizeof(o),
-		.socket_path = d->sock,
-		.name = "test_pool_daemon",
+		.socket_path = t->sock,
+		.name = name,
 		.mode = RCUPOOL_MODE_DAEMON,
-		.free_fn = count_free,
-		.min_pages = min,
+		.free_fn = obj_free,
 		.max_pages = max,
+		.reclaim_min_gap_us = min_gap_us,
+		.errbuf = err,
+		.errbuf_len = sizeof(err),
 	};
+	int r = rcupool_open(&o, p);
 
-	return rcupool_open(&o, p);
+	if (r < 0)
+		print_message("rcupool_open(%s): %s (%s)\n", name, strerror(-r),
+			      err);
+	return r;
 }
 
-/* Start rcupoold on a socket of its own; false (and why) if it cannot serve. */
-static bool daemon_start(struct daemon *d, char *why, size_t len)
+static struct rcupool_stats stats_of(struct rcupool *p)
 {
-	const char *b = getenv("RCUPOOL_BUILD");
-	char exe[512];
-	struct rcupool *p = NULL;
-	int r = -1;
+	struct rcupool_stats st = {.size = sizeof(st)};
 
-	snprintf(exe, sizeof(exe), "%s/rcupoold", b ? b : "build");
-	if (tmpdir_make(d->dir, sizeof(d->dir)) < 0) {
-		snprintf(why, len, "no temporary directory");
+	assert_int_equal(rcupool_stats(p, &st), 0);
+	return st;
+}
+
+/* --- the daemon from outside ---------------------------------------------- */
+
+static uint64_t status_u(const struct testd *t, int attr)
+{
+	return testd_status_field(t->sock, attr);
+}
+
+/* The daemon's row for the client with this pid and name (GET_CLIENTS). */
+static bool client_row(const struct testd *t, pid_t pid, const char *name,
+		       struct stats_row *out)
+{
+	struct proto_msg m;
+	struct nlattr *nla;
+	void *buf = NULL;
+	char why[256];
+	bool found = false;
+
+	if (testd_call(t->sock, PROTO_CMD_GET_CLIENTS, NULL, &m, &buf, why,
+		       sizeof(why)) < 0) {
+		print_message("GET_CLIENTS: %s\n", why);
+		free(buf);
 		return false;
 	}
-	snprintf(d->sock, sizeof(d->sock), "%s/rcupoold.sock", d->dir);
-	d->pid = fork();
-	if (d->pid == 0) {
-		execl(exe, exe, "--config", "/dev/null", "--socket", d->sock, "-o",
-		      "reserve.pages_per_cpu=64", "-o", "reserve.global_pages=64",
-		      "-o", "reserve.lock_memory=no", "-o",
-		      "limits.drain_interval=100ms", "-o",
-		      "limits.client_max_pages=100%", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) { /* 2 s */
-		int status;
+	proto_for_each(nla, &m, PROTO_A_CLIENT)
+	{
+		struct stats_row r;
 
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = -1;
-			snprintf(why, len,
-				 "%s exited (status %d)",
-				 exe, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-			tmpdir_remove(d->dir);
-			return false;
+		if (stats_parse(&stats_client, nla, &r) < 0)
+			continue;
+		if (r.has[PROTO_CLIENT_PID] &&
+		    r.u[PROTO_CLIENT_PID] == (uint64_t)pid &&
+		    r.s[PROTO_CLIENT_NAME] &&
+		    !strcmp(r.s[PROTO_CLIENT_NAME], name)) {
+			*out = r;
+			out->s[PROTO_CLIENT_NAME] = NULL; /* points into buf */
+			found = true;
 		}
-		if (access(d->sock, F_OK) == 0) {
-			r = open_daemon_pool(d, &p, 0, 0);
-			if (r == 0)
-				break;
-		}
-		msleep(10);
 	}
-	if (r == 0) {
-		rcupool_close(p);
-		return true;
-	}
-	snprintf(why, len, "rcupoold at %s does not serve ATTACH (%s)",
-		 d->sock, strerror(-r));
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, NULL, 0);
-	d->pid = -1;
-	tmpdir_remove(d->dir);
-	return false;
+	free(buf);
+	return found;
 }
 
-static void daemon_stop(struct daemon *d)
-{
-	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
-		waitpid(d->pid, NULL, 0);
-	}
-	d->pid = -1;
-	tmpdir_remove(d->dir);
-}
-
-
-/* The daemon dies: every client connection drops. */
-static void daemon_kill(struct daemon *d)
-{
-	if (d->pid > 0) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, NULL, 0);
-		d->pid = -1;
-	}
-}
-
-/* The segment the daemon and its clients share. */
-static struct seg *daemon_seg(struct daemon *d, struct rcupool *p)
-{
-	return p->seg;
-}
-
-static struct daemon the_daemon;
-
-/* The real rcupoold. */
-static int setup(void **state)
-{
-	char why[1024];
-
-	rcu_register_thread();
-	atomic_store(&freed, 0);
-	memset(&the_daemon, 0, sizeof(the_daemon));
-	if (!daemon_start(&the_daemon, why, sizeof(why))) {
-		printf("# rcupoold did not start: %s\n", why);
-		return -1;
-	}
-	*state = &the_daemon;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	if (*state)
-		daemon_stop(*state);
-	rcu_unregister_thread();
-	return 0;
-}
-
-/* A census taken while the daemon balances sees pages in transit: retry. */
-static bool census_settles(struct seg *census_seg, int slot, uint64_t held)
+/* Poll (up to 5 s) until the client's row satisfies ok(row, arg). */
+static bool client_row_until(const struct testd *t, pid_t pid,
+			     const char *name,
+			     bool (*ok)(const struct stats_row *, void *),
+			     void *arg, struct stats_row *out)
 {
 	for (int i = 0; i < 500; i++) {
-		struct census c;
-		bool ok;
-
-		if (census_take(census_seg, &c) < 0)
-			return false;
-		ok = census_clean(&c) &&
-		     (slot < 0 || c.slot_held[slot] == held);
-		census_release(&c);
-		if (ok)
+		if (client_row(t, pid, name, out) && ok(out, arg))
 			return true;
 		msleep(10);
 	}
 	return false;
 }
 
+/* Every page of the reserve back in the daemon's pools, nobody attached. */
+static bool reserve_whole(const struct testd *t, uint64_t total)
+{
+	for (int i = 0; i < 1000; i++) { /* 10 s */
+		if (status_u(t, PROTO_STATUS_CLIENTS) == 0 &&
+		    status_u(t, PROTO_STATUS_PAGES_TOTAL) == total &&
+		    status_u(t, PROTO_STATUS_PAGES_FREE) == total)
+			return true;
+		msleep(10);
+	}
+	print_message("reserve not whole: clients %llu total %llu/%llu free "
+		      "%llu\n",
+		      (unsigned long long)status_u(t, PROTO_STATUS_CLIENTS),
+		      (unsigned long long)status_u(t, PROTO_STATUS_PAGES_TOTAL),
+		      (unsigned long long)total,
+		      (unsigned long long)status_u(t, PROTO_STATUS_PAGES_FREE));
+	return false;
+}
+
+static int setup(void **state)
+{
+	static struct testd t;
+
+	rcu_register_thread();
+	counters_reset();
+	if (testd_start(&t, daemon_conf, daemon_args, NULL) < 0) {
+		print_message("rcupoold did not start (log %s)\n", t.log);
+		return -1;
+	}
+	*state = &t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct testd *t = *state;
+
+	if (t && t->pid > 0)
+		assert_int_equal(testd_stop(t), 0);
+	if (t)
+		testd_cleanup(t);
+	rcu_unregister_thread();
+	return 0;
+}
+
+/* --- attach --------------------------------------------------------------- */
+
+/* The row shows pages lent and held (arg: the pool; NULL: any held > 0). */
+static bool row_lent_held(const struct stats_row *r, void *arg)
+{
+	struct rcupool *p = arg;
+
+	if (!r->has[PROTO_CLIENT_LENT] || !r->has[PROTO_CLIENT_HELD] ||
+	    !r->u[PROTO_CLIENT_LENT] ||
+	    r->u[PROTO_CLIENT_HELD] > r->u[PROTO_CLIENT_LENT])
+		return false;
+	if (!p)
+		return r->u[PROTO_CLIENT_HELD] > 0;
+	/* At rest: exactly what the pool has mapped and holds. */
+	return r->u[PROTO_CLIENT_LENT] == stats_of(p).lent_pages &&
+	       r->u[PROTO_CLIENT_HELD] == stats_of(p).held;
+}
+
 static void test_attach(void **state)
 {
-	struct daemon *d;
+	struct testd *t = *state;
+	uint64_t total = configured_pages();
+	struct rcupool_stats st;
+	bool shown;
+	struct stats_row row;
 	struct rcupool *p;
-	struct rcupool_stats st = {.size = sizeof(st)};
 
-	d = *state;
-	assert_int_equal(open_daemon_pool(d, &p, 0, 0), 0);
-	assert_int_equal(rcupool_stats(p, &st), 0);
+	assert_true(reserve_whole(t, total));
+	assert_int_equal(open_pool(t, "attach", 0, 0, &p), 0);
+	st = stats_of(p);
 	assert_int_equal(st.mode, RCUPOOL_MODE_DAEMON);
 	assert_int_equal(st.attached, 1);
-	for (int i = 0; i < 100000; i++)
-		rcupool_free(p, malloc(64));
+	/* The pool asks ahead of need: chunks lent before the first free. */
+	for (int i = 0; i < 500 && !stats_of(p).lent_pages; i++)
+		msleep(10);
+	st = stats_of(p);
+	assert_true(st.lent_pages > 0);
+	assert_int_equal(st.lent_pages % st.chunk_pages, 0);
+	assert_int_equal(status_u(t, PROTO_STATUS_CLIENTS), 1);
+
+	/* Pages held (our read-side section blocks their grace period). */
+	rcu_read_lock();
+	for (int i = 0; i < 4 * (int)st.page_capacity; i++)
+		rcupool_free(p, obj_new(0));
+	rcupool_flush(p);
+	st = stats_of(p);
+	shown = client_row_until(t, getpid(), "attach", row_lent_held, NULL,
+				 &row);
+	rcu_read_unlock(); /* before any assert: a failure must not leave it */
+	assert_true(st.held > 0);
+	assert_true(shown);
+	assert_true(row.u[PROTO_CLIENT_PAGES_GOT] > 0);
+
 	rcupool_barrier(p);
-	assert_int_equal(atomic_load(&freed), 100000);
-	assert_int_equal(rcupool_stats(p, &st), 0);
-	assert_int_equal(st.held, 0);
-	assert_true(st.pages_got > 0);
-	assert_true(census_settles(daemon_seg(d, p), (int)p->lender->lease->client_id, 0));
+	assert_int_equal(atomic_load(&freed), 4 * st.page_capacity);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(stats_of(p).held, 0);
+	assert_true(client_row_until(t, getpid(), "attach", row_lent_held, p,
+				     &row));
+	/* What the daemon counts as lent is what it lent us. */
+	assert_int_equal(status_u(t, PROTO_STATUS_PAGES_LENT),
+			 stats_of(p).lent_pages);
+
 	rcupool_close(p);
+	assert_true(reserve_whole(t, total));
 }
 
-/* Several client processes at once, then a clean census. */
+/* --- several processes ---------------------------------------------------- */
+
+enum verdict {
+	V_OK = 0,
+	V_OPEN = 10,
+	V_EARLY = 11,
+	V_DOUBLE = 12,
+	V_COUNT = 13,
+	V_DETACHED = 14,
+	V_PIPE = 15,
+};
+
+/*
+ * A client process: attach, say so (a byte on ready), wait for the go (a
+ * byte on go), churn n objects with a reader, check, close.
+ */
+static int client_main(const struct testd *t, const char *name, uint64_t n,
+		       int ready, int go)
+{
+	struct rcupool *p;
+	pthread_t rd;
+	uint64_t passed;
+	char c = 'r';
+	int attached;
+
+	/* Registered already: the child is a copy of the test's thread. */
+	counters_reset();
+	if (open_pool(t, name, 0, 0, &p) < 0)
+		return V_OPEN;
+	pthread_create(&rd, NULL, reader, NULL);
+	passed = churn(p, n / 2);
+	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+		return V_PIPE;
+	passed += churn(p, n / 2);
+	passed += churn_end(p);
+	attached = stats_of(p).attached;
+	atomic_store(&reader_stop, 1);
+	pthread_join(rd, NULL);
+	rcupool_barrier(p);
+	if (!attached)
+		return V_DETACHED;
+	if (atomic_load(&early))
+		return V_EARLY;
+	if (atomic_load(&double_freed))
+		return V_DOUBLE;
+	if (atomic_load(&freed) != passed)
+		return V_COUNT;
+	rcupool_close(p);
+	return V_OK;
+}
+
+static pid_t client_spawn(const struct testd *t, const char *name, uint64_t n,
+			  int ready[2], int go[2])
+{
+	pid_t pid;
+
+	call_rcu_before_fork();
+	pid = fork();
+	if (pid == 0) {
+		call_rcu_after_fork_child();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(ready[0]);
+		close(go[1]);
+		_exit(client_main(t, name, n, ready[1], go[0]));
+	}
+	call_rcu_after_fork_parent();
+	assert_true(pid > 0);
+	return pid;
+}
+
 static void test_many_processes(void **state)
 {
-	struct daemon *d;
-	struct rcupool *obs;
-	pid_t kids[4];
-	int status;
+	enum { N = 4 };
+	struct testd *t = *state;
+	uint64_t total = configured_pages();
+	int ready[2], go[2], status;
+	pid_t kids[N];
+	char c;
 
-	d = *state;
-	for (int k = 0; k < 4; k++) {
-		call_rcu_before_fork();
-		kids[k] = fork();
-		if (kids[k] > 0)
-			call_rcu_after_fork_parent();
-		assert_true(kids[k] >= 0);
-		if (kids[k] == 0) {
-			struct rcupool *p;
+	assert_true(reserve_whole(t, total));
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	for (int k = 0; k < N; k++)
+		kids[k] = client_spawn(t, "many", 200000, ready, go);
+	close(ready[1]);
+	close(go[0]);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(read(ready[0], &c, 1), 1);
+	/* All of them at once, each with chunks of its own. */
+	assert_int_equal(status_u(t, PROTO_STATUS_CLIENTS), N);
+	for (int k = 0; k < N; k++) {
+		struct stats_row row;
 
-			/* Registered: the child is a copy of this thread. */
-			call_rcu_after_fork_child();
-			if (open_daemon_pool(d, &p, 0, 0) < 0)
-				_exit(2);
-			for (int i = 0; i < 200000; i++)
-				rcupool_free(p, malloc(32));
-			rcupool_close(p);
-			_exit(atomic_load(&freed) == 200000 ? 0 : 1);
-		}
+		assert_true(client_row(t, kids[k], "many", &row));
+		assert_true(row.u[PROTO_CLIENT_LENT] > 0);
 	}
-	for (int k = 0; k < 4; k++) {
+	assert_true(status_u(t, PROTO_STATUS_PAGES_LENT) > 0);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(write(go[1], "g", 1), 1);
+	for (int k = 0; k < N; k++) {
 		assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
 		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
+		if (WEXITSTATUS(status) != V_OK)
+			print_message("client %d: verdict %d\n", (int)kids[k],
+				      WEXITSTATUS(status));
+		assert_int_equal(WEXITSTATUS(status), V_OK);
 	}
-	assert_int_equal(open_daemon_pool(d, &obs, 0, 0), 0);
-	assert_true(census_settles(daemon_seg(d, obs), -1, 0));
-	rcupool_close(obs);
+	close(ready[0]);
+	close(go[1]);
+	/* Every chunk back, nobody attached. */
+	assert_true(reserve_whole(t, total));
 }
 
-/* kill -9 with pages held and in flight: the daemon takes them back. */
+/* --- kill -9 mid batch ---------------------------------------------------- */
+
+static bool row_holds(const struct stats_row *r, void *arg)
+{
+	(void)arg;
+	return r->u[PROTO_CLIENT_HELD] > 0 && r->u[PROTO_CLIENT_LENT] > 0;
+}
+
 static void test_kill_mid_batch(void **state)
 {
-	struct daemon *d;
-	struct rcupool *obs;
-	int fds[2], slot = -1;
+	struct testd *t = *state;
+	uint64_t total = configured_pages(), retired0, lent;
+	struct stats_row row;
+	int fds[2];
 	pid_t kid;
+	char c;
 
-	d = *state;
+	assert_true(reserve_whole(t, total));
+	retired0 = status_u(t, PROTO_STATUS_CHUNKS_RETIRED);
 	assert_int_equal(pipe(fds), 0);
 	call_rcu_before_fork();
 	kid = fork();
-	if (kid > 0)
-		call_rcu_after_fork_parent();
-	assert_true(kid >= 0);
 	if (kid == 0) {
 		struct rcupool *p;
 
 		call_rcu_after_fork_child();
-		if (open_daemon_pool(d, &p, 0, 0) < 0)
-			_exit(2);
-		/* Block grace periods: pages stay held, one is partial. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(fds[0]);
+		if (open_pool(t, "killed", 0, 0, &p) < 0)
+			_exit(V_OPEN);
+		/* Grace periods blocked: full pages held, one partial. */
 		rcu_read_lock();
 		for (int i = 0; i < 5000; i++)
-			rcupool_free(p, malloc(32));
-		slot = (int)p->lender->lease->client_id;
-		if (write(fds[1], &slot, sizeof(slot)) != sizeof(slot))
-			_exit(3);
+			rcupool_free(p, obj_new(0));
+		if (write(fds[1], "r", 1) != 1)
+			_exit(V_PIPE);
 		pause();
 		_exit(0);
 	}
+	call_rcu_after_fork_parent();
+	assert_true(kid > 0);
 	close(fds[1]);
-	assert_int_equal(read(fds[0], &slot, sizeof(slot)), sizeof(slot));
+	assert_int_equal(read(fds[0], &c, 1), 1);
 	close(fds[0]);
-	assert_int_equal(open_daemon_pool(d, &obs, 0, 0), 0);
-	assert_true(atomic_load(&obs->seg->slot[slot].held) > 0);
+	/* The daemon sees it holding pages of the chunks it lent it. */
+	assert_true(client_row_until(t, kid, "killed", row_holds, NULL, &row));
+	lent = row.u[PROTO_CLIENT_LENT];
+	assert_true(status_u(t, PROTO_STATUS_PAGES_FREE) < total);
 	kill(kid, SIGKILL);
-	waitpid(kid, NULL, 0);
-	/* The daemon saw EOF: every page of the dead slot comes back. */
-	assert_true(census_settles(daemon_seg(d, obs), slot, 0));
-	rcupool_close(obs);
+	assert_int_equal(waitpid(kid, NULL, 0), kid);
+	/*
+	 * Its process gone: its chunks are retired (never lent again) and
+	 * replaced by new ones; the reserve is whole.
+	 */
+	assert_true(reserve_whole(t, total));
+	assert_true(status_u(t, PROTO_STATUS_CHUNKS_RETIRED) >=
+		    retired0 + lent / status_u(t, PROTO_STATUS_CHUNK_PAGES));
+	assert_int_equal(status_u(t, PROTO_STATUS_PAGES_LENT), 0);
 }
 
-/* The daemon dies: the client carries on, detached, and closes cleanly. */
+/* --- the daemon dies ------------------------------------------------------ */
+
 static void test_daemon_dies(void **state)
 {
-	struct daemon *d;
+	struct testd *t = *state;
+	struct rcupool_stats st, st1;
 	struct rcupool *p;
-	struct rcupool_stats st = {.size = sizeof(st)};
+	uint64_t passed = 0, n;
+	pthread_t rd;
 
-	d = *state;
-	assert_int_equal(open_daemon_pool(d, &p, 0, 0), 0);
-	for (int i = 0; i < 10000; i++)
-		rcupool_free(p, malloc(32));
-	daemon_kill(d);
+	assert_int_equal(open_pool(t, "orphan", 0, 0, &p), 0);
+	pthread_create(&rd, NULL, reader, NULL);
+	passed += churn(p, 10000);
+	st = stats_of(p);
+	assert_int_equal(st.attached, 1);
+
+	kill(t->pid, SIGKILL);
+	waitpid(t->pid, NULL, 0);
+	t->pid = -1;
+	for (int i = 0; i < 500 && stats_of(p).attached; i++)
+		msleep(10);
+	st = stats_of(p);
+	assert_int_equal(st.attached, 0);
+	assert_true(st.lent_pages > 0); /* its chunks stay its own */
+
+	/* Frees go on through the chunks it has. */
+	passed += churn(p, 300000);
+	st1 = stats_of(p);
+	assert_true(st1.pages_got > st.pages_got);
+	assert_int_equal(st1.lent_pages, st.lent_pages);
+
+	/*
+	 * Then the fallbacks: inside a read-side section no page comes back,
+	 * so more objects than its chunks hold take heap pages; none of them
+	 * is freed while the section is open.
+	 */
+	n = (st1.lent_pages + 8) * st1.page_capacity;
+	rcu_read_lock();
+	atomic_store(&section_open, 1);
+	for (uint64_t i = 0; i < n; i++)
+		rcupool_free(p, obj_new(1));
+	passed += n;
+	st = stats_of(p);
+	assert_true(st.fallback_overflow > st1.fallback_overflow);
+	atomic_store(&section_open, 0);
+	rcu_read_unlock();
+
+	passed += churn_end(p);
+	atomic_store(&reader_stop, 1);
+	pthread_join(rd, NULL);
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), passed);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(atomic_load(&early), 0);
+	assert_int_equal(stats_of(p).held, 0);
+	rcupool_close(p);
+}
+
+/* --- the reclaim engine seen by the daemon; reclaim_min_gap --------------- */
+
+static bool row_reclaim(const struct stats_row *r, void *arg)
+{
+	const struct rcupool_stats *st = arg;
+
+	return r->u[PROTO_CLIENT_THROTTLED] == st->throttled &&
+	       r->u[PROTO_CLIENT_THROTTLED_NS] == st->throttled_ns &&
+	       r->u[PROTO_CLIENT_GRACE_PERIODS] == st->grace_periods &&
+	       r->u[PROTO_CLIENT_GP_P50_NS] == st->gp_latency_p50_ns &&
+	       r->u[PROTO_CLIENT_GP_P99_NS] == st->gp_latency_p99_ns;
+}
+
+/* Poll (5 s) until the pool's gap is want_us. */
+static bool gap_becomes(struct rcupool *p, uint64_t want_us)
+{
+	uint64_t ns = 0;
+
 	for (int i = 0; i < 500; i++) {
-		rcupool_stats(p, &st);
-		if (!st.attached)
-			break;
+		pthread_mutex_lock(&p->rlock);
+		ns = p->min_gap_ns;
+		pthread_mutex_unlock(&p->rlock);
+		if (ns == want_us * 1000)
+			return true;
 		msleep(10);
 	}
-	assert_int_equal(st.attached, 0);
-	for (int i = 0; i < 300000; i++)
-		rcupool_free(p, malloc(32));
+	print_message("gap %llu ns, the lease's %u us, want %llu us\n",
+		      (unsigned long long)ns,
+		      atomic_load(&p->lim->reclaim_min_gap_us),
+		      (unsigned long long)want_us);
+	return false;
+}
+
+static void set_limit(const struct testd *t, const char *setting)
+{
+	const char *set[] = {setting, NULL};
+	struct proto_msg m;
+	void *buf = NULL;
+	char why[256];
+
+	if (testd_call(t->sock, PROTO_CMD_SET_LIMITS, set, &m, &buf, why,
+		       sizeof(why)) < 0)
+		fail_msg("SET_LIMITS %s: %s", setting, why);
+	free(buf);
+}
+
+static void test_reclaim_shown(void **state)
+{
+	struct testd *t = *state;
+	uint64_t cp = status_u(t, PROTO_STATUS_CHUNK_PAGES), passed = 0;
+	struct rcupool *p, *own;
+	struct rcupool_stats st;
+	struct stats_row row;
+
+	assert_true(cp > 0 && cp != UINT64_MAX);
+	/* One chunk at most: backpressure at once. */
+	assert_int_equal(open_pool(t, "reclaim", cp, 0, &p), 0);
+	assert_int_equal(open_pool(t, "own_gap", 0, 5000, &own), 0);
+	/* The daemon's [limits] reclaim_min_gap (2ms), not the default. */
+	assert_true(gap_becomes(p, 2000));
+	assert_true(gap_becomes(own, 5000));
+	/* Live: rcupoolctl set reaches the pool that follows the lease. */
+	set_limit(t, "limits.reclaim_min_gap=20ms");
+	assert_true(gap_becomes(p, 20000));
+	assert_true(gap_becomes(own, 5000));
+	/*
+	 * One heap page beyond the chunk (the lease is written before the
+	 * reply): the free path waits for the reclaim (throttled).
+	 */
+	set_limit(t, "limits.overflow_pages=1");
+
+	for (int round = 0; round < 10; round++)
+		passed += churn(p, 20000);
+	passed += churn_end(p);
 	rcupool_barrier(p);
-	assert_int_equal(atomic_load(&freed), 310000);
+	assert_int_equal(atomic_load(&freed), passed);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	st = stats_of(p);
+	print_message("# reclaim: %llu throttled (%llu ns), %llu grace "
+		      "periods, p50 %llu ns, p99 %llu ns\n",
+		      (unsigned long long)st.throttled,
+		      (unsigned long long)st.throttled_ns,
+		      (unsigned long long)st.grace_periods,
+		      (unsigned long long)st.gp_latency_p50_ns,
+		      (unsigned long long)st.gp_latency_p99_ns);
+	assert_true(st.throttled > 0);
+	assert_true(st.throttled_ns > 0);
+	assert_true(st.grace_periods > 0);
+	assert_true(st.gp_latency_p50_ns > 0);
+	/* The daemon shows what the pool counted (copied each drain tick). */
+	assert_true(client_row_until(t, getpid(), "reclaim", row_reclaim, &st, &row) ||
+		    (print_message("daemon: throttled %llu/%llu gps %llu/%llu "
+				   "p50 %llu/%llu p99 %llu/%llu\n",
+				   (unsigned long long)row.u[PROTO_CLIENT_THROTTLED],
+				   (unsigned long long)st.throttled,
+				   (unsigned long long)row.u[PROTO_CLIENT_GRACE_PERIODS],
+				   (unsigned long long)st.grace_periods,
+				   (unsigned long long)row.u[PROTO_CLIENT_GP_P50_NS],
+				   (unsigned long long)st.gp_latency_p50_ns,
+				   (unsigned long long)row.u[PROTO_CLIENT_GP_P99_NS],
+				   (unsigned long long)st.gp_latency_p99_ns),
+		     false));
+	rcupool_close(own);
 	rcupool_close(p);
 }
 
@@ -339,6 +718,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_mid_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_dies, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reclaim_shown, setup,
 						teardown),
 	};
 
