@@ -39,6 +39,7 @@ e2e_${ncpu}_threads|$B/bench/bench_e2e $quick --threads $ncpu --no-latency
 e2e_1_thread_2m|$B/bench/bench_e2e $quick --objects 2000000 --no-latency
 e2e_${ncpu}_threads_2m|$B/bench/bench_e2e $quick --objects 2000000 --threads $ncpu --no-latency
 neighbour|$B/bench/bench_neighbour $quick
+lend|$B/bench/bench_lend $quick
 sizing|$B/bench/bench_sizing $quick
 sizing_flat_5s|$B/bench/bench_sizing --series-ms 5000 --rate 0"
 
