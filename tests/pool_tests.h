@@ -123,8 +123,16 @@ static bool wait_freed(uint64_t want)
 static void census_check(struct rcupool *p, uint64_t held)
 {
 	struct census c;
+	int r;
 
-	assert_int_equal(census_take(p->seg, &c), 0);
+	/*
+	 * The drain thread gathers and gives back chunks under chunk_lock:
+	 * hold it, so that no page is seen in transit between two lists.
+	 */
+	pthread_mutex_lock(&p->chunk_lock);
+	r = census_take(p->seg, &c);
+	pthread_mutex_unlock(&p->chunk_lock);
+	assert_int_equal(r, 0);
 	assert_true(census_clean(&c));
 	assert_int_equal(c.held, held);
 	assert_int_equal(c.slot_held[0], held);
