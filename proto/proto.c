@@ -1026,7 +1026,9 @@ int proto_call(int fd, struct nl_msg *req, void *buf, size_t size,
 			r = -EPROTO;
 			goto drop;
 		}
-		if (reply->seq == 0 && reply->cmd == PROTO_CMD_UNSPEC &&
+		if (reply->seq == 0 &&
+		    (reply->cmd == PROTO_CMD_UNSPEC ||
+		     reply->cmd == PROTO_CMD_ERROR) &&
 		    reply->error) {
 			/* The daemon refused the connection (too many). */
 			say(errmsg, errlen, "%s", reply->message);
