@@ -53,7 +53,6 @@ enum verdict {
 	V_EARLY = 11,  /* a reader saw a poisoned object */
 	V_DOUBLE = 12, /* an object freed twice */
 	V_COUNT = 13,  /* freed != passed after rcupool_barrier */
-	V_STATS = 14,  /* rcupool_stats failed */
 };
 
 /* What a client shows the test (a shared anonymous mapping). */
@@ -109,6 +108,26 @@ static void *client_reader(void *arg)
 	return NULL;
 }
 
+/* Shows the pool's stats every 2 ms (the freeing loop may be slowed). */
+static struct rcupool *c_pool;
+static struct cstate *c_me;
+
+static void *client_reporter(void *arg)
+{
+	struct rcupool_stats st = {.size = sizeof(st)};
+
+	(void)arg;
+	while (!atomic_load(&c_stop)) {
+		if (rcupool_stats(c_pool, &st) == 0) {
+			atomic_store(&c_me->attached, st.attached);
+			atomic_store(&c_me->reattaches, st.reattaches);
+			atomic_store(&c_me->lent_pages, st.lent_pages);
+		}
+		usleep(2000);
+	}
+	return NULL;
+}
+
 static void on_usr1(int sig)
 {
 	(void)sig;
@@ -124,16 +143,18 @@ static int client_main(const char *sock, struct cstate *me)
 		.mode = RCUPOOL_MODE_DAEMON,
 		.free_fn = obj_free,
 	};
-	struct rcupool_stats st = {.size = sizeof(st)};
 	struct rcupool *p;
-	pthread_t rd;
+	pthread_t rd, rep;
 	uint64_t passed = 0;
 
 	signal(SIGUSR1, on_usr1);
 	if (rcupool_open(&o, &p) < 0)
 		return V_OPEN;
+	c_pool = p;
+	c_me = me;
 	rcu_register_thread();
 	pthread_create(&rd, NULL, client_reader, NULL);
+	pthread_create(&rep, NULL, client_reporter, NULL);
 	while (!atomic_load(&c_stop)) {
 		for (int i = 0; i < 4096; i++) {
 			struct obj *n = malloc(sizeof(*n)), *old;
@@ -148,11 +169,6 @@ static int client_main(const char *sock, struct cstate *me)
 				passed++;
 			}
 		}
-		if (rcupool_stats(p, &st) < 0)
-			return V_STATS;
-		atomic_store(&me->attached, st.attached);
-		atomic_store(&me->reattaches, st.reattaches);
-		atomic_store(&me->lent_pages, st.lent_pages);
 		atomic_store(&me->passed, passed);
 	}
 	struct obj *last = rcu_xchg_pointer(&c_shared, NULL);
@@ -163,6 +179,7 @@ static int client_main(const char *sock, struct cstate *me)
 	}
 	atomic_store(&c_stop, 1);
 	pthread_join(rd, NULL);
+	pthread_join(rep, NULL);
 	rcupool_barrier(p);
 	rcu_unregister_thread();
 	if (atomic_load(&c_early))
@@ -317,7 +334,7 @@ static void test_reattach(void **state)
 		fd0[i] = count_fds(cl[i]);
 
 	for (uint64_t round = 1; round <= ROUNDS; round++) {
-		double t0, t1, t2;
+		double t0, t1, t2, tr;
 
 		for (int i = 0; i < NCLIENTS; i++) {
 			nold[i] = maps_of(cl[i], "rcupool-chunk", old[i],
@@ -327,6 +344,7 @@ static void test_reattach(void **state)
 		t0 = now_s();
 		assert_int_equal(fdstore_kill(&t), 0);
 		assert_int_equal(fdstore_restart(&t, fast_args), 0);
+		tr = now_s();
 		for (int i = 0; i < 1000 && !all_attached(round); i++)
 			msleep(2);
 		t1 = now_s();
@@ -366,6 +384,11 @@ static void test_reattach(void **state)
 					      fd0[i], n);
 			assert_int_equal(n, fd0[i]);
 		}
+		if (getenv("RESTART_VERBOSE"))
+			print_message("round %d: daemon up %.0f ms, attached "
+				      "%.0f ms, old chunks gone %.0f ms\n",
+				      (int)round, (tr - t0) * 1000,
+				      (t1 - t0) * 1000, (t2 - t0) * 1000);
 		sum += t1 - t0;
 		if (t1 - t0 > worst)
 			worst = t1 - t0;
