@@ -575,8 +575,9 @@ static void pool_chunk_reattach(struct rcupool *p, uint64_t now)
 
 	if (!p->can_reattach || now < p->reattach_after_ns)
 		return;
-	if (lend_daemon_open(p->re_path, p->re_name, p->re_min, p->re_max,
-			     &nl, why, sizeof(why)) < 0)
+	if (lend_daemon_reopen(p->re_path, p->re_name, p->re_min, p->re_max,
+			       (uint32_t)atomic_load(&p->reattaches) + 1, &nl,
+			       why, sizeof(why)) < 0)
 		goto later;
 	if (nl->page_size != s->page_size ||
 	    nl->chunk_pages != s->chunk_pages) {
