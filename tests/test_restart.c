@@ -10,7 +10,9 @@
  *    every chunk of the old daemon is unmapped from each client once its
  *    pages are free, and each client's fds and lease mappings stay flat.
  *    At the end each client freed every object it passed exactly once and
- *    never early (a poisoning free_fn with a reader).
+ *    never early (a poisoning free_fn with a reader), and the last
+ *    instance says (status, rcupoolctl status, its log) that all 8
+ *    re-attached to it and none was adopted.
  *
  * A client's verdict is its exit status (enum verdict).
  */
@@ -19,6 +21,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -300,6 +303,27 @@ static bool all_attached(uint64_t reattaches)
 	return true;
 }
 
+/* Whether `rcupoolctl status` (as a user runs it) prints text. */
+static bool ctl_status_has(const char *sock, const char *text)
+{
+	char prog[PATH_MAX], cmd[2 * PATH_MAX + 64], line[512];
+	bool found = false;
+	FILE *f;
+
+	testd_program("rcupoolctl", prog, sizeof(prog));
+	snprintf(cmd, sizeof(cmd), "'%s' --socket='%s' status", prog, sock);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, text))
+			found = true;
+		else if (strstr(line, "instance"))
+			print_message("status: %s", line);
+	pclose(f);
+	return found;
+}
+
 static const char *const fast_args[] = {
 	"-o", "reserve.pages_per_cpu=256", "-o", "reserve.global_pages=256",
 	"-o", "reserve.lock_memory=no",	   "-o", "balance.interval=10ms",
@@ -395,6 +419,17 @@ static void test_reattach(void **state)
 		if (t2 - t0 > worst_unmap)
 			worst_unmap = t2 - t0;
 	}
+	/* The operator's view of the last instance: all 8 came back to it. */
+	assert_int_equal(testd_status_field(t.sock,
+					    PROTO_STATUS_CLIENTS_REATTACHED),
+			 NCLIENTS);
+	assert_int_equal(testd_status_field(t.sock,
+					    PROTO_STATUS_CLIENTS_ADOPTED),
+			 0);
+	assert_true(testd_log_count(&t, "after losing a previous rcupoold") >=
+		    (unsigned)(NCLIENTS * ROUNDS));
+	assert_true(ctl_status_has(t.sock, "0 clients adopted at start, 8 "
+					   "re-attached since"));
 	for (int i = 0; i < NCLIENTS; i++) {
 		int v = client_finish(cl[i]);
 
