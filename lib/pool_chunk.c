@@ -342,7 +342,7 @@ static uint32_t pool_chunk_pick(struct rcupool *p, uint32_t n, uint32_t *out)
 		if (p->gather[page / cp] == UINT32_MAX)
 			continue;
 		if (pool_chunk_old(p, page / cp)) {
-			/* Retiring: off our lists for good (unmapped once all). */
+			/* Retiring: off our lists for good. */
 			p->parked[page / cp]++;
 			p->parked_pages++;
 			continue;

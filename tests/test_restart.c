@@ -326,10 +326,13 @@ static bool ctl_status_has(const char *sock, const char *text)
 }
 
 static const char *const fast_args[] = {
-	"-o", "reserve.pages_per_cpu=256", "-o", "reserve.global_pages=256",
-	"-o", "reserve.lock_memory=no",	   "-o", "balance.interval=10ms",
-	"-o", "balance.census_interval=10ms", "-o",
-	"limits.drain_interval=10ms",	   NULL,
+	"-o", "reserve.pages_per_cpu=256",
+	"-o", "reserve.global_pages=256",
+	"-o", "reserve.lock_memory=no",
+	"-o", "balance.interval=10ms",
+	"-o", "balance.census_interval=10ms",
+	"-o", "limits.drain_interval=10ms",
+	NULL,
 };
 
 /* --- reattach ------------------------------------------------------------- */
@@ -372,7 +375,8 @@ static void reattach_rounds(int sig, int rounds)
 			assert_int_equal(testd_stop(&t), 0);
 		assert_int_equal(fdstore_restart(&t, fast_args), 0);
 		tr = now_s();
-		/* A liveness bound, not a timing target (the machine is shared). */
+		/* A liveness bound, not a timing target (the machine is
+		 * shared). */
 		while (!all_attached(round) && now_s() - t0 < 60)
 			msleep(2);
 		t1 = now_s();
@@ -388,7 +392,8 @@ static void reattach_rounds(int sig, int rounds)
 		assert_true(all_attached(round));
 		assert_true(testd_wait_status(t.sock, PROTO_STATUS_CLIENTS,
 					      NCLIENTS, 5000));
-		/* The old daemon's chunks: unmapped once their pages are free. */
+		/* The old daemon's chunks: unmapped once their pages are free.
+		 */
 		for (int i = 0; i < NCLIENTS; i++) {
 			while (maps_any_of(cl[i], old[i], nold[i]) &&
 			       now_s() - t0 < 60)
@@ -423,12 +428,11 @@ static void reattach_rounds(int sig, int rounds)
 			worst_unmap = t2 - t0;
 	}
 	/* The operator's view of the last instance: all 8 came back to it. */
-	assert_int_equal(testd_status_field(t.sock,
-					    PROTO_STATUS_CLIENTS_REATTACHED),
-			 NCLIENTS);
-	assert_int_equal(testd_status_field(t.sock,
-					    PROTO_STATUS_CLIENTS_ADOPTED),
-			 0);
+	assert_int_equal(
+		testd_status_field(t.sock, PROTO_STATUS_CLIENTS_REATTACHED),
+		NCLIENTS);
+	assert_int_equal(
+		testd_status_field(t.sock, PROTO_STATUS_CLIENTS_ADOPTED), 0);
 	assert_true(testd_log_count(&t, "after losing a previous rcupoold") >=
 		    (unsigned)(NCLIENTS * rounds));
 	assert_true(ctl_status_has(t.sock, "0 clients adopted at start, 8 "
