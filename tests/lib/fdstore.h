@@ -9,7 +9,9 @@
  * testd_start(): the same directory, configuration and socket path, its
  * stderr appended to DIR/stderr, and waits until it accepts connections.
  * Started by hand, as an operator would after a crash without systemd:
- * no NOTIFY_SOCKET, no LISTEN_FDS.
+ * no NOTIFY_SOCKET, no LISTEN_FDS.  (The stand-in for systemd's fd store,
+ * a NOTIFY_SOCKET collecting FDSTORE=1 fds and passing them on as
+ * LISTEN_FDS/LISTEN_FDNAMES, belongs here too; not written yet.)
  */
 
 #include <sys/types.h>
