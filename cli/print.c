@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "print.h"
 #include "units.h"
@@ -437,6 +438,18 @@ void print_human(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A point in time (usec since the epoch) as local date and time. */
+static const char *print_started(uint64_t usec, char *buf, size_t len)
+{
+	time_t t = (time_t)(usec / 1000000);
+	struct tm tm;
+
+	if (!usec || !localtime_r(&t, &tm) ||
+	    !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, len, "-");
+	return buf;
+}
+
 static const char *cell(const struct stats_field *f,
 			const struct stats_row *row, char *buf, size_t len)
 {
@@ -446,6 +459,9 @@ static const char *cell(const struct stats_field *f,
 	if (f->type == STATS_STR)
 		return row->s[f->attr] && *row->s[f->attr] ? row->s[f->attr]
 							   : "-";
+	if (f->attr == PROTO_STATUS_STARTED_USEC &&
+	    !strcmp(f->name, "started_usec"))
+		return print_started(row->u[f->attr], buf, len);
 	if (f->unit == STATS_UNIT_USEC)
 		return units_human_duration(row->u[f->attr], buf, len);
 	if (f->unit == STATS_UNIT_NSEC)
@@ -548,6 +564,15 @@ static void human_summary(const struct stats_row *r)
 	fprintf(P.out, "  clients    %llu attached of %llu slots\n",
 		(unsigned long long)r->u[PROTO_STATUS_CLIENTS],
 		(unsigned long long)r->u[PROTO_STATUS_MAX_CLIENTS]);
+	if (r->has[PROTO_STATUS_STARTED_USEC])
+		fprintf(P.out,
+			"  instance   started %s, %llu clients adopted at start, "
+			"%llu re-attached since\n",
+			print_started(r->u[PROTO_STATUS_STARTED_USEC], up,
+				      sizeof(up)),
+			(unsigned long long)r->u[PROTO_STATUS_CLIENTS_ADOPTED],
+			(unsigned long long)
+				r->u[PROTO_STATUS_CLIENTS_REATTACHED]);
 }
 
 static void human_table(void)

@@ -166,6 +166,12 @@ struct daemon {
 	sd_event_source *census_timer;
 
 	uint64_t start_usec;
+	/* Restarts: this instance's start (CLOCK_REALTIME, usec), clients
+	 * taken over at start, clients that re-attached to us after losing
+	 * a previous instance (the ATTACH said REATTACH). */
+	uint64_t started_realtime_usec;
+	uint32_t clients_adopted;
+	uint64_t clients_reattached;
 	struct daemon_counters stats;
 };
 

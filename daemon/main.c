@@ -120,7 +120,7 @@ static int check_groups(const struct conf *c, struct conf_error *err)
 
 void daemon_notify_status(struct daemon *d)
 {
-	char line[160];
+	char line[224];
 
 	server_status_line(d, line, sizeof(line));
 	sd_notifyf(0, "STATUS=%s", line);
@@ -217,6 +217,9 @@ static int run(struct daemon *d, const char *socket_option)
 
 	log_info("rcupoold %s ready; control socket %s", RCUPOOL_VERSION,
 		 d->socket_path);
+	log_info("restart: %u clients adopted at start; clients of a "
+		 "previous instance re-attach by themselves",
+		 d->clients_adopted);
 	sd_notify(0, "READY=1");
 	daemon_notify_status(d);
 	r = sd_event_loop(d->event);
@@ -250,6 +253,9 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	d.start_usec = (uint64_t)started.tv_sec * 1000000 +
 		       (uint64_t)started.tv_nsec / 1000;
+	clock_gettime(CLOCK_REALTIME, &started);
+	d.started_realtime_usec = (uint64_t)started.tv_sec * 1000000 +
+				  (uint64_t)started.tv_nsec / 1000;
 	d.options = calloc((size_t)argc, sizeof(char *));
 	if (!d.options)
 		return 1;

@@ -219,6 +219,10 @@ static void fill_status(struct daemon *d, struct stats_row *row)
 	stats_set_u(row, PROTO_STATUS_CHUNKS_FREE, d->n_pool);
 	stats_set_u(row, PROTO_STATUS_CHUNKS_RETIRED, d->stats.chunks_retired);
 	stats_set_u(row, PROTO_STATUS_BAD, d->stats.bad);
+	stats_set_u(row, PROTO_STATUS_STARTED_USEC, d->started_realtime_usec);
+	stats_set_u(row, PROTO_STATUS_CLIENTS_ADOPTED, d->clients_adopted);
+	stats_set_u(row, PROTO_STATUS_CLIENTS_REATTACHED,
+		    d->clients_reattached);
 }
 
 static void fill_cpu(struct daemon *d, uint32_t c, struct stats_row *row)
@@ -374,7 +378,7 @@ static int do_attach(struct conn *c, const struct proto_msg *m)
 	struct nl_msg *msg;
 	struct client *cl;
 	char raw[PROTO_NAME_MAX], name[PROTO_NAME_MAX], why[256];
-	uint32_t req_min = 0, req_max = 0, cp = d->chunk_pages;
+	uint32_t req_min = 0, req_max = 0, cp = d->chunk_pages, again = 0;
 	int r, err;
 
 	if (c->client)
@@ -405,6 +409,8 @@ static int do_attach(struct conn *c, const struct proto_msg *m)
 		req_min = nla_get_u32(m->tb[PROTO_A_MIN_PAGES]);
 	if (m->tb[PROTO_A_MAX_PAGES])
 		req_max = nla_get_u32(m->tb[PROTO_A_MAX_PAGES]);
+	if (m->tb[PROTO_A_REATTACH])
+		again = nla_get_u32(m->tb[PROTO_A_REATTACH]);
 	cl = lending_attach(d, c, c->peer.pid, c->peer.uid, c->pidfd, name,
 			    req_min, req_max, &err, why, sizeof(why));
 	if (!cl)
@@ -436,6 +442,15 @@ static int do_attach(struct conn *c, const struct proto_msg *m)
 		nlmsg_free(msg);
 		return reply_error(c, m, r, "cannot build the reply: %s",
 				   strerror(-r));
+	}
+	if (again) {
+		/* It lost a previous instance (no fd store) and came back. */
+		d->clients_reattached++;
+		log_info("%s re-attached as \"%s\" to slot %d after losing a "
+			 "previous rcupoold (its re-attach %u; %llu clients "
+			 "re-attached to this instance)",
+			 c->who, name, cl->slot, again,
+			 (unsigned long long)d->clients_reattached);
 	}
 	log_info("%s attached as \"%s\" to slot %d (min %u, max %u pages, "
 		 "chunks of %u pages)",
@@ -1142,11 +1157,12 @@ void server_close(struct daemon *d)
 void server_status_line(struct daemon *d, char *buf, size_t len)
 {
 	snprintf(buf, len,
-		 "%llu/%llu pages free, %llu lent, %u client%s, %llu "
-		 "depletions",
+		 "%llu/%llu pages free, %llu lent, %u client%s (%u adopted, "
+		 "%llu re-attached since start), %llu depletions",
 		 (unsigned long long)d->n_pool * d->chunk_pages,
 		 (unsigned long long)reserve_pages(d),
 		 (unsigned long long)d->n_lent * d->chunk_pages, d->n_attached,
-		 d->n_attached == 1 ? "" : "s",
+		 d->n_attached == 1 ? "" : "s", d->clients_adopted,
+		 (unsigned long long)d->clients_reattached,
 		 (unsigned long long)d->stats.depletions);
 }

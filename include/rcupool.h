@@ -246,6 +246,8 @@ struct rcupool_stats {
 	uint64_t pages_in_flight; /* submitted, not yet returned */
 	uint64_t pages_freed_by_fillers; /* completed pages whose objects a
 					  * freeing thread freed itself */
+	uint64_t reattaches; /* times the pool attached again to a new
+			      * rcupoold after the old one went away */
 };
 
 /*

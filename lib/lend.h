@@ -82,6 +82,14 @@ int lend_daemon_open(const char *path, const char *name, uint32_t min_pages,
 		     uint32_t max_pages, struct lender **ret, char *why,
 		     size_t whylen);
 
+/*
+ * The same, from a pool that lost its daemon and attaches again (again:
+ * how many times so far, 1 the first): the daemon counts and logs it.
+ */
+int lend_daemon_reopen(const char *path, const char *name, uint32_t min_pages,
+		       uint32_t max_pages, uint32_t again,
+		       struct lender **ret, char *why, size_t whylen);
+
 struct lend_private_params {
 	uint32_t pages;	      /* the whole private reserve */
 	uint32_t chunk_pages; /* 0: 16 */

@@ -322,6 +322,14 @@ int lend_daemon_open(const char *path, const char *name, uint32_t min_pages,
 		     uint32_t max_pages, struct lender **ret, char *why,
 		     size_t whylen)
 {
+	return lend_daemon_reopen(path, name, min_pages, max_pages, 0, ret,
+				  why, whylen);
+}
+
+int lend_daemon_reopen(const char *path, const char *name, uint32_t min_pages,
+		       uint32_t max_pages, uint32_t again,
+		       struct lender **ret, char *why, size_t whylen)
+{
 	struct lend_daemon *ld = calloc(1, sizeof(*ld));
 	char text[PROTO_MESSAGE_MAX];
 	struct proto_msg m;
@@ -361,6 +369,8 @@ int lend_daemon_open(const char *path, const char *name, uint32_t min_pages,
 		r = proto_errno(nla_put_u32(req, PROTO_A_MIN_PAGES, min_pages));
 	if (r >= 0 && max_pages)
 		r = proto_errno(nla_put_u32(req, PROTO_A_MAX_PAGES, max_pages));
+	if (r >= 0 && again)
+		r = proto_errno(nla_put_u32(req, PROTO_A_REATTACH, again));
 	if (r < 0) {
 		nlmsg_free(req);
 		goto fail;

@@ -278,6 +278,12 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 		if (r == 0) {
 			p->mode = RCUPOOL_MODE_DAEMON;
 			atomic_store(&p->attached, true);
+			r = pool_chunk_reattach_init(
+				p, o.socket_path,
+				o.name ? o.name : program_invocation_short_name,
+				pool_u32(o.min_pages), pool_u32(o.max_pages));
+			if (r < 0)
+				goto fail;
 		} else if (o.mode == RCUPOOL_MODE_DAEMON) {
 			pool_errmsg(&o, why);
 			goto fail;
@@ -399,6 +405,7 @@ int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 	st.gp_latency_p99_ns = pool_reclaim_latency(p, 990);
 	st.pages_in_flight = atomic_load(&p->inflight);
 	st.pages_freed_by_fillers = atomic_load(&p->freed_here);
+	st.reattaches = atomic_load(&p->reattaches);
 	memcpy(ret, &st, ret->size < sizeof(st) ? ret->size : sizeof(st));
 	return 0;
 }

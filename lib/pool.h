@@ -166,6 +166,28 @@ struct rcupool {
 	uint64_t ask_after_ns;	      /* refused: no request before then */
 	uint32_t ask_backoff_ms;
 	const char *cpu_online_path;  /* sysfs; tests point it elsewhere */
+	/*
+	 * Re-attach (pool_chunk.c): after EOF the drain thread attaches
+	 * again on the same path.  Each slot is tagged with the generation
+	 * of the lender that lent it; a chunk of an older generation is
+	 * never given to the new lender: its pages are parked as they come
+	 * back (parked[]), and it is unmapped once all of them are.  p->lim
+	 * and p->ctr stay in the first lease (home): the current lender's
+	 * lease is mirrored each tick (limits in, counters out).
+	 */
+	uint32_t *chunk_gen;	      /* [nchunks] the lender generation */
+	uint32_t *parked;	      /* [nchunks] pages of an old chunk */
+	uint32_t lender_gen;	      /* bumped at each re-attach */
+	uint32_t retiring;	      /* chunks of an older generation */
+	uint64_t parked_pages;	      /* sum of parked[] */
+	struct lease_shm *home;	      /* the first lease (daemon mode) */
+	bool can_reattach;
+	char *re_path, *re_name;      /* as given at open (NULL: default) */
+	uint32_t re_min, re_max;
+	uint64_t reattach_after_ns;
+	uint32_t reattach_backoff_ms;
+	_Atomic uint64_t reattaches;
+	_Atomic uint64_t retired;     /* old chunks unmapped, never put */
 
 	/*
 	 * The reclaim engine (pool_reclaim.c).  rq: submitted batches, a
@@ -260,6 +282,11 @@ void pool_chunk_forked(struct rcupool *p);
 int pool_chunk_return(struct rcupool *p, uint32_t n);
 /* Resync the CPUs' online words from sysfs; an offline CPU's list -> global. */
 void pool_chunk_hotplug(struct rcupool *p);
+/* Remember how to attach again (daemon mode): 0 or -ENOMEM. */
+int pool_chunk_reattach_init(struct rcupool *p, const char *path,
+			     const char *name, uint32_t min, uint32_t max);
+/* The drain thread's poll timeout: shorter while a re-attach is due. */
+int pool_chunk_wait_ms(struct rcupool *p, int tick_ms);
 
 /* pool_free.c */
 struct pool_tcache *pool_tcache_get(struct rcupool *p);

@@ -30,6 +30,24 @@
  *
  * Limits are read from the lease on every use and clamped: a scribbled
  * lease lies only to us, and never makes us follow a bad value.
+ *
+ * Re-attach (no fd store: the daemon was restarted by hand, or the store
+ * was lost).  EOF on the connection marks the lender gone: the pool keeps
+ * using the chunks it has (then its fallbacks) and the drain thread tries
+ * ATTACH again on the same path, at once, then after 25 ms, doubling up to
+ * the drain interval.  Once attached, the old lender's chunks become
+ * "retiring" (their slot's generation is older than lender_gen): they are
+ * never given to the new daemon (its ids are its own), their pages are
+ * taken off the global list as they come back (parked, counted per chunk,
+ * never handed out again), and a chunk is unmapped once every page is
+ * parked: batches in flight keep their page index until their grace
+ * period ends and their objects are freed, so nothing is freed early or
+ * twice.  New chunks go into free slots of the same range.  The pool's
+ * limits and counters stay in the first lease (home, still mapped: the
+ * memfd outlives its daemon); each tick copies the new lease's limits in
+ * and our counters out, so `rcupoolctl set` and `clients` work as before,
+ * one tick late.  A new daemon with another page or chunk size cannot
+ * lend us chunks: we then stop trying.
  */
 #include <errno.h>
 #include <sched.h>
@@ -130,6 +148,8 @@ static int pool_chunk_map(struct rcupool *p, const struct lend_chunk *c)
 	}
 	first = (uint32_t)slot * s->chunk_pages;
 	p->chunk_id[slot] = c->id;
+	p->chunk_gen[slot] = p->lender_gen;
+	p->parked[slot] = 0;
 	atomic_fetch_add_explicit(&p->lent_pages, s->chunk_pages,
 				  memory_order_relaxed);
 	stack_push_chain(s, &s->global->free, first,
@@ -139,8 +159,35 @@ static int pool_chunk_map(struct rcupool *p, const struct lend_chunk *c)
 
 static void pool_lender_lost(struct rcupool *p)
 {
+	if (!atomic_load(&p->lender_gone)) {
+		/* First retry at once (the next tick), then backing off. */
+		p->reattach_after_ns = 0;
+		p->reattach_backoff_ms = 0;
+	}
 	atomic_store(&p->lender_gone, true);
 	atomic_store(&p->attached, false);
+}
+
+/* A chunk of a lender before the current one: never given back to it. */
+static bool pool_chunk_old(const struct rcupool *p, uint32_t slot)
+{
+	return p->chunk_gen[slot] != p->lender_gen;
+}
+
+/*
+ * Pages mapped from the current lender and free pages we may use: a
+ * retiring chunk's parked pages are off every list, its other pages count
+ * as before (held ones come back and are parked).
+ */
+static void pool_chunk_usable(struct rcupool *p, uint32_t *lent,
+			      uint64_t *free)
+{
+	uint32_t all = atomic_load(&p->lent_pages);
+	uint64_t held = atomic_load(&p->ctr->held) + p->parked_pages;
+	uint32_t old = p->retiring * p->seg->chunk_pages;
+
+	*lent = all > old ? all - old : 0;
+	*free = all > held ? all - held : 0;
 }
 
 /* One round trip: up to want chunks.  Chunks got, or -errno. */
@@ -187,11 +234,10 @@ static void pool_chunk_fill(struct rcupool *p, const struct pool_limits *l,
 	uint32_t cp = s->chunk_pages;
 
 	for (int round = 0; round < rounds; round++) {
-		uint64_t held = atomic_load(&p->ctr->held);
-		uint32_t lent = atomic_load(&p->lent_pages);
-		uint64_t free = lent > held ? lent - held : 0, short_by;
-		uint32_t want;
+		uint64_t free, short_by;
+		uint32_t lent, want;
 
+		pool_chunk_usable(p, &lent, &free);
 		/* Enough, and at least one page (low may be 0). */
 		if (free >= l->low && free)
 			break;
@@ -281,7 +327,8 @@ static uint32_t pool_chunk_pick(struct rcupool *p, uint32_t n, uint32_t *out)
 					   memory_order_relaxed);
 	}
 	for (uint32_t i = s->nchunks; i-- > 0 && k < n;)
-		if (p->gather[i] == cp && pool_ld(&s->chunk_free[i]) == cp) {
+		if (p->gather[i] == cp && pool_ld(&s->chunk_free[i]) == cp &&
+		    !pool_chunk_old(p, i)) {
 			p->gather[i] = UINT32_MAX; /* this one goes */
 			out[k++] = i;
 		}
@@ -294,6 +341,12 @@ static uint32_t pool_chunk_pick(struct rcupool *p, uint32_t n, uint32_t *out)
 					   memory_order_relaxed);
 		if (p->gather[page / cp] == UINT32_MAX)
 			continue;
+		if (pool_chunk_old(p, page / cp)) {
+			/* Retiring: off our lists for good. */
+			p->parked[page / cp]++;
+			p->parked_pages++;
+			continue;
+		}
 		if (keep_any)
 			atomic_store_explicit(&s->next[keep_last], page + 1,
 					      memory_order_relaxed);
@@ -310,7 +363,10 @@ static uint32_t pool_chunk_pick(struct rcupool *p, uint32_t n, uint32_t *out)
 	return k;
 }
 
-/* Slots out of our lists: unmap, then give back.  Under chunk_lock. */
+/*
+ * Slots out of our lists: unmap, then give back (a retiring chunk is only
+ * unmapped: its lender is gone).  Under chunk_lock.
+ */
 static void pool_chunk_give_back(struct rcupool *p, const uint32_t *slots,
 				 uint32_t k)
 {
@@ -324,8 +380,16 @@ static void pool_chunk_give_back(struct rcupool *p, const uint32_t *slots,
 		atomic_fetch_sub_explicit(&p->lent_pages, s->chunk_pages,
 					  memory_order_relaxed);
 		seg_private_unmap_chunk(s, slot);
-		ids[n++] = p->chunk_id[slot];
-		if (n == 64 || i + 1 == k) {
+		if (pool_chunk_old(p, slot)) {
+			p->parked_pages -= p->parked[slot];
+			p->parked[slot] = 0;
+			p->retiring--;
+			pool_count(p, &p->retired, 1);
+			p->chunk_gen[slot] = p->lender_gen;
+		} else {
+			ids[n++] = p->chunk_id[slot];
+		}
+		if (n && (n == 64 || i + 1 == k)) {
 			if (p->lender && !atomic_load(&p->lender_gone)) {
 				int r = p->lender->ops->put(p->lender, ids, n);
 
@@ -415,12 +479,157 @@ void pool_chunk_hotplug(struct rcupool *p)
 	}
 }
 
+/*
+ * Retiring chunks: park their pages that are back on the global list (and,
+ * when a chunk is wholly free but some of its pages sit on CPU lists,
+ * gather those), unmap every chunk whose pages are all parked.  Under
+ * chunk_lock.
+ */
+static void pool_chunk_retire(struct rcupool *p)
+{
+	struct seg *s = p->seg;
+	uint32_t cp = s->chunk_pages, k = 0, *slots;
+	bool on_cpus = false;
+
+	slots = malloc(s->nchunks * sizeof(*slots));
+	if (!slots)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		pool_chunk_pick(p, 0, NULL);
+		for (uint32_t i = 0; i < s->nchunks; i++) {
+			if (!atomic_load_explicit(&s->chunk_present[i],
+						  memory_order_relaxed) ||
+			    !pool_chunk_old(p, i))
+				continue;
+			if (p->parked[i] == cp)
+				slots[k++] = i;
+			else if (pool_ld(&s->chunk_free[i]) == cp)
+				on_cpus = true;
+		}
+		pool_chunk_give_back(p, slots, k);
+		k = 0;
+		if (!on_cpus)
+			break;
+		pool_chunk_gather_cpus(p);
+		on_cpus = false;
+	}
+	free(slots);
+}
+
+/*
+ * Copy the current lender's limits into the home lease (the page path
+ * reads them there) and our counters out to it (the daemon reads them
+ * there).  Nothing to do while the current lease is home.
+ */
+static void pool_chunk_mirror(struct rcupool *p)
+{
+	struct lease_shm *cur = p->lender ? p->lender->lease : NULL;
+	struct lease_limits *to, *from;
+	_Atomic uint64_t *cs, *cd;
+
+	if (!p->home || !cur || cur == p->home)
+		return;
+	to = &p->home->limits;
+	from = &cur->limits;
+#define POOL_MIRROR(f) atomic_store(&to->f, atomic_load(&from->f))
+	POOL_MIRROR(min_pages);
+	POOL_MIRROR(max_pages);
+	POOL_MIRROR(overflow_pages);
+	POOL_MIRROR(drain_interval_ms);
+	POOL_MIRROR(low_pages);
+	POOL_MIRROR(high_pages);
+	POOL_MIRROR(return_chunks);
+	POOL_MIRROR(reclaim_min_gap_us);
+	POOL_MIRROR(generation);
+#undef POOL_MIRROR
+	cs = (_Atomic uint64_t *)&p->home->counters;
+	cd = (_Atomic uint64_t *)&cur->counters;
+	for (size_t i = 0; i < sizeof(struct lease_counters) / 8; i++)
+		atomic_store_explicit(&cd[i],
+				      atomic_load_explicit(&cs[i],
+							   memory_order_relaxed),
+				      memory_order_relaxed);
+}
+
+int pool_chunk_reattach_init(struct rcupool *p, const char *path,
+			     const char *name, uint32_t min, uint32_t max)
+{
+	p->re_path = path ? strdup(path) : NULL;
+	p->re_name = name ? strdup(name) : NULL;
+	if ((path && !p->re_path) || (name && !p->re_name))
+		return -ENOMEM;
+	p->re_min = min;
+	p->re_max = max;
+	p->home = p->lender->lease;
+	p->can_reattach = true;
+	return 0;
+}
+
+/* The lender is gone: attach again when due.  Under chunk_lock. */
+static void pool_chunk_reattach(struct rcupool *p, uint64_t now)
+{
+	struct seg *s = p->seg;
+	struct lender *nl = NULL, *old = p->lender;
+	char why[256];
+	uint32_t ms;
+
+	if (!p->can_reattach || now < p->reattach_after_ns)
+		return;
+	if (lend_daemon_reopen(p->re_path, p->re_name, p->re_min, p->re_max,
+			       (uint32_t)atomic_load(&p->reattaches) + 1, &nl,
+			       why, sizeof(why)) < 0)
+		goto later;
+	if (nl->page_size != s->page_size ||
+	    nl->chunk_pages != s->chunk_pages) {
+		/* Its chunks would not fit our slots: stay on our own. */
+		nl->ops->close(nl);
+		p->can_reattach = false;
+		return;
+	}
+	if (old->lease == p->home)
+		old->lease = NULL; /* still ours: p->lim, p->ctr */
+	old->ops->close(old);
+	p->lender = nl;
+	p->lender_gen++;
+	p->retiring = 0;
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		if (atomic_load_explicit(&s->chunk_present[i],
+					 memory_order_relaxed))
+			p->retiring += pool_chunk_old(p, i);
+	pool_chunk_mirror(p);
+	p->ask_after_ns = 0;
+	p->ask_backoff_ms = 0;
+	p->reattach_backoff_ms = 0;
+	pool_count(p, &p->reattaches, 1);
+	atomic_store(&p->lender_gone, false);
+	atomic_store(&p->attached, true);
+	return;
+later:
+	ms = p->reattach_backoff_ms ? p->reattach_backoff_ms * 2 : 25;
+	if (ms > pool_drain_interval_ms(p))
+		ms = pool_drain_interval_ms(p);
+	p->reattach_backoff_ms = ms;
+	p->reattach_after_ns = now + (uint64_t)ms * 1000000;
+}
+
+int pool_chunk_wait_ms(struct rcupool *p, int tick_ms)
+{
+	uint64_t now, after = p->reattach_after_ns;
+	int64_t ms;
+
+	if (!p->can_reattach || !atomic_load(&p->lender_gone))
+		return tick_ms;
+	now = pool_now_ns();
+	ms = after > now ? (int64_t)((after - now + 999999) / 1000000) : 0;
+	return ms < tick_ms ? (int)ms : tick_ms;
+}
+
 void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 {
 	struct seg *s = p->seg;
 	struct pool_limits l;
 	uint32_t cp, lent, n = 0, per;
-	uint64_t held, free, now;
+	uint64_t free, now;
 
 	if (!p->use_seg || !p->lender)
 		return; /* a forked child: no chunks, no lender */
@@ -429,6 +638,11 @@ void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 	    p->lender->ops->event(p->lender) == -ECONNRESET)
 		pool_lender_lost(p);
 	now = pool_now_ns();
+	if (atomic_load(&p->lender_gone))
+		pool_chunk_reattach(p, now);
+	pool_chunk_mirror(p);
+	if (p->retiring)
+		pool_chunk_retire(p);
 	if (now - p->hotplug_ns >= 500000000) {
 		p->hotplug_ns = now;
 		pool_chunk_hotplug(p);
@@ -443,9 +657,7 @@ void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 	if (per > 64)
 		per = 64;
 	atomic_store_explicit(&p->refill, per, memory_order_relaxed);
-	held = atomic_load(&p->ctr->held);
-	lent = atomic_load(&p->lent_pages);
-	free = lent > held ? lent - held : 0;
+	pool_chunk_usable(p, &lent, &free);
 	if (!atomic_load(&p->lender_gone)) {
 		n = l.return_chunks;
 		if (lent > l.max && (lent - l.max + cp - 1) / cp > n)
@@ -499,9 +711,12 @@ int pool_chunk_open(struct rcupool *p, char *why, size_t whylen)
 	p->seg = &p->own_seg;
 	p->cpu_online_path = "/sys/devices/system/cpu/online";
 	p->chunk_id = calloc(nchunks, sizeof(*p->chunk_id));
+	p->chunk_gen = calloc(nchunks, sizeof(*p->chunk_gen));
+	p->parked = calloc(nchunks, sizeof(*p->parked));
 	p->gather = calloc(nchunks, sizeof(*p->gather));
 	p->cpu_online = calloc(p->seg->ncpus, sizeof(*p->cpu_online));
-	if (!p->chunk_id || !p->gather || !p->cpu_online) {
+	if (!p->chunk_id || !p->chunk_gen || !p->parked || !p->gather ||
+	    !p->cpu_online) {
 		snprintf(why, whylen, "no memory for %u chunk slots", nchunks);
 		return -ENOMEM;
 	}
@@ -544,9 +759,18 @@ void pool_chunk_close(struct rcupool *p)
 	free(slots);
 	seg_private_free(s);
 lender:
+	if (p->home && (!p->lender || p->lender->lease != p->home))
+		munmap(p->home, LEASE_SIZE); /* a re-attached pool's first */
+	p->home = NULL;
 	if (p->lender)
 		p->lender->ops->close(p->lender);
 	p->lender = NULL;
+	free(p->re_path);
+	free(p->re_name);
+	p->re_path = p->re_name = NULL;
+	free(p->chunk_gen);
+	free(p->parked);
+	p->chunk_gen = p->parked = NULL;
 	free(p->chunk_id);
 	free(p->gather);
 	free(p->cpu_online);

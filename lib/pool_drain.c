@@ -184,6 +184,7 @@ static void *pool_drain_main(void *arg)
 		int tick;
 
 		tick = ms / 2 < 1 ? 1 : ms / 2 > 1000 ? 1000 : (int)(ms / 2);
+		tick = pool_chunk_wait_ms(p, tick); /* a re-attach due */
 		if (p->lender && p->lender->fd >= 0 &&
 		    !atomic_load(&p->lender_gone)) {
 			pfd[1] = (struct pollfd){.fd = p->lender->fd,

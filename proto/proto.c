@@ -150,6 +150,7 @@ static const char *const attr_names[__PROTO_A_MAX] = {
 	[PROTO_A_CHUNK_ID] = "CHUNK_ID",
 	[PROTO_A_RETURN_CHUNKS] = "RETURN_CHUNKS",
 	[PROTO_A_CPU_ID] = "CPU_ID",
+	[PROTO_A_REATTACH] = "REATTACH",
 };
 
 const char *proto_attr_name(int type)
@@ -222,6 +223,7 @@ static const struct nla_policy attach_policy[PROTO_A_MAX + 1] = {
 	[PROTO_A_NAME] = POL_STR(PROTO_NAME_MAX),
 	[PROTO_A_MIN_PAGES] = POL_U32,
 	[PROTO_A_MAX_PAGES] = POL_U32,
+	[PROTO_A_REATTACH] = POL_U32,
 };
 
 static const struct nla_policy set_limits_policy[PROTO_A_MAX + 1] = {

@@ -131,6 +131,9 @@ enum proto_attr {
 	PROTO_A_DRY_RUN, /* u32 1: validate only, change nothing (requests) */
 	PROTO_A_PATH,	 /* string < PROTO_PATH_MAX: the drop-in of the layer
 			    (replies to SET/UNSET_LIMITS and GET_LIMITS) */
+	/* Appended (restart): ATTACH from a client that lost its daemon
+	 * and attaches again, u32: how many times so far (1 the first). */
+	PROTO_A_REATTACH,
 	/* New top-level attributes go here, never in between. */
 	__PROTO_A_MAX,
 };
@@ -199,6 +202,12 @@ enum proto_status_attr {
 	PROTO_STATUS_CHUNKS_FREE,      /* u64: chunks in pools */
 	PROTO_STATUS_CHUNKS_RETIRED,   /* u64: chunks closed after their lease */
 	PROTO_STATUS_BAD,	       /* u64: bad ids and scribbled counters */
+	/* Appended (restart). */
+	PROTO_STATUS_STARTED_USEC,	  /* u64: this instance's start, since
+					     the epoch (CLOCK_REALTIME) */
+	PROTO_STATUS_CLIENTS_ADOPTED,	  /* u32: taken over at start */
+	PROTO_STATUS_CLIENTS_REATTACHED, /* u64: attached again to us after
+					     losing a former instance */
 	__PROTO_STATUS_MAX,
 };
 #define PROTO_STATUS_MAX (__PROTO_STATUS_MAX - 1)

@@ -41,6 +41,9 @@ static const struct stats_field status_fields[] = {
 	F(PROTO_STATUS_CHUNKS_FREE, STATS_U64, STATS_GAUGE, "chunks_free", "Chunks in a CPU pool or the global pool"),
 	F(PROTO_STATUS_CHUNKS_RETIRED, STATS_U64, STATS_COUNTER, "chunks_retired", "Chunks closed after their lease ended (never lent twice)"),
 	F(PROTO_STATUS_BAD, STATS_U64, STATS_COUNTER, "bad", "Bad chunk ids and scribbled counters seen from clients"),
+	FU(PROTO_STATUS_STARTED_USEC, STATS_U64, STATS_GAUGE, "started_usec", "When this instance of the daemon started, since the Unix epoch", STATS_UNIT_USEC),
+	F(PROTO_STATUS_CLIENTS_ADOPTED, STATS_U32, STATS_GAUGE, "clients_adopted", "Clients this instance took over from the previous one at its start (fd store)"),
+	F(PROTO_STATUS_CLIENTS_REATTACHED, STATS_U64, STATS_COUNTER, "clients_reattached", "Clients that attached again to this instance after losing a previous one"),
 };
 
 static const struct stats_field cpu_fields[] = {

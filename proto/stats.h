@@ -62,7 +62,7 @@ struct stats_field {
 const char *stats_base_name(const struct stats_field *f, char *buf,
 			    size_t len);
 
-#define STATS_ATTR_MAX 31
+#define STATS_ATTR_MAX 47
 
 struct stats_set {
 	const char *name; /* "status", "cpu", "client" */
