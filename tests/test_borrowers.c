@@ -292,6 +292,16 @@ static pid_t client_spawn(const char *sock, const char *name,
 	if (pid == 0) {
 		/* A test killed half way must not leave clients spinning. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/*
+		 * Not cmocka's handlers: a client that crashes (the scribbler
+		 * of its own memory may) dies of it, it does not report a
+		 * failure of the test's process nor run the next test.
+		 */
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		signal(SIGILL, SIG_DFL);
+		signal(SIGFPE, SIG_DFL);
+		signal(SIGABRT, SIG_DFL);
 		signal(SIGUSR1, on_usr1);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		_exit(client_main(sock, name, kind));
