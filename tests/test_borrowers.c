@@ -24,7 +24,6 @@
 #define URCU_API_MAP 1
 #include <urcu/urcu-memb.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -360,41 +359,6 @@ static bool reserve_whole(const struct testd *t, uint64_t total, int wait_ms)
 	return false;
 }
 
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 static bool alive(pid_t pid)
 {
 	return kill(pid, 0) == 0 && waitpid(pid, NULL, WNOHANG) == 0;
@@ -442,8 +406,8 @@ static void test_soak(void **state)
 			 0);
 	/* The baseline: the whole reserve in the pools, nobody attached. */
 	assert_true(reserve_whole(&t, total, 5000));
-	fd0 = count_fds(t.pid);
-	rss0 = rss_kb(t.pid);
+	fd0 = (int)testd_fd_count(t.pid);
+	rss0 = testd_rss_kib(t.pid);
 	for (int i = 0; i < NCLIENTS; i++)
 		cl[i] = client_spawn(t.sock, "soak", C_GOOD);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -471,8 +435,8 @@ static void test_soak(void **state)
 	assert_true(alive(t.pid));
 	assert_true(reserve_whole(&t, total, 5000));
 	msleep(200); /* replacements created, timers settled */
-	fd1 = count_fds(t.pid);
-	rss1 = rss_kb(t.pid);
+	fd1 = (int)testd_fd_count(t.pid);
+	rss1 = testd_rss_kib(t.pid);
 	print_message("soak: %.0f s, %lu kills, %lu bad verdicts, daemon fds "
 		      "%d -> %d, RSS %ld -> %ld kB, pages lost %lld\n",
 		      seconds, kills, bad, fd0, fd1, rss0, rss1,
