@@ -200,7 +200,8 @@ struct rcupool {
 	pthread_cond_t rcond;	   /* wakes the reclaim thread */
 	pthread_cond_t rdone;	   /* progress: waiters, barrier, the thread */
 	pthread_cond_t rwork;	   /* done pages for the workers */
-	uint64_t rfinished;	   /* pages freed from the done list */
+	_Atomic uint64_t rfinished; /* pages freed from the done list (under
+				     * rlock; read alone by pool_reclaim_seen) */
 	unsigned rwaiters;	   /* threads waiting on rdone */
 	uint64_t rounds;	   /* rounds whose grace period ended */
 	uint64_t rstarted;	   /* rounds started */
@@ -299,7 +300,8 @@ void pool_reclaim_destroy(struct rcupool *p);
 int pool_reclaim_start(struct rcupool *p);
 void pool_reclaim_stop(struct rcupool *p);
 void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
-int pool_reclaim_wait(struct rcupool *p);
+uint64_t pool_reclaim_seen(struct rcupool *p);
+int pool_reclaim_wait(struct rcupool *p, uint64_t *seen);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
 void pool_reclaim_wait_all(struct rcupool *p);
 void pool_reclaim_forked_child(struct rcupool *p);

@@ -108,12 +108,15 @@ static __attribute__((noinline)) void
 pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 {
 	struct pool_batch *b;
+	uint64_t seen;
 
 	if (pool_unlikely(atomic_load_explicit(&p->forked,
 					       memory_order_relaxed)))
 		pool_drain_start(p); /* a forked child has no drain thread */
 	if (!tc)
 		tc = pool_tcache_get(p);
+	/* Before asking: a page back after this is worth another try. */
+	seen = pool_reclaim_seen(p);
 	/* The reclaim thread is behind: free one of its pages, here. */
 	b = pool_reclaim_take_done(p, true);
 	if (!b)
@@ -124,7 +127,7 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 			return;
 		}
 		if (!p->flavor->read_ongoing()) {
-			while (!b && pool_reclaim_wait(p) == 0) {
+			while (!b && pool_reclaim_wait(p, &seen) == 0) {
 				b = pool_reclaim_take_done(p, false);
 				if (!b)
 					b = pool_batch_get(p, false);

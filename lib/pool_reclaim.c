@@ -509,29 +509,48 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
 }
 
 /*
- * Backpressure: wait until the reclaim engine has made progress (a round
- * ended, a page was freed) and pages may be had again.  Only outside a
- * read-side section.  0 after a wait (counted: throttled), -EAGAIN when
- * nothing is in flight or no reclaim thread runs: waiting cannot help.
+ * How many pages the engine has given back so far.  A page is back on its
+ * list before the count moves (both under rlock, and this load pairs with
+ * the unlock), so a thread that reads it before asking for a page, and
+ * sees it moved later, knows a page came back in between.
  */
-int pool_reclaim_wait(struct rcupool *p)
+uint64_t pool_reclaim_seen(struct rcupool *p)
+{
+	return atomic_load_explicit(&p->rfinished, memory_order_acquire);
+}
+
+/*
+ * Backpressure: wait until the reclaim engine has made progress (a round
+ * ended, a page was freed) since *seen and pages may be had again; *seen
+ * moves to what the caller has now seen.  Only outside a read-side
+ * section.  0 when it is worth asking again (after a wait, counted:
+ * throttled, or at once if a page came back since *seen), -EAGAIN when
+ * nothing came back, nothing is in flight or no reclaim thread runs:
+ * waiting cannot help.
+ */
+int pool_reclaim_wait(struct rcupool *p, uint64_t *seen)
 {
 	uint64_t t0 = pool_now_ns(), r, f;
 
 	pthread_mutex_lock(&p->rlock);
-	if (!p->rrunning || !atomic_load(&p->inflight) || p->dhead) {
-		bool done = p->dhead != NULL;
-
+	f = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
+	if (f != *seen || p->dhead) {
+		/* A page came back after the caller last asked. */
+		*seen = f;
 		pthread_mutex_unlock(&p->rlock);
-		return done ? 0 : -EAGAIN;
+		return 0;
+	}
+	if (!p->rrunning || !atomic_load(&p->inflight)) {
+		pthread_mutex_unlock(&p->rlock);
+		return -EAGAIN;
 	}
 	r = p->rounds;
-	f = p->rfinished;
 	p->rwaiters++;
 	while (p->rounds == r && p->rfinished == f && p->rrunning &&
 	       atomic_load(&p->inflight))
 		pthread_cond_wait(&p->rdone, &p->rlock);
 	p->rwaiters--;
+	*seen = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
 	pthread_mutex_unlock(&p->rlock);
 	pool_count(p, &p->throttled, 1);
 	pool_count(p, &p->throttled_ns, pool_now_ns() - t0);
