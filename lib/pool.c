@@ -132,6 +132,7 @@ static void pool_forked_child(struct rcupool *p)
 	pthread_cond_init(&p->cond, NULL);
 	/* The drain thread may have held it (a round trip): it is gone here. */
 	pthread_mutex_init(&p->chunk_lock, NULL);
+	pthread_mutex_init(&p->hlock, NULL); /* as may any filler */
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -260,6 +261,7 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	p->asym = pool_membarrier_register();
 	p->free_fn = o.free_fn ? o.free_fn : free;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->hlock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	pool_reclaim_init(p, o.reclaim_min_gap_us ? o.reclaim_min_gap_us
 						  : POOL_DEF_MIN_GAP_US);
@@ -354,6 +356,7 @@ fail:
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->chunk_lock);
+	pthread_mutex_destroy(&p->hlock);
 	pthread_cond_destroy(&p->cond);
 	pool_reclaim_destroy(p);
 	free(p);
@@ -461,12 +464,14 @@ void rcupool_close(struct rcupool *p)
 	pool_drain_all(p); /* whatever pool_unregister() found */
 	pool_reclaim_stop(p); /* runs what is queued, joins the thread */
 	pool_chunk_close(p);  /* every chunk back, the lender closed */
+	pool_heap_trim(p, true);
 	free(p->desc);
 	free(p->cpu_est);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->chunk_lock);
+	pthread_mutex_destroy(&p->hlock);
 	pthread_cond_destroy(&p->cond);
 	pool_reclaim_destroy(p);
 	free(p);

@@ -73,6 +73,7 @@ struct pool_batch {
 	uint32_t fork_gen; /* pool->fork_gen when taken */
 	/* On a claimed or orphan list, or the reclaim queue. */
 	struct pool_batch *next;
+	const void *filler; /* the thread cache that filled it, or NULL */
 	bool emergency;
 };
 
@@ -145,6 +146,11 @@ struct rcupool {
 	_Atomic int64_t last_kick_ns;
 	_Atomic(struct rcu_head *) heads; /* head fallback chain */
 
+	/* Heap pages (overflow, emergency) kept for the next burst. */
+	pthread_mutex_t hlock;
+	struct pool_batch *hfree;
+	uint32_t hcount, htaken; /* cached; taken since the last trim */
+
 	pthread_mutex_t lock; /* caches, orphans, draining, drain thread */
 	pthread_cond_t cond;
 	struct pool_tcache *caches;
@@ -213,6 +219,9 @@ struct rcupool {
 	enum pool_free_mode free_mode;
 	uint32_t share_behind; /* done pages from which fillers help */
 	_Atomic uint32_t nfillers; /* threads with a cache (p->caches) */
+	/* The last two rounds had pages of two fillers or more. */
+	_Atomic bool rmulti;
+	bool rmulti_last; /* the last round did (under rlock) */
 	unsigned nworkers;
 	pthread_t *workers;
 	bool rstop, rrunning;
@@ -271,6 +280,8 @@ void pool_limits_read(struct rcupool *p, struct pool_limits *l);
 uint32_t pool_limit_max(struct rcupool *p);
 uint32_t pool_drain_interval_ms(struct rcupool *p);
 uint32_t pool_overflow_pages(struct rcupool *p);
+/* The drain thread, each pass: give idle cached heap pages back. */
+void pool_heap_trim(struct rcupool *p, bool all);
 /* Reserve the range, build the private segment, get the first chunks. */
 int pool_chunk_open(struct rcupool *p, char *why, size_t whylen);
 /* Drain thread, each loop: lender events, hotplug, ask or give back. */
@@ -301,6 +312,7 @@ int pool_reclaim_start(struct rcupool *p);
 void pool_reclaim_stop(struct rcupool *p);
 void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
 uint64_t pool_reclaim_seen(struct rcupool *p);
+bool pool_reclaim_fillers_help(struct rcupool *p);
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
 void pool_reclaim_wait_all(struct rcupool *p);

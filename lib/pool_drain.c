@@ -209,6 +209,7 @@ static void *pool_drain_main(void *arg)
 		/* Lending (pool_chunk.c): events, hotplug, ask, give back. */
 		pool_chunk_tick(p, nfds == 2 && pfd[1].revents);
 		pool_drain_pass(p, false);
+		pool_heap_trim(p, false);
 	}
 	return NULL;
 }

@@ -12,7 +12,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pcpu.h"
 #include "pool.h"
@@ -182,6 +184,95 @@ static void pool_page_give(struct rcupool *p, uint32_t page)
 	stack_push(s, &s->global->free, page);
 }
 
+/*
+ * Heap pages: overflow and emergency batches.  Not from malloc(): to
+ * glibc a page is a large request, and each one consolidates the fastbins
+ * of its arena first -- the arena the program's objects are being freed
+ * into by the reclaim thread -- so every cheap free before it became a
+ * coalescing one (malloc_consolidate and unlink_chunk led the reclaim
+ * thread's profile of the capped client).  The page comes from mmap (the
+ * batch header, a small request, from malloc), and both wait in a small
+ * cache for the next burst; the drain thread gives back what stayed idle.
+ */
+static size_t pool_heap_bytes(struct rcupool *p)
+{
+	size_t sys = (size_t)sysconf(_SC_PAGESIZE), want = p->seg->page_size;
+
+	return (want + sys - 1) / sys * sys;
+}
+
+static void pool_heap_page_free(struct rcupool *p, struct pool_batch *b)
+{
+	munmap(b->ptrs, pool_heap_bytes(p));
+	free(b);
+}
+
+static struct pool_batch *pool_heap_page(struct rcupool *p)
+{
+	struct pool_batch *b;
+	void *mem;
+
+	pthread_mutex_lock(&p->hlock);
+	b = p->hfree;
+	if (b) {
+		p->hfree = b->next;
+		p->hcount--;
+	}
+	p->htaken++;
+	pthread_mutex_unlock(&p->hlock);
+	if (b)
+		return b;
+	b = malloc(sizeof(*b));
+	if (!b)
+		return NULL;
+	mem = mmap(NULL, pool_heap_bytes(p), PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		free(b);
+		return NULL;
+	}
+	b->ptrs = mem;
+	return b;
+}
+
+/* Cached up to the overflow bound; beyond, back to the kernel. */
+static void pool_heap_page_put(struct rcupool *p, struct pool_batch *b)
+{
+	pthread_mutex_lock(&p->hlock);
+	if (p->hcount < pool_overflow_pages(p)) {
+		b->next = p->hfree;
+		p->hfree = b;
+		p->hcount++;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&p->hlock);
+	if (b)
+		pool_heap_page_free(p, b);
+}
+
+void pool_heap_trim(struct rcupool *p, bool all)
+{
+	struct pool_batch *list = NULL, *b;
+	uint32_t keep;
+
+	pthread_mutex_lock(&p->hlock);
+	/* Idle since the last pass: half goes (all at close). */
+	keep = all ? 0 : p->htaken ? p->hcount : p->hcount / 2;
+	p->htaken = 0;
+	while (p->hcount > keep) {
+		b = p->hfree;
+		p->hfree = b->next;
+		p->hcount--;
+		b->next = list;
+		list = b;
+	}
+	pthread_mutex_unlock(&p->hlock);
+	while ((b = list)) {
+		list = b->next;
+		pool_heap_page_free(p, b);
+	}
+}
+
 static struct pool_batch *pool_heap_batch(struct rcupool *p, bool emergency)
 {
 	struct pool_batch *b;
@@ -190,13 +281,13 @@ static struct pool_batch *pool_heap_batch(struct rcupool *p, bool emergency)
 	if (!emergency && atomic_load_explicit(&p->heap_pages,
 					       memory_order_relaxed) >= bound)
 		return NULL;
-	b = malloc(sizeof(*b) + p->seg->page_size);
+	b = pool_heap_page(p);
 	if (!b)
 		return NULL;
 	atomic_fetch_add_explicit(&p->heap_pages, 1, memory_order_relaxed);
 	*b = (struct pool_batch){
 		.pool = p,
-		.ptrs = (void **)(b + 1),
+		.ptrs = b->ptrs,
 		.cap = p->cap,
 		.page = POOL_HEAP,
 		.emergency = emergency,
@@ -226,6 +317,7 @@ struct pool_batch *pool_batch_get(struct rcupool *p, bool emergency)
 	}
 	b->n = 0;
 	b->next = NULL;
+	b->filler = NULL;
 	b->fork_gen = p->fork_gen;
 	return b;
 }
@@ -243,7 +335,7 @@ void pool_batch_free_objs(struct rcupool *p, struct pool_batch *b)
 void pool_batch_release(struct rcupool *p, struct pool_batch *b)
 {
 	if (b->page == POOL_HEAP) {
-		free(b);
+		pool_heap_page_put(p, b);
 		atomic_fetch_sub_explicit(&p->heap_pages, 1,
 					  memory_order_relaxed);
 	} else if (p->use_seg) {
@@ -261,7 +353,7 @@ void pool_batch_complete(struct rcupool *p, struct pool_batch *b)
 		 * the page (shared) and the objects are the parent's to free.
 		 */
 		if (b->page == POOL_HEAP)
-			free(b);
+			pool_heap_page_put(p, b); /* our copy of it */
 		return;
 	}
 	pool_batch_free_objs(p, b);

@@ -104,6 +104,13 @@ static enum pool_free_mode pool_free_mode_env(void)
 }
 
 /* RCUPOOL_RECLAIM_SCHED=other keeps SCHED_OTHER (measurement). */
+/*
+ * Pages waiting (queued, in a round, done) from which the gap is not
+ * waited out: a steady 4M objects/s fills ~8 pages a millisecond, a
+ * thread freeing flat out ~550.
+ */
+enum { POOL_GAP_PAGES = 64 };
+
 static bool pool_reclaim_sched_batch(void)
 {
 	const char *e = secure_getenv("RCUPOOL_RECLAIM_SCHED");
@@ -158,6 +165,8 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	atomic_store(&p->dlen, 0);
 	p->rounds = p->rstarted = p->rfreed = p->rfinished = 0;
 	p->rwaiters = 0;
+	atomic_store(&p->rmulti, false);
+	p->rmulti_last = false;
 	memset(p->pending, 0, sizeof(p->pending));
 	p->dhead = p->dtail = NULL;
 	p->dcount = 0;
@@ -243,12 +252,14 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 			       uint64_t number)
 {
 	struct pool_batch *b, *next, *fifo = NULL, *tail = NULL;
+	bool multi = false;
 	uint32_t n = 0;
 
 	pool_synchronize(p);
 	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
 	for (b = list; b; b = next) {
 		next = b->next;
+		multi |= b->filler != list->filler;
 		if (!tail)
 			tail = b;
 		b->next = fifo;
@@ -266,6 +277,12 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 	p->dcount += n;
 	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
 	p->rounds = number;
+	if (n) {
+		/* Sticky for a round: a round may hold one page only. */
+		atomic_store_explicit(&p->rmulti, multi || p->rmulti_last,
+				      memory_order_relaxed);
+		p->rmulti_last = multi;
+	}
 	if (!n)
 		while (p->rfreed < p->rounds &&
 		       !p->pending[(p->rfreed + 1) % POOL_RING])
@@ -324,7 +341,16 @@ static void *pool_reclaim_main(void *arg)
 			p->rwaiters--;
 			continue;
 		}
-		if (work && p->min_gap_ns && !p->rstop) {
+		/*
+		 * The gap bounds the rate of grace periods a steady load
+		 * asks for (a few pages a round).  A burst fills
+		 * POOL_GAP_PAGES in well under a gap, and a thread blocked
+		 * for pages (or in a barrier) waits on this round: both
+		 * start it now.
+		 */
+		if (work && p->min_gap_ns && !p->rstop && !p->rwaiters &&
+		    atomic_load_explicit(&p->inflight, memory_order_relaxed) <
+			    POOL_GAP_PAGES) {
 			now = pool_now_ns();
 			at = last + p->min_gap_ns;
 		}
@@ -469,27 +495,35 @@ void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b)
 }
 
 /*
+ * Whether a filler frees done pages itself.  One filler: it and the
+ * reclaim thread would free into the same malloc arena at once, each
+ * slowing the other (measured: 25 against 9 ns/object at a page switch;
+ * 14-18 against 10-15 when the filler freed while it waited for pages),
+ * so it waits for the reclaim thread.  From two on (two threads' pages in
+ * the last rounds: a thread that freed once and sleeps is no filler), when
+ * the reclaim thread is behind, each frees what its own CPU can.
+ */
+bool pool_reclaim_fillers_help(struct rcupool *p)
+{
+	if (p->free_mode == POOL_FREE_FILLERS)
+		return true;
+	return p->free_mode == POOL_FREE_SHARE &&
+	       atomic_load_explicit(&p->rmulti, memory_order_relaxed) &&
+	       atomic_load_explicit(&p->dlen, memory_order_relaxed) >=
+		       p->share_behind;
+}
+
+/*
  * A page whose grace period is over, its objects freed by the caller (on
  * its own CPU, from the thread that most likely allocated them), empty,
- * for the caller to fill: backpressure (behind = false: any done page), or
- * POOL_FREE_SHARE at a page switch when the reclaim thread is behind.
+ * for the caller to fill, when pool_reclaim_fillers_help() says so (or
+ * any done page: behind = false).
  */
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
 {
 	struct pool_batch *b;
 
-	/*
-	 * One filler: it and the reclaim thread would free into the same
-	 * malloc arena at once, each slowing the other (measured: 25 against
-	 * 9 ns/object); from two on, each frees what its own CPU can.
-	 */
-	if (behind && ((p->free_mode != POOL_FREE_SHARE &&
-			p->free_mode != POOL_FREE_FILLERS) ||
-		       (p->free_mode == POOL_FREE_SHARE &&
-			atomic_load_explicit(&p->nfillers,
-					     memory_order_relaxed) < 2) ||
-		       atomic_load_explicit(&p->dlen, memory_order_relaxed) <
-			       p->share_behind))
+	if (behind && !pool_reclaim_fillers_help(p))
 		return NULL;
 	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
 		return NULL;
@@ -534,7 +568,7 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen)
 
 	pthread_mutex_lock(&p->rlock);
 	f = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
-	if (f != *seen || p->dhead) {
+	if (f != *seen || (p->dhead && pool_reclaim_fillers_help(p))) {
 		/* A page came back after the caller last asked. */
 		*seen = f;
 		pthread_mutex_unlock(&p->rlock);
@@ -546,6 +580,8 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen)
 	}
 	r = p->rounds;
 	p->rwaiters++;
+	/* Sleeping out the gap: start the round now (see pool_reclaim_main). */
+	pthread_cond_signal(&p->rcond);
 	while (p->rounds == r && p->rfinished == f && p->rrunning &&
 	       atomic_load(&p->inflight))
 		pthread_cond_wait(&p->rdone, &p->rlock);
@@ -597,6 +633,7 @@ void pool_reclaim_wait_all(struct rcupool *p)
 	pthread_mutex_lock(&p->rlock);
 	target = p->rstarted + 1;
 	p->rwaiters++;
+	pthread_cond_signal(&p->rcond); /* no gap for a barrier either */
 	while (p->rrunning && p->rfreed < target &&
 	       !(p->rounds == p->rstarted && p->rfreed == p->rounds &&
 		 !atomic_load(&p->rq))) {
