@@ -17,10 +17,11 @@
  * are queued; pages that arrive while one runs join the next, which starts
  * right after (no fixed sleep: liburcu's call_rcu thread sleeps 10 ms
  * between rounds; the pool uses no call_rcu at all).  reclaim_min_gap_us
- * bounds the grace-period rate.  After the grace period every pointer of
+ * bounds the grace-period rate (not when 64 pages wait, nor when a thread
+ * waits for pages or in rcupool_barrier()).  After the grace period every pointer of
  * the page is freed with the pool's free function and the page goes back
  * to the reserve.  Who frees: the reclaim thread, and, when it falls
- * behind (32 pages) while two threads or more free into the pool, the
+ * behind (32 pages) while two threads or more fill pages, the
  * threads that fill pages take a completed page at their next
  * page switch, free its objects themselves (where they were most likely
  * allocated) and refill it, so frees scale with the freeing threads.
@@ -32,8 +33,8 @@
  *
  * Backpressure.  A thread denied a page (its max_pages, or every list and
  * the overflow bound exhausted) outside a read-side section waits for the
- * reclaim in progress (counted: throttled, throttled_ns), takes back a
- * completed page and goes on: one wait per page or more, never one grace
+ * reclaim in progress (counted: throttled, throttled_ns), takes a page
+ * given back and goes on: one wait per page or more, never one grace
  * period per object.  Inside a read-side section it never waits (heap
  * pages, as below).  The per-object synchronize_rcu (fallback_sync) is
  * only the last resort, when nothing of the pool is in flight to wait for.
@@ -78,7 +79,7 @@
  * an in-process lender: the same code.
  *
  * Fallbacks when no reserve page may be had (each counted in the stats):
- *  1. overflow: a page from the heap (malloc), up to the lease's
+ *  1. overflow: a heap page (mmap, cached; not malloc), up to the lease's
  *     overflow_pages per pool, batched exactly like a reserve page;
  *  2. head (rcupool_free_head() only): the object's own rcu_head is used
  *     to chain it, with no memory at all; chains are freed after one grace

@@ -169,6 +169,7 @@ struct rcupool {
 	bool *cpu_online;	      /* [ncpus] as last synced from sysfs */
 	uint32_t *gather;	      /* [nchunks] scratch for returns */
 	uint64_t hotplug_ns;	      /* last sysfs resync */
+	uint64_t surplus_ns; /* free above the high mark since (0: not) */
 	uint64_t ask_after_ns;	      /* refused: no request before then */
 	uint32_t ask_backoff_ms;
 	const char *cpu_online_path;  /* sysfs; tests point it elsewhere */
