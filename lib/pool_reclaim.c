@@ -163,7 +163,8 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	atomic_store(&p->rq, NULL);
 	atomic_store(&p->rsleep, 0);
 	atomic_store(&p->dlen, 0);
-	p->rounds = p->rstarted = p->rfreed = p->rfinished = 0;
+	p->rounds = p->rstarted = p->rfreed = 0;
+	atomic_store(&p->rfinished, 0);
 	p->rwaiters = 0;
 	atomic_store(&p->rmulti, false);
 	p->rmulti_last = false;
