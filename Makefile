@@ -4,6 +4,10 @@
 # Sanitizer variants are the same rules run again with B=build/asan or
 # B=build/tsan and SANITIZE set; see the check target.
 
+# A bare `make` builds (the fuzz rule comes first in the file, and ran the
+# fuzzers, adding their finds to fuzz/corpus).
+.DEFAULT_GOAL := all
+
 VERSION   := 0.1.0
 SOVERSION := 0
 
