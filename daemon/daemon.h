@@ -73,6 +73,7 @@ enum client_state {
 struct client {
 	struct daemon *d;
 	int slot;
+	uint64_t gen; /* this client's generation (fd store names) */
 	enum client_state state;
 	struct conn *conn; /* NULL once detached */
 	pid_t pid;
@@ -173,6 +174,16 @@ struct daemon {
 	uint32_t clients_adopted;
 	uint64_t clients_reattached;
 	struct daemon_counters stats;
+
+	/* The service's fd store (fdstore.h). */
+	bool fdstore;	     /* NOTIFY_SOCKET: keep our fds in systemd */
+	bool fdstore_frozen; /* stopping: leave the store as it is */
+	bool fdstore_warned;
+	bool listen_adopted;
+	uint64_t next_client_gen;
+	uint32_t fdstore_rejected; /* stored fds that did not fit, at start */
+	uint32_t adopt_page_size, adopt_chunk_pages; /* the leases' geometry */
+	struct fdstore_in *fds_in; /* at start only */
 };
 
 uint64_t daemon_now_usec(void);
@@ -201,6 +212,10 @@ struct chunk *reserve_take(struct daemon *d, int cpu, bool may_protect);
 void reserve_retire(struct daemon *d, struct chunk *c);
 struct chunk *reserve_find(const struct daemon *d, uint64_t id);
 void reserve_schedule_refill(struct daemon *d);
+/* A chunk from the fd store: mapped, in the pool of its CPU (or global),
+ * or lent to owner (then its fd is closed).  NULL and errno on failure. */
+struct chunk *reserve_adopt_chunk(struct daemon *d, uint64_t id, int fd,
+				  int32_t cpu, struct client *owner);
 void list_add(struct chunk_list *l, struct chunk *c);
 void list_del(struct chunk_list *l, struct chunk *c);
 
@@ -211,6 +226,13 @@ struct client *lending_attach(struct daemon *d, struct conn *conn, pid_t pid,
 			      uid_t uid, int pidfd, const char *name,
 			      uint32_t req_min, uint32_t req_max, int *err,
 			      char *why, size_t whylen);
+/* A client from the fd store, limits from the current configuration:
+ * takes lease_fd, lease and pidfd.  NULL if its process cannot be
+ * watched. */
+struct client *lending_adopt(struct daemon *d, uint32_t slot, uint64_t gen,
+			     pid_t pid, uid_t uid, const char *name,
+			     uint32_t req_min, uint32_t req_max, int lease_fd,
+			     struct lease_shm *lease, int pidfd);
 /* The connection closed: keep the chunks until the process exits. */
 void lending_detach(struct daemon *d, struct client *cl);
 /* The process exited: retire its chunks, free its slot. */
@@ -238,6 +260,8 @@ void server_close(struct daemon *d);
 void server_status_line(struct daemon *d, char *buf, size_t len);
 /* Send a RECALL (return_chunks) on a client's connection; best effort. */
 void server_recall(struct client *cl, uint32_t return_chunks);
+/* An attached connection from the fd store.  0 or -errno. */
+int server_adopt_conn(struct daemon *d, int fd, struct client *cl);
 /* The client's connection is gone: server.c forgets it. */
 void server_conn_gone(struct conn *c);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fdstore.h"
 #include "leaseshm.h"
 #include "log.h"
 
@@ -184,6 +185,7 @@ struct client *lending_attach(struct daemon *d, struct conn *conn, pid_t pid,
 		return NULL;
 	}
 	cl->pidfd = pidfd;
+	cl->gen = d->next_client_gen++;
 	cl->state = CLIENT_ATTACHED;
 	cl->conn = conn;
 	cl->pid = pid;
@@ -208,12 +210,61 @@ struct client *lending_attach(struct daemon *d, struct conn *conn, pid_t pid,
 	return cl;
 }
 
+struct client *lending_adopt(struct daemon *d, uint32_t slot, uint64_t gen,
+			     pid_t pid, uid_t uid, const char *name,
+			     uint32_t req_min, uint32_t req_max, int lease_fd,
+			     struct lease_shm *lease, int pidfd)
+{
+	struct client *cl = &d->clients[slot];
+
+	if (sd_event_add_io(d->event, &cl->pidfd_src, pidfd, EPOLLIN,
+			    on_pidfd, cl) < 0)
+		return NULL;
+	cl->pidfd = pidfd;
+	cl->gen = gen;
+	cl->lease_fd = lease_fd;
+	cl->lease = lease;
+	cl->state = CLIENT_ATTACHED;
+	cl->conn = NULL;
+	cl->pid = pid;
+	cl->uid = uid;
+	snprintf(cl->name, sizeof(cl->name), "%s", name);
+	cl->req_min = req_min;
+	cl->req_max = req_max;
+	/* The limits of this instance's configuration. */
+	reserve_slot_limits(d, name, req_min, req_max, &cl->min_pages,
+			    &cl->max_pages);
+	set_limits(d, cl);
+	memset(&cl->view, 0, sizeof(cl->view));
+	cl->lent_peak = 0;
+	cl->bad = cl->chunks_got = cl->chunks_put = 0;
+	cl->denied = cl->empty = cl->throttled = 0;
+	cl->tokens = d->conf.limits.return_rate;
+	cl->tokens_usec = daemon_now_usec();
+	cl->warn_usec = 0;
+	cl->warn_suppressed = 0;
+	cl->attached_usec = daemon_now_usec();
+	d->n_attached++;
+	log_info("client %s (pid %d) adopted from the fd store into slot %u "
+		 "(min %u, max %u pages)",
+		 cl->name, (int)pid, slot, cl->min_chunks * d->chunk_pages,
+		 cl->max_chunks * d->chunk_pages);
+	return cl;
+}
+
 void lending_detach(struct daemon *d, struct client *cl)
 {
 	if (cl->state != CLIENT_ATTACHED)
 		return;
+	fdstore_drop_conn(d, cl);
 	cl->conn = NULL;
 	cl->state = CLIENT_DETACHED;
+	if (d->fdstore_frozen) {
+		/* Stopping, the client left to the next instance. */
+		if (!cl->lent.n)
+			lending_release(d, cl);
+		return;
+	}
 	if (!cl->lent.n) {
 		/* Nothing lent, nothing to wait for: the slot is free now. */
 		log_info("client %s (pid %d) closed its connection holding no "
@@ -245,10 +296,14 @@ void lending_release(struct daemon *d, struct client *cl)
 		n++;
 	}
 	d->stats.pages_reclaimed += (uint64_t)n * d->chunk_pages;
-	log_info("client %s (pid %d) %s: %u chunks retired, slot %d free",
-		 cl->name, (int)cl->pid,
-		 cl->state == CLIENT_DETACHED && !n ? "detached" : "exited", n,
-		 cl->slot);
+	fdstore_drop_client(d, cl);
+	if (!d->fdstore_frozen)
+		log_info("client %s (pid %d) %s: %u chunks retired, slot %d "
+			 "free",
+			 cl->name, (int)cl->pid,
+			 cl->state == CLIENT_DETACHED && !n ? "detached"
+							    : "exited",
+			 n, cl->slot);
 	cl->pidfd_src = sd_event_source_disable_unref(cl->pidfd_src);
 	if (cl->pidfd >= 0)
 		close(cl->pidfd);

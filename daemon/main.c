@@ -20,6 +20,7 @@
 
 #include "cpu.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "hotplug.h"
 #include "log.h"
 #include "settings.h"
@@ -152,7 +153,16 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si,
 		daemon_reload(d, why, sizeof(why));
 		return 0;
 	}
-	log_info("%s: stopping", strsignal((int)si->ssi_signo));
+	if (d->fdstore) {
+		/* systemctl restart sends SIGTERM: what is in the store stays
+		 * for the next instance (systemd drops it on a stop). */
+		fdstore_freeze(d);
+		log_info("%s: stopping; the reserve and %u clients stay in the "
+			 "service's fd store for the next instance",
+			 strsignal((int)si->ssi_signo), d->n_attached);
+	} else {
+		log_info("%s: stopping", strsignal((int)si->ssi_signo));
+	}
 	sd_notify(0, "STOPPING=1");
 	return sd_event_exit(d->event, 0);
 }
@@ -197,7 +207,11 @@ static int run(struct daemon *d, const char *socket_option)
 
 	raise_nofile();
 	d->generation = (uint64_t)getpid() << 32 ^ d->start_usec;
+	fdstore_init(d);
 	r = lending_init(d);
+	if (r < 0)
+		return r;
+	r = fdstore_load(d);
 	if (r < 0)
 		return r;
 	/* Another daemon on the socket is found before the reserve is

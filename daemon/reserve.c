@@ -20,6 +20,7 @@
 
 #include "cpu.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "hotplug.h"
 #include "log.h"
 
@@ -304,6 +305,7 @@ static int refill(struct daemon *d, uint32_t max)
 			to_cpu(d, c, (unsigned int)cpu);
 		else
 			to_global(d, c);
+		fdstore_put_chunk(d, c);
 		made++;
 	}
 	unpin();
@@ -353,9 +355,83 @@ struct chunk *reserve_take(struct daemon *d, int cpu, bool may_protect)
 
 void reserve_retire(struct daemon *d, struct chunk *c)
 {
+	fdstore_drop_chunk(d, c);
 	d->stats.chunks_retired++;
 	chunk_free(d, c);
 	reserve_schedule_refill(d);
+}
+
+struct chunk *reserve_adopt_chunk(struct daemon *d, uint64_t id, int fd,
+				  int32_t cpu, struct client *owner)
+{
+	struct chunk *c;
+	int fl = fcntl(fd, F_GETFL);
+
+	/* A pool chunk is lent as it is: it must be writable. */
+	if (fl < 0 || (!owner && (fl & O_ACCMODE) != O_RDWR)) {
+		errno = EBADF;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->map = mmap(NULL, d->chunk_bytes,
+		      (fl & O_ACCMODE) == O_RDWR ? PROT_READ | PROT_WRITE
+						 : PROT_READ,
+		      MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (c->map == MAP_FAILED) {
+		int e = errno;
+
+		free(c);
+		errno = e;
+		return NULL;
+	}
+	if (d->conf.reserve.lock_memory != CONF_LOCK_NO &&
+	    mlock(c->map, d->chunk_bytes) < 0)
+		d->locked = false;
+	c->id = id;
+	c->fd = fd;
+	c->cpu = cpu >= 0 && (uint32_t)cpu < d->ncpus ? cpu : -1;
+	c->owner = -1;
+	hash_add(d, c);
+	if (id > d->next_id)
+		d->next_id = id;
+	if (owner) {
+		/* Lent: the daemon keeps no fd of it (the store does). */
+		close(c->fd);
+		c->fd = -1;
+		c->where = CHUNK_LENT;
+		c->owner = owner->slot;
+		list_add(&owner->lent, c);
+		if (owner->lent.n > owner->lent_peak)
+			owner->lent_peak = owner->lent.n;
+		d->n_lent++;
+	} else if (c->cpu >= 0 && d->cpu[c->cpu].online) {
+		to_cpu(d, c, (unsigned int)c->cpu);
+	} else {
+		to_global(d, c);
+	}
+	return c;
+}
+
+/* More chunks than configured (a smaller [reserve], adopted): pool chunks
+ * go now, lent ones stay lent and are retired when they come back. */
+static uint32_t trim(struct daemon *d)
+{
+	uint32_t n = 0;
+
+	while (d->n_pool + d->n_lent > d->nchunks && d->n_pool) {
+		struct chunk *c = d->global.head;
+
+		for (unsigned int k = 0; !c && k < d->ncpus; k++)
+			c = d->cpu[k].free.head;
+		if (!c)
+			break;
+		off_pool(d, c);
+		reserve_retire(d, c);
+		n++;
+	}
+	return n;
 }
 
 int reserve_create(struct daemon *d)
@@ -392,6 +468,7 @@ int reserve_create(struct daemon *d)
 		if (d->chunk_pages < AUTO_MIN_PAGES)
 			d->chunk_pages = AUTO_MIN_PAGES;
 	}
+	fdstore_geometry(d);
 	d->chunk_bytes = (uint64_t)d->chunk_pages * d->page_size;
 	if (sys > 0 && d->chunk_bytes % (uint64_t)sys)
 		return log_errno(LOG_ERR, -EINVAL,
@@ -425,9 +502,26 @@ int reserve_create(struct daemon *d)
 		d->pin_refused = true;
 	}
 	unpin();
+	if (d->fds_in) {
+		uint32_t trimmed;
+
+		fdstore_adopt(d);
+		trimmed = trim(d);
+		if (d->n_pool + d->n_lent != d->nchunks || trimmed)
+			log_notice("reserve: %u chunks adopted (%u in pools, %u "
+				   "lent), %u configured now: %u pool chunks "
+				   "retired, %u to create; lent chunks stay "
+				   "lent and are retired when they come back",
+				   d->n_pool + d->n_lent + trimmed,
+				   d->n_pool + trimmed, d->n_lent, d->nchunks,
+				   trimmed,
+				   d->nchunks > d->n_pool + d->n_lent
+					   ? d->nchunks - d->n_pool - d->n_lent
+					   : 0);
+	}
 	reserve_apply_limits(d);
 	made = refill(d, d->nchunks);
-	if ((uint32_t)made < d->nchunks)
+	if (d->n_pool + d->n_lent < d->nchunks)
 		return log_errno(LOG_ERR, -ENOMEM,
 				 "could create %d of the %u chunks of the "
 				 "reserve",

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/genetlink.h>
@@ -26,6 +27,7 @@
 #include <netlink/msg.h>
 
 #include "daemon.h"
+#include "fdstore.h"
 #include "leaseshm.h"
 #include "listen.h"
 #include "log.h"
@@ -457,6 +459,8 @@ static int do_attach(struct conn *c, const struct proto_msg *m)
 		 c->who, name, cl->slot, cl->min_chunks * cp,
 		 cl->max_chunks * cp, cp);
 	daemon_notify_status(d);
+	/* Kept in the store before the client hears of it. */
+	fdstore_put_client(d, cl, c->fd);
 	return send_reply(c, msg, &cl->lease_fd, 1);
 }
 
@@ -511,12 +515,20 @@ static int do_chunk_get(struct conn *c, const struct proto_msg *m)
 			nla_nest_end(msg, nest);
 		fds[i] = got[i]->fd;
 	}
+	/*
+	 * The store: each chunk under its lent name before it is sent, its
+	 * pool name removed after (a SIGKILL in between leaves both names:
+	 * the next instance takes the lent one).
+	 */
+	for (uint32_t i = 0; i < n; i++)
+		fdstore_lend_chunk(d, got[i]);
 	if (r >= 0)
 		r = send_reply(c, msg, fds, n);
 	else
 		nlmsg_free(msg);
 	/* Lent: the daemon keeps no fd of it (its mapping until retired). */
 	for (uint32_t i = 0; i < n; i++) {
+		fdstore_unpool_chunk(d, got[i]);
 		close(got[i]->fd);
 		got[i]->fd = -1;
 	}
@@ -1085,6 +1097,38 @@ static int on_listen(sd_event_source *src, int fd, uint32_t revents,
 	}
 }
 
+int server_adopt_conn(struct daemon *d, int fd, struct client *cl)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	*c = (struct conn){.d = d, .fd = fd, .pidfd = -1, .client = cl};
+	r = peer_get(fd, &c->peer);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	peer_describe(&c->peer, c->who, sizeof(c->who));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	proto_socket_buffers(fd);
+	r = sd_event_add_io(d->event, &c->src, fd, EPOLLIN, on_conn, c);
+	if (r < 0) {
+		peer_free(&c->peer);
+		free(c);
+		return r;
+	}
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
+	d->n_conns++;
+	cl->conn = c;
+	return 0;
+}
+
 int server_listen(struct daemon *d, const char *socket_option)
 {
 	char why[256];
@@ -1093,7 +1137,12 @@ int server_listen(struct daemon *d, const char *socket_option)
 	rxbuf = malloc(PROTO_MSG_MAX);
 	if (!rxbuf)
 		return log_errno(LOG_ERR, -ENOMEM, "out of memory");
-	r = listen_from_systemd(&fd);
+	if (d->listen_adopted && !d->listen_owned) {
+		snprintf(d->socket_path, sizeof(d->socket_path), "%s",
+			 "(socket activation, from the fd store)");
+		goto listening;
+	}
+	r = d->listen_adopted ? 0 : listen_from_systemd(&fd);
 	if (r < 0)
 		return log_errno(LOG_ERR, r,
 				 "systemd passed sockets that are not one "
@@ -1126,13 +1175,36 @@ int server_listen(struct daemon *d, const char *socket_option)
 			snprintf(d->socket_path, sizeof(d->socket_path), "%s",
 				 path);
 		}
+		if (d->listen_adopted) {
+			/* Ours, from the fd store: kept if it is bound where
+			 * the configuration says now. */
+			struct sockaddr_un sa;
+			socklen_t salen = sizeof(sa);
+
+			memset(&sa, 0, sizeof(sa));
+			if (getsockname(d->listen_fd, (struct sockaddr *)&sa,
+					&salen) == 0 &&
+			    !strncmp(sa.sun_path, d->socket_path,
+				     sizeof(sa.sun_path)))
+				goto listening;
+			log_notice("the stored listening socket is bound to "
+				   "%.108s, the configuration says %s: "
+				   "binding that",
+				   sa.sun_path, d->socket_path);
+			fdstore_drop_listener(d);
+			close(d->listen_fd);
+			d->listen_fd = -1;
+			d->listen_adopted = false;
+		}
 		fd = listen_bind(d->socket_path, d->conf.access.socket_mode,
 				 SOMAXCONN, why, sizeof(why));
 		if (fd < 0)
 			return log_errno(LOG_ERR, fd, "%s", why);
 		d->listen_fd = fd;
 		d->listen_owned = true;
+		fdstore_put_listener(d);
 	}
+listening:
 	r = sd_event_add_io(d->event, &d->listen_src, d->listen_fd, EPOLLIN,
 			    on_listen, d);
 	if (r < 0)
@@ -1148,7 +1220,8 @@ void server_close(struct daemon *d)
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
 	d->listen_fd = -1;
-	if (d->listen_owned)
+	/* Kept in the fd store for the next instance: the path stays. */
+	if (d->listen_owned && !(d->fdstore && d->fdstore_frozen))
 		unlink(d->socket_path);
 	free(rxbuf);
 	rxbuf = NULL;

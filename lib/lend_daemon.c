@@ -38,8 +38,25 @@ static void close_fds(int *fds, size_t n)
 			close(fds[i]);
 }
 
-/* Receive one message, waiting for it.  Length or -errno. */
-static int recv_wait(int fd, void *buf, int *fds, size_t *nfds)
+/*
+ * A daemon killed after reading a request and before answering it leaves
+ * the connection open (the fd store keeps it for the next instance): the
+ * call would wait forever.  Every CALL_WAIT_MS without a reply the call
+ * looks at the lease: a new instance that adopted us wrote its generation
+ * there, and then the request is sent again.  The same daemon, only slow,
+ * is waited for as before (a resend would lend twice).  After CALL_TRIES
+ * sends to the new one, -ETIMEDOUT.  Before the lease exists (ATTACH) the
+ * request is sent again each CALL_WAIT_MS, without a limit: a slow daemon
+ * answers the first and then -EALREADY to the others (skipped as stale);
+ * an instance that adopted the connection answers -EALREADY and the open
+ * fails instead of waiting forever.
+ */
+#define CALL_WAIT_MS 1000
+#define CALL_TRIES   10
+
+/* Receive one message, waiting up to ms for it.  Length or -errno
+ * (-ETIMEDOUT: nothing came). */
+static int recv_wait(int fd, void *buf, int *fds, size_t *nfds, int ms)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	size_t cap = nfds ? *nfds : 0;
@@ -52,8 +69,11 @@ static int recv_wait(int fd, void *buf, int *fds, size_t *nfds)
 		r = proto_recv(fd, buf, PROTO_MSG_MAX, fds, nfds);
 		if (r != -EAGAIN)
 			return r;
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		r = poll(&p, 1, ms);
+		if (r < 0 && errno != EINTR)
 			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
 	}
 }
 
@@ -69,7 +89,10 @@ static int notification(struct lend_daemon *ld, const struct proto_msg *m)
 /*
  * Send req (freed) and wait for its reply in ld->buf, skipping
  * notifications and stale replies.  The reply's fds in fds/nfds (capacity
- * in).  0, or -errno (the daemon's error, -EBADMSG, -ECONNRESET).
+ * in).  0, or -errno (the daemon's error, -EBADMSG, -ECONNRESET,
+ * -ETIMEDOUT).  A reply that does not come in CALL_WAIT_MS is asked again
+ * (the same request, the same seq: the first of two replies is taken, a
+ * late twin is skipped as stale by the next call).
  */
 static int call(struct lend_daemon *ld, struct nl_msg *req, struct proto_msg *m,
 		int *fds, size_t *nfds, char *why, size_t whylen)
@@ -78,26 +101,40 @@ static int call(struct lend_daemon *ld, struct nl_msg *req, struct proto_msg *m,
 	uint8_t cmd = ((struct genlmsghdr *)nlmsg_data(nlmsg_hdr(req)))->cmd;
 	size_t cap = nfds ? *nfds : 0;
 	char text[256];
-	int r;
+	int r, tries = 0;
+	uint64_t gen = 0;
 
 	if (ld->l.fd < 0) {
 		nlmsg_free(req);
 		return -ECONNRESET;
 	}
+send:
+	if (ld->l.lease)
+		gen = atomic_load(&ld->l.lease->limits.generation);
 	r = proto_send(ld->l.fd, req, NULL, 0);
-	nlmsg_free(req);
+	tries++;
 	if (r == -EPIPE)
 		r = -ECONNRESET;
-	if (r < 0)
+	if (r < 0) {
+		nlmsg_free(req);
 		return r;
+	}
 	for (;;) {
 		size_t n = cap;
 
-		r = recv_wait(ld->l.fd, ld->buf, fds, &n);
-		if (r < 0)
+		r = recv_wait(ld->l.fd, ld->buf, fds, &n, CALL_WAIT_MS);
+		if (r == -ETIMEDOUT && ld->l.lease &&
+		    atomic_load(&ld->l.lease->limits.generation) == gen)
+			continue; /* the same daemon: wait on */
+		if (r == -ETIMEDOUT && (!ld->l.lease || tries < CALL_TRIES))
+			goto send;
+		if (r < 0) {
+			nlmsg_free(req);
 			return r == -EMSGSIZE ? -EBADMSG : r;
+		}
 		r = proto_parse(ld->buf, (size_t)r, m, text, sizeof(text));
 		if (r < 0) {
+			nlmsg_free(req);
 			close_fds(fds, n);
 			if (why)
 				snprintf(why, whylen, "bad reply: %s", text);
@@ -107,12 +144,14 @@ static int call(struct lend_daemon *ld, struct nl_msg *req, struct proto_msg *m,
 			close_fds(fds, n);
 			if (!m->request && m->seq == 0 && m->cmd == 0 &&
 			    m->error) {
+				nlmsg_free(req);
 				if (why)
 					snprintf(why, whylen, "%s", m->message);
 				return m->error;
 			}
 			continue;
 		}
+		nlmsg_free(req);
 		if (m->cmd != cmd) {
 			close_fds(fds, n);
 			return -EBADMSG;
