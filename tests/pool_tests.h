@@ -1446,7 +1446,8 @@ static void test_exactly_once_modes(void **state)
 struct sampler_arg {
 	struct rcupool *p;
 	_Atomic int stop;
-	uint64_t max, samples;
+	uint64_t max;
+	_Atomic uint64_t samples;
 };
 
 static void *held_sampler(void *arg)
@@ -1465,6 +1466,17 @@ static void *held_sampler(void *arg)
 	return NULL;
 }
 
+/*
+ * Its first sample taken before the load starts: on a loaded machine (or
+ * under valgrind, one thread at a time) a sampler started beside a busy
+ * thread could get no CPU before the load was over.
+ */
+static void sampler_started(struct sampler_arg *a)
+{
+	while (!atomic_load(&a->samples))
+		msleep(1);
+}
+
 static void test_capped_16(void **state)
 {
 	struct rcupool_options o = {.max_pages = 16, .overflow_pages = 1};
@@ -1475,6 +1487,7 @@ static void test_capped_16(void **state)
 	pthread_t t;
 
 	assert_int_equal(pthread_create(&t, NULL, held_sampler, &a), 0);
+	sampler_started(&a);
 	for (uint64_t i = 0; i < n; i++) {
 		rcupool_free(p, obj_new());
 		if (i % 64 == 0)
@@ -1580,6 +1593,7 @@ static void test_capped_threads(void **state)
 		a.p = p;
 		assert_int_equal(pthread_create(&smp, NULL, held_sampler, &a),
 				 0);
+		sampler_started(&a);
 		for (int i = 0; i < nt; i++) {
 			ra[i] = (struct racer_arg){
 				.p = p, .cpu = ncpu > 1 ? i % (int)ncpu : -1,
