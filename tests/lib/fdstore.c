@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/kcmp.h>
@@ -307,6 +308,8 @@ static int start(struct testd *t, struct fdstore *s, const char *const *args)
 		return -errno;
 	}
 	if (t->pid == 0) {
+		/* A test killed half way takes its daemon with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(t->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 			      0644);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,6 +91,8 @@ int testd_start(struct testd *t, const char *conf_text,
 	if (t->pid < 0)
 		return -errno;
 	if (t->pid == 0) {
+		/* A test killed half way takes its daemon with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(t->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd >= 0) {
 			dup2(fd, STDERR_FILENO);
