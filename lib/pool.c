@@ -124,7 +124,6 @@ static void pool_forked_child(struct rcupool *p)
 		}
 	}
 	p->caches = mine;
-	atomic_store(&p->nfillers, mine ? 1 : 0);
 	p->orphans = NULL;
 	p->draining = false;
 	p->stop = false;

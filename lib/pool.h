@@ -219,7 +219,6 @@ struct rcupool {
 	_Atomic uint64_t dlen;	   /* dcount, read without rlock */
 	enum pool_free_mode free_mode;
 	uint32_t share_behind; /* done pages from which fillers help */
-	_Atomic uint32_t nfillers; /* threads with a cache (p->caches) */
 	/* The last two rounds had pages of two fillers or more. */
 	_Atomic bool rmulti;
 	bool rmulti_last; /* the last round did (under rlock) */

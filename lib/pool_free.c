@@ -46,7 +46,6 @@ struct pool_tcache *pool_tcache_get(struct rcupool *p)
 	pthread_mutex_lock(&p->lock);
 	tc->next = p->caches;
 	p->caches = tc;
-	atomic_fetch_add_explicit(&p->nfillers, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&p->lock);
 	/* Any non-NULL value: the destructor walks pool_tls[]. */
 	pthread_setspecific(pool_key, (void *)1);
@@ -283,9 +282,6 @@ void pool_thread_exit(void *unused)
 			for (pp = &p->caches; *pp; pp = &(*pp)->next)
 				if (*pp == tc) {
 					*pp = tc->next;
-					atomic_fetch_sub_explicit(
-						&p->nfillers, 1,
-						memory_order_relaxed);
 					break;
 				}
 			pthread_mutex_unlock(&p->lock);

@@ -19,32 +19,6 @@
 #include "fdstore.h"
 #include "tmpdir.h"
 
-static void fds_sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-/* Instances of a test that failed half way are killed when it exits. */
-static pid_t fds_started[256];
-static size_t fds_n;
-
-static void fds_kill_leftovers(void)
-{
-	for (size_t i = 0; i < fds_n; i++)
-		if (fds_started[i] > 0 && kill(fds_started[i], SIGKILL) == 0)
-			waitpid(fds_started[i], NULL, 0);
-}
-
-static void fds_remember(pid_t pid)
-{
-	if (fds_n == 0)
-		atexit(fds_kill_leftovers);
-	if (fds_n < sizeof(fds_started) / sizeof(fds_started[0]))
-		fds_started[fds_n++] = pid;
-}
-
 int fdstore_kill(struct testd *t)
 {
 	if (t->pid <= 0)
@@ -53,6 +27,7 @@ int fdstore_kill(struct testd *t)
 		return -errno;
 	if (waitpid(t->pid, NULL, 0) != t->pid)
 		return -errno;
+	testd_forget(t->pid);
 	t->pid = 0;
 	return 0;
 }
@@ -259,7 +234,7 @@ bool fdstore_wait_ready(struct fdstore *s, unsigned int n, int ms)
 	for (int i = 0; i < ms / 2; i++) {
 		if (atomic_load(&s->ready) >= n)
 			return true;
-		fds_sleep_ms(2);
+		testd_sleep_ms(2);
 	}
 	return atomic_load(&s->ready) >= n;
 }
@@ -357,7 +332,7 @@ static int start(struct testd *t, struct fdstore *s, const char *const *args)
 	}
 	if (s)
 		pthread_mutex_unlock(&s->lock);
-	fds_remember(t->pid);
+	testd_remember(t->pid);
 	/* A liveness bound (30 s): an ASan daemon on a loaded machine takes
 	 * seconds to start. */
 	for (int i = 0; i < (s ? 30000 : 6000); i++) {
@@ -374,10 +349,11 @@ static int start(struct testd *t, struct fdstore *s, const char *const *args)
 			}
 		}
 		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+			testd_forget(t->pid);
 			t->pid = 0;
 			return -ECHILD;
 		}
-		fds_sleep_ms(s ? 1 : 5);
+		testd_sleep_ms(s ? 1 : 5);
 	}
 	return -ETIMEDOUT;
 }

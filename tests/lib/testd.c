@@ -24,7 +24,7 @@ const char *testd_program(const char *name, char *buf, size_t len)
 	return buf;
 }
 
-static void sleep_ms(long ms)
+void testd_sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 
@@ -42,7 +42,7 @@ static void kill_leftovers(void)
 			waitpid(started[i], NULL, 0);
 }
 
-static void remember(pid_t pid)
+void testd_remember(pid_t pid)
 {
 	if (n_started == 0)
 		atexit(kill_leftovers);
@@ -50,7 +50,7 @@ static void remember(pid_t pid)
 		started[n_started++] = pid;
 }
 
-static void forget(pid_t pid)
+void testd_forget(pid_t pid)
 {
 	for (size_t i = 0; i < n_started; i++)
 		if (started[i] == pid)
@@ -107,7 +107,7 @@ int testd_start(struct testd *t, const char *conf_text,
 		execv(prog, (char *const *)argv);
 		_exit(127);
 	}
-	remember(t->pid);
+	testd_remember(t->pid);
 	/* Ready when it accepts a connection. */
 	for (int i = 0; i < 1000; i++) {
 		int s = proto_connect(t->sock), status;
@@ -120,7 +120,7 @@ int testd_start(struct testd *t, const char *conf_text,
 			t->pid = 0;
 			return -ECHILD;
 		}
-		sleep_ms(10);
+		testd_sleep_ms(10);
 	}
 	return -ETIMEDOUT;
 }
@@ -131,14 +131,14 @@ int testd_stop(struct testd *t)
 
 	if (t->pid <= 0)
 		return -1;
-	forget(t->pid);
+	testd_forget(t->pid);
 	kill(t->pid, SIGTERM);
 	for (int i = 0; i < 1000; i++) {
 		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
 			t->pid = 0;
 			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 		}
-		sleep_ms(10);
+		testd_sleep_ms(10);
 	}
 	kill(t->pid, SIGKILL);
 	waitpid(t->pid, &status, 0);
@@ -223,7 +223,7 @@ bool testd_wait_status(const char *sock, int attr, uint64_t want, int ms)
 	for (int i = 0; i <= ms / 10; i++) {
 		if (testd_status_field(sock, attr) == want)
 			return true;
-		sleep_ms(10);
+		testd_sleep_ms(10);
 	}
 	return false;
 }

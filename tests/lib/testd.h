@@ -32,6 +32,16 @@ const char *testd_program(const char *name, char *buf, size_t len);
  * entries ("K=V", NULL-terminated, may be NULL); wait until it answers.
  * 0 or -errno.
  */
+/*
+ * A daemon the test started itself (testd_start, fdstore_restart...):
+ * SIGKILLed at exit if still running, so a test failing half way leaves
+ * none behind.
+ */
+void testd_remember(pid_t pid);
+/* Reaped: its pid may be another process's by exit. */
+void testd_forget(pid_t pid);
+void testd_sleep_ms(long ms);
+
 int testd_start(struct testd *t, const char *conf_text,
 		const char *const *args, const char *const *env);
 
