@@ -481,14 +481,22 @@ void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b)
 {
 	struct pool_batch *old = atomic_load_explicit(&p->rq,
 						      memory_order_relaxed);
+	uint64_t waiting;
 
 	b->t_submit = pool_now_ns();
-	atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
+	waiting = atomic_fetch_add_explicit(&p->inflight, 1,
+					    memory_order_relaxed) + 1;
 	do {
 		b->next = old;
 	} while (!atomic_compare_exchange_weak_explicit(
 		&p->rq, &old, b, memory_order_seq_cst, memory_order_relaxed));
-	if (!old && atomic_load_explicit(&p->rsleep, memory_order_seq_cst)) {
+	/*
+	 * Asleep with nothing to do, or waiting out the gap when this page
+	 * makes POOL_GAP_PAGES wait (that round starts now: see
+	 * pool_reclaim_main).
+	 */
+	if ((!old && atomic_load_explicit(&p->rsleep, memory_order_seq_cst)) ||
+	    waiting == POOL_GAP_PAGES) {
 		pthread_mutex_lock(&p->rlock);
 		pthread_cond_signal(&p->rcond);
 		pthread_mutex_unlock(&p->rlock);

@@ -574,6 +574,67 @@ static void test_chunk_return(void **state)
 	assert_int_equal(atomic_load(&double_freed), 0);
 }
 
+/*
+ * reclaim_min_gap bounds a steady load's grace periods, never work already
+ * waiting.  With a gap of an hour, a round that waited it out would hang
+ * the test: a burst of 64 pages or more, a thread throttled for pages and
+ * rcupool_barrier() each start their round at once.
+ */
+#define GAP_HOUR_US 3600000000u
+
+static void test_gap_burst(void **state)
+{
+	struct rcupool_options o = {.reclaim_min_gap_us = GAP_HOUR_US};
+	struct rcupool *p = open_private(&o);
+	uint64_t n = 2 * 64 * (uint64_t)stats_of(p).page_capacity;
+	bool two = false;
+
+	(void)state;
+	for (uint64_t i = 0; i < n; i++)
+		rcupool_free(p, obj_new());
+	rcupool_flush(p);
+	/* No barrier: the queue alone (128 pages) starts a second round. */
+	rcu_thread_offline();
+	for (int i = 0; i < 2000 && !two; i++) {
+		two = stats_of(p).grace_periods >= 2;
+		if (!two)
+			msleep(5);
+	}
+	rcu_thread_online();
+	assert_true(two);
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+static void test_gap_throttled(void **state)
+{
+	struct rcupool_options o = {.max_pages = 16,
+				    .overflow_pages = 1,
+				    .reclaim_min_gap_us = GAP_HOUR_US};
+	struct rcupool *p = open_private(&o);
+	uint64_t n = 40 * (uint64_t)stats_of(p).page_capacity;
+	struct rcupool_stats st;
+
+	(void)state;
+#ifdef POOL_TEST_QSBR
+	/* An online qsbr thread never waits: heap pages, not backpressure. */
+	skip();
+#endif
+	/* 40 pages through 17: rounds after the first wait on this thread. */
+	for (uint64_t i = 0; i < n; i++)
+		rcupool_free(p, obj_new());
+	rcupool_barrier(p);
+	st = stats_of(p);
+	assert_true(st.throttled > 0);
+	assert_true(st.grace_periods >= 2);
+	assert_int_equal(st.fallback_sync, 0);
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
 /* Fillers run flat out while max swings: chunks go and come back. */
 struct churn_arg {
 	struct rcupool *p;
@@ -1892,6 +1953,9 @@ static int run_pool_tests(void)
 		cmocka_unit_test_setup_teardown(test_exactly_once_modes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_capped_16, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_burst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_capped_threads, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_held_reserve_races, setup,
