@@ -48,6 +48,8 @@
 #define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
 #define POOL_SHARE_BEHIND 32	/* done pages from which fillers help */
 #define POOL_DEF_FREE_MODE POOL_FREE_SHARE
+#define POOL_FREERS	 8	/* threads freeing done pages at once */
+#define POOL_DONE_SCAN	 64	/* done pages looked at for one to free */
 
 /* Who frees the pages of a finished round (RCUPOOL_RECLAIM_FREE). */
 enum pool_free_mode {
@@ -217,6 +219,13 @@ struct rcupool {
 	struct pool_batch *dhead, *dtail; /* done: grace period over */
 	uint64_t dcount;
 	_Atomic uint64_t dlen;	   /* dcount, read without rlock */
+	/*
+	 * The fillers whose pages are being freed now, one freer each
+	 * (pool_done_pop): two threads freeing into one malloc arena at once
+	 * cost 50-67 ns a free() each, against 8 for one (bench/RESULTS.md).
+	 */
+	const void *freeing[POOL_FREERS];
+	unsigned nfreeing;
 	enum pool_free_mode free_mode;
 	uint32_t share_behind; /* done pages from which fillers help */
 	/* The last two rounds had pages of two fillers or more. */
@@ -313,8 +322,11 @@ void pool_reclaim_stop(struct rcupool *p);
 void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
 uint64_t pool_reclaim_seen(struct rcupool *p);
 bool pool_reclaim_fillers_help(struct rcupool *p);
-int pool_reclaim_wait(struct rcupool *p, uint64_t *seen);
-struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind);
+int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler);
+void pool_reclaim_claim(struct rcupool *p, const void *filler);
+void pool_reclaim_unclaim(struct rcupool *p, const void *filler);
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind,
+					  const void *filler);
 void pool_reclaim_wait_all(struct rcupool *p);
 void pool_reclaim_forked_child(struct rcupool *p);
 void pool_reclaim_set_gap(struct rcupool *p, uint32_t min_gap_us);

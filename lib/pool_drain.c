@@ -141,8 +141,12 @@ static void pool_claim_finish(struct rcupool *p, struct pool_claim *c)
 		c->batches = b;
 	}
 	for (b = c->batches; b; b = next) {
+		const void *filler = b->filler;
+
 		next = b->next;
+		pool_reclaim_claim(p, filler);
 		pool_batch_complete(p, b);
+		pool_reclaim_unclaim(p, filler);
 	}
 	pool_heads_free(p, c->heads);
 }

@@ -171,6 +171,7 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	memset(p->pending, 0, sizeof(p->pending));
 	p->dhead = p->dtail = NULL;
 	p->dcount = 0;
+	p->nfreeing = 0;
 	p->rstop = false;
 	p->rrunning = false;
 	p->min_gap_ns = (uint64_t)min_gap_us * 1000;
@@ -196,19 +197,107 @@ void pool_reclaim_destroy(struct rcupool *p)
 	p->workers = NULL;
 }
 
-/* Under rlock: one page whose grace period is over, oldest first. */
-static struct pool_batch *pool_done_pop(struct rcupool *p)
+static bool pool_freeing(const struct rcupool *p, const void *filler)
 {
-	struct pool_batch *b = p->dhead;
+	for (unsigned i = 0; i < p->nfreeing; i++)
+		if (p->freeing[i] == filler)
+			return true;
+	return false;
+}
+
+/*
+ * Under rlock: a page whose grace period is over, for the caller to free,
+ * oldest first among those of a filler nobody frees now.  mine: the
+ * caller is that filler, and takes its own pages first (its objects, most
+ * likely from its own arena, back where it allocates).  NULL when every
+ * page is another freer's filler's, or POOL_FREERS free already.  The
+ * claim ends in pool_reclaim_free_page().
+ */
+static struct pool_batch *pool_done_find(struct rcupool *p, const void *mine,
+					 struct pool_batch **before)
+{
+	struct pool_batch *b, *prev = NULL, *any = NULL, *any_prev = NULL;
+	unsigned n = 0;
+
+	if (p->nfreeing == POOL_FREERS)
+		return NULL;
+	for (b = p->dhead; b && n < POOL_DONE_SCAN;
+	     prev = b, b = b->next, n++) {
+		if (pool_freeing(p, b->filler))
+			continue;
+		if (!mine || b->filler == mine)
+			break;
+		if (!any) {
+			any = b;
+			any_prev = prev;
+		}
+	}
+	if (!b || n == POOL_DONE_SCAN) {
+		b = any;
+		prev = any_prev;
+	}
+	*before = prev;
+	return b;
+}
+
+static struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine)
+{
+	struct pool_batch *prev, *b = pool_done_find(p, mine, &prev);
 
 	if (!b)
 		return NULL;
-	p->dhead = b->next;
-	if (!p->dhead)
-		p->dtail = NULL;
+	if (prev)
+		prev->next = b->next;
+	else
+		p->dhead = b->next;
+	if (p->dtail == b)
+		p->dtail = prev;
 	p->dcount--;
 	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
+	p->freeing[p->nfreeing++] = b->filler;
 	return b;
+}
+
+/* Under rlock: the claim of pool_done_pop() on filler ends. */
+static void pool_done_unclaim(struct rcupool *p, const void *filler)
+{
+	for (unsigned i = 0; i < p->nfreeing; i++)
+		if (p->freeing[i] == filler) {
+			p->freeing[i] = p->freeing[--p->nfreeing];
+			break;
+		}
+	if (!p->dcount)
+		return;
+	/* Pages it kept from the others: theirs now. */
+	if (atomic_load(&p->rsleep))
+		pthread_cond_signal(&p->rcond);
+	if (p->nworkers)
+		pthread_cond_signal(&p->rwork);
+}
+
+/*
+ * For the drain, which frees the partial pages it took from idle or
+ * exited threads itself: the same one freer per filler as the done list.
+ */
+void pool_reclaim_claim(struct rcupool *p, const void *filler)
+{
+	pthread_mutex_lock(&p->rlock);
+	while (p->nfreeing == POOL_FREERS || pool_freeing(p, filler)) {
+		p->rwaiters++;
+		pthread_cond_wait(&p->rdone, &p->rlock);
+		p->rwaiters--;
+	}
+	p->freeing[p->nfreeing++] = filler;
+	pthread_mutex_unlock(&p->rlock);
+}
+
+void pool_reclaim_unclaim(struct rcupool *p, const void *filler)
+{
+	pthread_mutex_lock(&p->rlock);
+	pool_done_unclaim(p, filler);
+	if (p->rwaiters)
+		pthread_cond_broadcast(&p->rdone);
+	pthread_mutex_unlock(&p->rlock);
 }
 
 /*
@@ -221,6 +310,7 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 {
 	uint64_t round = b->round, t = b->t_submit;
 	bool ours = b->fork_gen == p->fork_gen;
+	const void *filler = b->filler;
 
 	if (reuse) {
 		pool_batch_free_objs(p, b);
@@ -234,6 +324,7 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 		atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
 	}
 	pthread_mutex_lock(&p->rlock);
+	pool_done_unclaim(p, filler);
 	p->pending[round % POOL_RING]--;
 	p->rfinished++;
 	while (p->rfreed < p->rounds &&
@@ -329,7 +420,7 @@ static void *pool_reclaim_main(void *arg)
 
 		if ((p->free_mode != POOL_FREE_FILLERS || p->rstop ||
 		     (work && !ring)) &&
-		    (b = pool_done_pop(p))) {
+		    (b = pool_done_pop(p, NULL))) {
 			pthread_mutex_unlock(&p->rlock);
 			pool_reclaim_free_page(p, b, false);
 			pthread_mutex_lock(&p->rlock);
@@ -396,7 +487,7 @@ static void *pool_reclaim_worker(void *arg)
 		pool_reclaim_batch_sched();
 	pthread_mutex_lock(&p->rlock);
 	while (!p->rstop) {
-		b = pool_done_pop(p);
+		b = pool_done_pop(p, NULL);
 		if (!b) {
 			pthread_cond_wait(&p->rwork, &p->rlock);
 			continue;
@@ -528,7 +619,8 @@ bool pool_reclaim_fillers_help(struct rcupool *p)
  * for the caller to fill, when pool_reclaim_fillers_help() says so (or
  * any done page: behind = false).
  */
-struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind,
+					  const void *filler)
 {
 	struct pool_batch *b;
 
@@ -537,7 +629,7 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind)
 	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
 		return NULL;
 	pthread_mutex_lock(&p->rlock);
-	b = pool_done_pop(p);
+	b = pool_done_pop(p, filler);
 	pthread_mutex_unlock(&p->rlock);
 	if (!b)
 		return NULL;
@@ -571,13 +663,15 @@ uint64_t pool_reclaim_seen(struct rcupool *p)
  * nothing came back, nothing is in flight or no reclaim thread runs:
  * waiting cannot help.
  */
-int pool_reclaim_wait(struct rcupool *p, uint64_t *seen)
+int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 {
 	uint64_t t0 = pool_now_ns(), r, f;
+	struct pool_batch *prev;
 
 	pthread_mutex_lock(&p->rlock);
 	f = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
-	if (f != *seen || (p->dhead && pool_reclaim_fillers_help(p))) {
+	if (f != *seen || (pool_reclaim_fillers_help(p) &&
+			   pool_done_find(p, filler, &prev))) {
 		/* A page came back after the caller last asked. */
 		*seen = f;
 		pthread_mutex_unlock(&p->rlock);
@@ -615,14 +709,23 @@ static void pool_reclaim_inline(struct rcupool *p)
 		pthread_mutex_unlock(&p->rlock);
 		pool_reclaim_round(p, list, number);
 	}
+	pthread_mutex_lock(&p->rlock);
 	for (;;) {
-		pthread_mutex_lock(&p->rlock);
-		b = pool_done_pop(p);
-		pthread_mutex_unlock(&p->rlock);
-		if (!b)
+		b = pool_done_pop(p, NULL);
+		if (!b && !p->dcount)
 			break;
+		if (!b) {
+			/* Pages of a filler another thread frees now. */
+			p->rwaiters++;
+			pthread_cond_wait(&p->rdone, &p->rlock);
+			p->rwaiters--;
+			continue;
+		}
+		pthread_mutex_unlock(&p->rlock);
 		pool_reclaim_free_page(p, b, false);
+		pthread_mutex_lock(&p->rlock);
 	}
+	pthread_mutex_unlock(&p->rlock);
 }
 
 /*
@@ -646,7 +749,7 @@ void pool_reclaim_wait_all(struct rcupool *p)
 	while (p->rrunning && p->rfreed < target &&
 	       !(p->rounds == p->rstarted && p->rfreed == p->rounds &&
 		 !atomic_load(&p->rq))) {
-		b = pool_done_pop(p);
+		b = pool_done_pop(p, NULL);
 		if (b) {
 			pthread_mutex_unlock(&p->rlock);
 			pool_reclaim_free_page(p, b, false);

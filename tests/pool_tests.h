@@ -33,6 +33,7 @@
 struct obj {
 	uint64_t magic;
 	int keep; /* the test frees it itself */
+	unsigned tag; /* test_one_freer_per_filler: the thread that freed it */
 	struct rcu_head head;
 	char pad[24];
 };
@@ -1509,6 +1510,101 @@ static void test_exactly_once_modes(void **state)
 }
 
 /*
+ * The pages of one filler are freed by one thread at a time, whoever frees
+ * (reclaim thread, workers, fillers helping, a barrier, the drain): two
+ * threads freeing into one malloc arena at once slow each other down
+ * sevenfold (bench/RESULTS.md), and a thread's objects most likely come
+ * from one arena.  The free_fn counts, per filler, the threads inside it
+ * and holds each object a little, so that an overlap is seen.
+ */
+enum { OFPF_THREADS = 3 };
+static _Atomic unsigned ofpf_inside[OFPF_THREADS];
+static _Atomic uint64_t ofpf_overlaps;
+
+static void ofpf_free(void *p)
+{
+	struct obj *o = p;
+	unsigned tag = o->tag;
+
+	if (atomic_fetch_add(&ofpf_inside[tag], 1))
+		atomic_fetch_add(&ofpf_overlaps, 1);
+	for (volatile int i = 0; i < 100; i++)
+		;
+	atomic_fetch_sub(&ofpf_inside[tag], 1);
+	obj_free(p);
+}
+
+struct ofpf_arg {
+	struct rcupool *p;
+	unsigned tag;
+	uint64_t n;
+};
+
+static void *ofpf_filler(void *arg)
+{
+	struct ofpf_arg *a = arg;
+
+	rcu_register_thread();
+	for (uint64_t i = 0; i < a->n; i++) {
+		struct obj *o = obj_new();
+
+		o->tag = a->tag;
+		rcupool_free(a->p, o);
+		if (i % 64 == 0)
+			rcu_quiescent_state();
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void test_one_freer_per_filler(void **state)
+{
+	uint64_t n = getenv("RCUPOOL_TEST_SLOW") ? 5000 : 100000;
+
+	(void)state;
+	for (unsigned m = 0; m < 4; m++) {
+		struct rcupool_options o = {.max_pages = 24,
+					    .overflow_pages = 2,
+					    .reclaim_min_gap_us = 1};
+		struct ofpf_arg a[OFPF_THREADS];
+		pthread_t t[OFPF_THREADS];
+		struct rcupool_stats st;
+		struct rcupool *p;
+
+		counters_reset();
+		atomic_store(&ofpf_overlaps, 0);
+		p = open_mode(free_modes[m], &o);
+		p->free_fn = ofpf_free;
+		for (unsigned i = 0; i < OFPF_THREADS; i++) {
+			a[i] = (struct ofpf_arg){.p = p, .tag = i, .n = n};
+			assert_int_equal(
+				pthread_create(&t[i], NULL, ofpf_filler, &a[i]),
+				0);
+		}
+		/* One more freer: barriers frees done pages while they wait. */
+		while (atomic_load(&freed) < n)
+			rcupool_barrier(p);
+		rcu_thread_offline();
+		for (unsigned i = 0; i < OFPF_THREADS; i++)
+			pthread_join(t[i], NULL);
+		rcu_thread_online();
+		rcupool_barrier(p);
+		st = stats_of(p);
+		print_message("# %s: %llu overlaps, %llu grace periods, %llu "
+			      "pages freed by fillers, %llu throttled\n",
+			      free_modes[m],
+			      (unsigned long long)atomic_load(&ofpf_overlaps),
+			      (unsigned long long)st.grace_periods,
+			      (unsigned long long)st.pages_freed_by_fillers,
+			      (unsigned long long)st.throttled);
+		assert_int_equal(atomic_load(&ofpf_overlaps), 0);
+		assert_int_equal(atomic_load(&freed), n * OFPF_THREADS);
+		assert_int_equal(atomic_load(&double_freed), 0);
+		rcupool_close(p);
+	}
+}
+
+/*
  * A client capped at 16 pages (and 1 heap page) frees 1M objects: held
  * never above 16 (sampled by another thread), no per-object sync, every
  * object freed.  Outside read-side sections the writer is throttled
@@ -1963,6 +2059,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_exactly_once_modes, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_one_freer_per_filler,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capped_16, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_burst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
