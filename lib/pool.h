@@ -152,6 +152,7 @@ struct rcupool {
 	pthread_mutex_t hlock;
 	struct pool_batch *hfree;
 	uint32_t hcount, htaken; /* cached; taken since the last trim */
+	uint64_t hmapped;	 /* pages ever mapped for it (tests) */
 
 	pthread_mutex_t lock; /* caches, orphans, draining, drain thread */
 	pthread_cond_t cond;

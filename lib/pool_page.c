@@ -231,6 +231,9 @@ static struct pool_batch *pool_heap_page(struct rcupool *p)
 		free(b);
 		return NULL;
 	}
+	pthread_mutex_lock(&p->hlock);
+	p->hmapped++;
+	pthread_mutex_unlock(&p->hlock);
 	b->ptrs = mem;
 	return b;
 }

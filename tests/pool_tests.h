@@ -1605,6 +1605,50 @@ static void test_one_freer_per_filler(void **state)
 }
 
 /*
+ * Heap pages (overflow) wait in a cache for the next burst instead of an
+ * munmap and an mmap each: after bursts that run through the overflow
+ * pages, fewer pages were ever mapped than were taken (without the cache,
+ * as many).  The drain thread halves what stayed idle for a pass; close
+ * (a trim of all) leaves none.
+ */
+static void test_heap_page_cache(void **state)
+{
+	struct rcupool_options o = {.max_pages = 2, .overflow_pages = 8};
+	struct rcupool_stats st;
+	struct rcupool *p;
+	uint64_t mapped;
+
+	(void)state;
+	counters_reset();
+	p = open_private(&o);
+	/* qsbr: an online thread never waits, it takes emergency pages. */
+	rcu_thread_offline();
+	for (int burst = 0; burst < 1000; burst++) {
+		for (uint32_t i = 0; i < 16 * p->cap; i++)
+			rcupool_free(p, obj_new());
+		rcupool_barrier(p);
+		if (stats_of(p).fallback_overflow > 32)
+			break;
+	}
+	rcu_thread_online();
+	st = stats_of(p);
+	pthread_mutex_lock(&p->hlock);
+	mapped = p->hmapped;
+	pthread_mutex_unlock(&p->hlock);
+	print_message("# %llu heap pages taken, %llu mapped\n",
+		      (unsigned long long)st.fallback_overflow,
+		      (unsigned long long)mapped);
+	assert_true(st.fallback_overflow > 32);
+	assert_true(mapped < st.fallback_overflow);
+	assert_int_equal(st.fallback_emergency, 0);
+	assert_int_equal(atomic_load(&freed), st.objects);
+	pool_heap_trim(p, true);
+	assert_int_equal(p->hcount, 0);
+	assert_null(p->hfree);
+	rcupool_close(p);
+}
+
+/*
  * A client capped at 16 pages (and 1 heap page) frees 1M objects: held
  * never above 16 (sampled by another thread), no per-object sync, every
  * object freed.  Outside read-side sections the writer is throttled
@@ -2062,6 +2106,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_one_freer_per_filler,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_heap_page_cache, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_capped_16, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_burst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
