@@ -834,7 +834,9 @@ int main(int argc, char **argv)
 			       "\"fallback_overflow\":%llu,\"throttled\":%llu,"
 			       "\"throttled_ns\":%llu,\"held_peak\":%llu,"
 			       "\"grace_periods\":%llu,\"gp_latency_p50_ns\":%llu,"
-			       "\"gp_latency_p99_ns\":%llu}",
+			       "\"gp_latency_p99_ns\":%llu,"
+			       "\"pages_freed_by_fillers\":%llu,"
+			       "\"pages_submitted\":%llu}",
 			       first ? "" : ",", kind_key[k],
 			       (unsigned long long)st[k].fallback_sync,
 			       (unsigned long long)st[k].fallback_overflow,
@@ -843,7 +845,9 @@ int main(int argc, char **argv)
 			       (unsigned long long)st[k].held_peak,
 			       (unsigned long long)st[k].grace_periods,
 			       (unsigned long long)st[k].gp_latency_p50_ns,
-			       (unsigned long long)st[k].gp_latency_p99_ns);
+			       (unsigned long long)st[k].gp_latency_p99_ns,
+			       (unsigned long long)st[k].pages_freed_by_fillers,
+			       (unsigned long long)st[k].pages_submitted);
 			first = 0;
 		}
 		printf("},\"daemon\":%s}\n", pool_daemon ? "true" : "false");
@@ -872,13 +876,13 @@ int main(int argc, char **argv)
 			       med[K_DEFER] / med[K_POOL_DAEMON],
 			       med[K_DEFER] / med[K_POOL_PRIVATE]);
 		printf("  rcupool, whole run (latency calls included):\n"
-		       "  %-26s %9s %9s %9s %9s %9s %9s %9s %9s\n", "",
+		       "  %-26s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "",
 		       "sync fb", "overflow", "throttled", "thr. ms", "held pk",
-		       "GPs", "gp p50us", "gp p99us");
+		       "GPs", "gp p50us", "gp p99us", "fillers%");
 		for (int k = 0; k < K_COUNT; k++)
 			if (pool_of[k])
 				printf("  %-26s %9llu %9llu %9llu %9.1f %9llu %9llu "
-				       "%9.1f %9.1f\n",
+				       "%9.1f %9.1f %9.1f\n",
 				       kind_name[k],
 				       (unsigned long long)st[k].fallback_sync,
 				       (unsigned long long)st[k].fallback_overflow,
@@ -887,7 +891,12 @@ int main(int argc, char **argv)
 				       (unsigned long long)st[k].held_peak,
 				       (unsigned long long)st[k].grace_periods,
 				       st[k].gp_latency_p50_ns / 1e3,
-				       st[k].gp_latency_p99_ns / 1e3);
+				       st[k].gp_latency_p99_ns / 1e3,
+				       st[k].pages_submitted
+					       ? 100.0 *
+							 (double)st[k].pages_freed_by_fillers /
+							 (double)st[k].pages_submitted
+					       : 0.0);
 		if (do_latency)
 			printf("call latency, one thread, %zu calls each after %zu "
 		       "warm-up (ns; clock pair not subtracted)\n",
