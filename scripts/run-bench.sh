@@ -34,6 +34,7 @@ trap 'rm -rf "$out"' EXIT
 
 # name|command line (word-split; no quoting inside)
 runs="pages|$B/bench/bench_pages
+arena|$B/bench/bench_arena $quick
 e2e_1_thread|$B/bench/bench_e2e $quick
 e2e_${ncpu}_threads|$B/bench/bench_e2e $quick --threads $ncpu --no-latency
 e2e_1_thread_2m|$B/bench/bench_e2e $quick --objects 2000000 --no-latency
