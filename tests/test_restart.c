@@ -35,7 +35,7 @@
  *    stored connection while the daemon is stopped): the client sends it
  *    again once its lease shows the next instance, and carries on.
  *
- * A client's verdict is its exit status (enum verdict).
+ * A client's verdict is its exit status (tests/lib/testclient.h).
  */
 #define URCU_API_MAP 1
 #include <urcu/urcu-memb.h>
@@ -58,7 +58,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,21 +67,12 @@
 #include "lease.h"
 #include "proto.h"
 #include "rcupool.h"
+#include "testclient.h"
 #include "testd.h"
 
-#define OBJ_LIVE   0x4c4956454f424a31ull
-#define OBJ_POISON 0xdeaddeaddeaddeadull
-#define NCLIENTS   8
-#define ROUNDS	   20
-#define MAX_INO	   4096
-
-enum verdict {
-	V_OK = 0,
-	V_OPEN = 10,   /* rcupool_open failed */
-	V_EARLY = 11,  /* a reader saw a poisoned object */
-	V_DOUBLE = 12, /* an object freed twice */
-	V_COUNT = 13,  /* freed != passed after rcupool_barrier */
-};
+#define NCLIENTS 8
+#define ROUNDS	 20
+#define MAX_INO	 4096
 
 /* What a client shows the test (a shared anonymous mapping). */
 struct cstate {
@@ -95,48 +85,7 @@ struct cstate {
 
 static struct cstate *shared;
 
-struct obj {
-	_Atomic uint64_t magic;
-	char pad[40];
-};
-
 /* --- the client process --------------------------------------------------- */
-
-static _Atomic uint64_t c_freed, c_double, c_early;
-static _Atomic int c_stop;
-static struct obj *c_shared;
-
-static void obj_free(void *p)
-{
-	struct obj *o = p;
-
-	if (atomic_load_explicit(&o->magic, memory_order_relaxed) != OBJ_LIVE) {
-		atomic_fetch_add(&c_double, 1);
-		return;
-	}
-	atomic_store_explicit(&o->magic, OBJ_POISON, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c_freed, 1, memory_order_relaxed);
-	free(o);
-}
-
-static void *client_reader(void *arg)
-{
-	(void)arg;
-	rcu_register_thread();
-	while (!atomic_load(&c_stop)) {
-		rcu_read_lock();
-		struct obj *o = rcu_dereference(c_shared);
-
-		for (int i = 0; o && i < 200; i++)
-			if (atomic_load_explicit(&o->magic,
-						 memory_order_relaxed) !=
-			    OBJ_LIVE)
-				atomic_fetch_add(&c_early, 1);
-		rcu_read_unlock();
-	}
-	rcu_unregister_thread();
-	return NULL;
-}
 
 /* Shows the pool's stats every 2 ms (the freeing loop may be slowed). */
 static struct rcupool *c_pool;
@@ -149,7 +98,7 @@ static void *client_reporter(void *arg)
 	bool seen = false;
 
 	(void)arg;
-	while (!atomic_load(&c_stop)) {
+	while (!atomic_load(&tclient_stop)) {
 		if (rcupool_stats(c_pool, &st) == 0) {
 			if (st.attached)
 				seen = true;
@@ -164,95 +113,51 @@ static void *client_reporter(void *arg)
 	return NULL;
 }
 
-static void on_usr1(int sig)
-{
-	(void)sig;
-	atomic_store(&c_stop, 1);
-}
+struct client {
+	const char *sock;
+	struct cstate *me;
+};
 
-static int client_main(const char *sock, struct cstate *me)
+static int client_main(void *arg)
 {
-	struct rcupool_options o = {
-		.size = sizeof(o),
-		.socket_path = sock,
-		.name = "restart",
-		.mode = RCUPOOL_MODE_DAEMON,
-		.free_fn = obj_free,
-	};
+	const struct client *c = arg;
+	struct rcupool_options o = tclient_options(c->sock, "restart");
 	struct rcupool *p;
 	pthread_t rd, rep;
 	uint64_t passed = 0;
+	int v;
 
-	signal(SIGUSR1, on_usr1);
 	if (rcupool_open(&o, &p) < 0)
-		return V_OPEN;
+		return TCLIENT_V_OPEN;
 	c_pool = p;
-	c_me = me;
+	c_me = c->me;
 	rcu_register_thread();
-	pthread_create(&rd, NULL, client_reader, NULL);
+	rd = tclient_reader_start();
 	pthread_create(&rep, NULL, client_reporter, NULL);
-	while (!atomic_load(&c_stop)) {
-		for (int i = 0; i < 4096; i++) {
-			struct obj *n = malloc(sizeof(*n)), *old;
-
-			if (!n)
-				abort();
-			atomic_store_explicit(&n->magic, OBJ_LIVE,
-					      memory_order_relaxed);
-			old = rcu_xchg_pointer(&c_shared, n);
-			if (old) {
-				rcupool_free(p, old);
-				passed++;
-			}
-		}
-		atomic_store(&me->passed, passed);
+	while (!atomic_load(&tclient_stop)) {
+		passed += tclient_churn(p, 4096);
+		atomic_store(&c->me->passed, passed);
 	}
-	struct obj *last = rcu_xchg_pointer(&c_shared, NULL);
-
-	if (last) {
-		rcupool_free(p, last);
-		passed++;
-	}
-	atomic_store(&c_stop, 1);
-	pthread_join(rd, NULL);
+	passed += tclient_churn_end(p);
+	tclient_reader_stop(rd);
 	pthread_join(rep, NULL);
 	rcupool_barrier(p);
 	rcu_unregister_thread();
-	if (atomic_load(&c_early))
-		return V_EARLY;
-	if (atomic_load(&c_double))
-		return V_DOUBLE;
-	if (atomic_load(&c_freed) != passed)
-		return V_COUNT;
+	v = tclient_verdict(passed);
+	if (v != TCLIENT_V_OK)
+		return v;
 	rcupool_close(p);
-	return V_OK;
+	return TCLIENT_V_OK;
 }
 
 static pid_t client_spawn(const char *sock, int i)
 {
-	pid_t pid = fork();
+	/* The child's copy of it is the one it reads. */
+	struct client c = {.sock = sock, .me = &shared[i]};
+	pid_t pid = tclient_spawn(client_main, &c);
 
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(client_main(sock, &shared[i]));
-	}
 	assert_true(pid > 0);
 	return pid;
-}
-
-static int client_finish(pid_t pid)
-{
-	int status;
-
-	kill(pid, SIGUSR1);
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status)) {
-		print_message("client %d: killed by signal %d\n", (int)pid,
-			      WTERMSIG(status));
-		return 128 + WTERMSIG(status);
-	}
-	return WEXITSTATUS(status);
 }
 
 /* --- looking at a client from outside ------------------------------------- */
@@ -470,9 +375,9 @@ static void reattach_rounds(int sig, int rounds)
 	assert_true(ctl_status_has(t.sock, "0 clients adopted at start, 8 "
 					   "re-attached since"));
 	for (int i = 0; i < NCLIENTS; i++) {
-		int v = client_finish(cl[i]);
+		int v = tclient_finish(cl[i]);
 
-		if (v != V_OK) {
+		if (v != TCLIENT_V_OK) {
 			print_message("client %d: verdict %d\n", i, v);
 			bad++;
 		}
@@ -725,9 +630,9 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 	/* Keep freeing across the last instance a while, then the verdicts. */
 	msleep(300);
 	for (int i = 0; i < NCLIENTS; i++) {
-		int v = client_finish(cl[i]);
+		int v = tclient_finish(cl[i]);
 
-		if (v != V_OK) {
+		if (v != TCLIENT_V_OK) {
 			print_message("client %d: verdict %d\n", i, v);
 			bad++;
 		}
@@ -965,7 +870,7 @@ static void test_store_twice(void **state)
 	assert_int_equal(fdstore_count(&s, pool), 0);
 	assert_int_equal(fdstore_count(&s, lent), 1);
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(client_finish(cl[i]), V_OK);
+		assert_int_equal(tclient_finish(cl[i]), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost) ||
 		     atomic_load(&shared[1].lost));
 	/* Its client exited: retired with the rest, the books exact. */
@@ -1009,7 +914,7 @@ static void test_store_client_gone(void **state)
 	for (int i = 0; i < 200 && fdstore_count(&s, "lease.") != 1; i++)
 		msleep(5);
 	assert_int_equal(fdstore_count(&s, "lease."), 1);
-	assert_int_equal(client_finish(cl[0]), V_OK);
+	assert_int_equal(tclient_finish(cl[0]), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost));
 	assert_true(testd_wait_status(t.sock, PROTO_STATUS_CLIENTS, 0, 5000));
 	assert_true(census_ok(t.sock, msg, sizeof(msg)));
@@ -1019,7 +924,7 @@ static void test_store_client_gone(void **state)
 	munmap(shared, NCLIENTS * sizeof(*shared));
 }
 
-/* client_finish, but a client that does not finish in secs is a failure
+/* tclient_finish, but a client that does not finish in secs is a failure
  * (-2), not a hung test. */
 static int client_finish_within(pid_t pid, int secs)
 {
@@ -1028,8 +933,7 @@ static int client_finish_within(pid_t pid, int secs)
 	kill(pid, SIGUSR1);
 	for (int i = 0; i < secs * 100; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
-			return WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-						   : WEXITSTATUS(status);
+			return tclient_exit_verdict(pid, status);
 		msleep(10);
 	}
 	kill(pid, SIGKILL);
@@ -1088,7 +992,7 @@ static void test_store_lost_request(void **state)
 	/* Both keep going a while past the resend, then finish cleanly. */
 	msleep(2500);
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(client_finish_within(cl[i], 30), V_OK);
+		assert_int_equal(client_finish_within(cl[i], 30), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost) ||
 		     atomic_load(&shared[1].lost));
 	assert_true(testd_wait_status(t.sock, PROTO_STATUS_CLIENTS, 0, 5000));
