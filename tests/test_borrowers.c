@@ -202,13 +202,6 @@ static pid_t client_spawn(const char *sock, const char *name,
 
 /* --- the daemon from outside ---------------------------------------------- */
 
-static void msleep(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 static uint64_t status_u(const struct testd *t, int attr)
 {
 	return testd_status_field(t->sock, attr);
@@ -222,7 +215,7 @@ static bool reserve_whole(const struct testd *t, uint64_t total, int wait_ms)
 		    status_u(t, PROTO_STATUS_PAGES_TOTAL) == total &&
 		    status_u(t, PROTO_STATUS_PAGES_FREE) == total)
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	print_message("reserve not whole: clients %llu total %llu/%llu free "
 		      "%llu\n",
@@ -288,7 +281,7 @@ static void test_soak(void **state)
 	do {
 		int k = (int)(rand_r(&seed) % NCLIENTS);
 
-		msleep(50);
+		testd_sleep_ms(50);
 		kill(cl[k], SIGKILL);
 		waitpid(cl[k], NULL, 0);
 		kills++;
@@ -308,7 +301,7 @@ static void test_soak(void **state)
 	}
 	assert_true(alive(t.pid));
 	assert_true(reserve_whole(&t, total, 5000));
-	msleep(200); /* replacements created, timers settled */
+	testd_sleep_ms(200); /* replacements created, timers settled */
 	fd1 = (int)testd_fd_count(t.pid);
 	rss1 = testd_rss_kib(t.pid);
 	print_message("soak: %.0f s, %lu kills, %lu bad verdicts, daemon fds "
@@ -339,7 +332,7 @@ static void test_scribble(void **state)
 	assert_int_equal(testd_start(&t, NULL, fast_args, NULL), 0);
 	good = client_spawn(t.sock, "good", C_GOOD);
 	bad = client_spawn(t.sock, "scribbler", C_SCRIBBLER);
-	msleep(1500);
+	testd_sleep_ms(1500);
 	/* The scribbler may have died of its own scribble: that is its own. */
 	kill(bad, SIGKILL);
 	waitpid(bad, &status, 0);
@@ -362,7 +355,7 @@ static void test_closefrom(void **state)
 	assert_int_equal(testd_start(&t, NULL, fast_args, NULL), 0);
 	closer = client_spawn(t.sock, "closer", C_CLOSEFROM);
 	good = client_spawn(t.sock, "good", C_GOOD);
-	msleep(1500);
+	testd_sleep_ms(1500);
 	assert_true(alive(t.pid));
 	assert_int_equal(tclient_finish(good), TCLIENT_V_OK);
 	/*
@@ -370,7 +363,7 @@ static void test_closefrom(void **state)
 	 * was lent stays lent to it, not free for anyone else, until it
 	 * exits.
 	 */
-	msleep(300);
+	testd_sleep_ms(300);
 	assert_true(alive(closer));
 	assert_true(status_u(&t, PROTO_STATUS_PAGES_FREE) < total);
 	kill(closer, SIGKILL);
@@ -398,9 +391,9 @@ static void test_neighbour(void **state)
 	(void)state;
 	assert_int_equal(testd_start(&t, NULL, args, NULL), 0);
 	victim = client_spawn(t.sock, "victim", C_VICTIM);
-	msleep(300); /* the victim has asked for its chunks */
+	testd_sleep_ms(300); /* the victim has asked for its chunks */
 	abuser = client_spawn(t.sock, "abuser", C_ABUSER);
-	msleep(3000);
+	testd_sleep_ms(3000);
 	assert_true(alive(t.pid));
 	/* Zero fallbacks for the victim, exactly once, never early. */
 	assert_int_equal(tclient_finish(victim), TCLIENT_V_OK);

@@ -66,13 +66,6 @@ static uint64_t configured_pages(void)
 	return 64 * (uint64_t)(n > 0 ? n : 1) + 64;
 }
 
-static void msleep(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 /* --- pools of tclient objects (tests/lib/testclient.h) -------------------- */
 
 static int open_pool(const struct testd *t, const char *name, size_t max,
@@ -153,7 +146,7 @@ static bool client_row_until(const struct testd *t, pid_t pid,
 	for (int i = 0; i < 500; i++) {
 		if (client_row(t, pid, name, out) && ok(out, arg))
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	return false;
 }
@@ -166,7 +159,7 @@ static bool reserve_whole(const struct testd *t, uint64_t total)
 		    status_u(t, PROTO_STATUS_PAGES_TOTAL) == total &&
 		    status_u(t, PROTO_STATUS_PAGES_FREE) == total)
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	print_message("reserve not whole: clients %llu total %llu/%llu free "
 		      "%llu\n",
@@ -237,7 +230,7 @@ static void test_attach(void **state)
 	assert_int_equal(st.attached, 1);
 	/* The pool asks ahead of need: chunks lent before the first free. */
 	for (int i = 0; i < 500 && !stats_of(p).lent_pages; i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	st = stats_of(p);
 	assert_true(st.lent_pages > 0);
 	assert_int_equal(st.lent_pages % st.chunk_pages, 0);
@@ -456,7 +449,7 @@ static void test_daemon_dies(void **state)
 	waitpid(t->pid, NULL, 0);
 	t->pid = -1;
 	for (int i = 0; i < 500 && stats_of(p).attached; i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	st = stats_of(p);
 	assert_int_equal(st.attached, 0);
 	assert_true(st.lent_pages > 0); /* its chunks stay its own */
@@ -517,7 +510,7 @@ static bool gap_becomes(struct rcupool *p, uint64_t want_us)
 		pthread_mutex_unlock(&p->rlock);
 		if (ns == want_us * 1000)
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	print_message("gap %llu ns, the lease's %u us, want %llu us\n",
 		      (unsigned long long)ns,

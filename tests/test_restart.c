@@ -162,13 +162,6 @@ static pid_t client_spawn(const char *sock, int i)
 
 /* --- looking at a client from outside ------------------------------------- */
 
-static void msleep(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -291,9 +284,9 @@ static void reattach_rounds(int sig, int rounds)
 	for (int i = 0; i < NCLIENTS; i++)
 		cl[i] = client_spawn(t.sock, i);
 	for (int i = 0; i < 1000 && !all_attached(0); i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	assert_true(all_attached(0));
-	msleep(300);
+	testd_sleep_ms(300);
 	for (int i = 0; i < NCLIENTS; i++)
 		fd0[i] = count_fds(cl[i]);
 
@@ -315,7 +308,7 @@ static void reattach_rounds(int sig, int rounds)
 		/* A liveness bound, not a timing target (the machine is
 		 * shared). */
 		while (!all_attached(round) && now_s() - t0 < 60)
-			msleep(2);
+			testd_sleep_ms(2);
 		t1 = now_s();
 		for (int i = 0; i < NCLIENTS; i++)
 			if (atomic_load(&shared[i].reattaches) != round ||
@@ -334,7 +327,7 @@ static void reattach_rounds(int sig, int rounds)
 		for (int i = 0; i < NCLIENTS; i++) {
 			while (maps_any_of(cl[i], old[i], nold[i]) &&
 			       now_s() - t0 < 60)
-				msleep(10);
+				testd_sleep_ms(10);
 			assert_false(maps_any_of(cl[i], old[i], nold[i]));
 			/* Ours and the current daemon's lease, no more. */
 			assert_true(maps_of(cl[i], "rcupool-lease", NULL, 0) <=
@@ -345,7 +338,7 @@ static void reattach_rounds(int sig, int rounds)
 			int n = count_fds(cl[i]);
 
 			for (int k = 0; k < 100 && n != fd0[i]; k++) {
-				msleep(10);
+				testd_sleep_ms(10);
 				n = count_fds(cl[i]);
 			}
 			if (n != fd0[i])
@@ -478,7 +471,7 @@ static uint64_t wait_chunks(const char *sock, uint64_t want)
 		n = testd_status_field(sock, PROTO_STATUS_CHUNKS_TOTAL);
 		if (n == want)
 			break;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	return n;
 }
@@ -530,7 +523,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 	for (int i = 0; i < NCLIENTS; i++)
 		cl[i] = client_spawn(t.sock, i);
 	for (int i = 0; i < 1000 && !all_attached(0); i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	assert_true(all_attached(0));
 	chunks0 = testd_status_field(t.sock, PROTO_STATUS_CHUNKS_TOTAL);
 	cp = testd_status_field(t.sock, PROTO_STATUS_CHUNK_PAGES);
@@ -538,7 +531,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 	chunks1 = next_args == big_args	    ? (512 * cpus + 512 + cp - 1) / cp
 		  : next_args == small_args ? (64 * cpus + 64 + cp - 1) / cp
 					    : chunks0;
-	msleep(300);
+	testd_sleep_ms(300);
 
 	for (int round = 1; round <= rounds; round++) {
 		double t0, tr, ts;
@@ -559,7 +552,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 			    testd_status_field(t.sock, PROTO_STATUS_CLIENTS) ==
 				    NCLIENTS)
 				break;
-			msleep(1);
+			testd_sleep_ms(1);
 		}
 		ts = now_s();
 		assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PID),
@@ -575,7 +568,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 		for (int k = 0; k < 100 && listed != NCLIENTS; k++) {
 			listed = ctl_clients(t.sock, cl, NCLIENTS, &held);
 			if (listed != NCLIENTS)
-				msleep(10);
+				testd_sleep_ms(10);
 		}
 		assert_int_equal(listed, NCLIENTS);
 		assert_true(held > 0);
@@ -598,7 +591,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 		}
 		assert_true(census_ok(t.sock, msg, sizeof(msg)));
 		/* The clients saw nothing: no EOF, no re-attach. */
-		msleep(50);
+		testd_sleep_ms(50);
 		for (int i = 0; i < NCLIENTS; i++)
 			if (atomic_load(&shared[i].lost) ||
 			    atomic_load(&shared[i].reattaches))
@@ -628,7 +621,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 	assert_true(ctl_status_has(t.sock, "8 clients adopted at start, 0 "
 					   "re-attached since"));
 	/* Keep freeing across the last instance a while, then the verdicts. */
-	msleep(300);
+	testd_sleep_ms(300);
 	for (int i = 0; i < NCLIENTS; i++) {
 		int v = tclient_finish(cl[i]);
 
@@ -783,7 +776,7 @@ static void test_store_garbage(void **state)
 	assert_true(testd_log_has(&t, "adopted 0 clients, 0 lent chunks"));
 	/* And taken out of the store. */
 	for (int i = 0; i < 200 && fdstore_count(&s, "chunk.99999"); i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, "chunk.99999"), 0);
 	assert_int_equal(fdstore_count(&s, "lent."), 0);
 	assert_int_equal(fdstore_count(&s, "chunk."), chunks0);
@@ -814,10 +807,10 @@ static void two_clients(struct fdstore *s, struct testd *t, pid_t *cl)
 	for (int i = 0; i < 1000 && !(atomic_load(&shared[0].attached) &&
 				      atomic_load(&shared[1].attached));
 	     i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	assert_int_equal(atomic_load(&shared[0].attached), 1);
 	assert_int_equal(atomic_load(&shared[1].attached), 1);
-	msleep(300);
+	testd_sleep_ms(300);
 }
 
 /*
@@ -866,7 +859,7 @@ static void test_store_twice(void **state)
 	assert_int_equal(wait_chunks(t.sock, chunks0), chunks0);
 	/* The store: the lent name kept, the pool name gone. */
 	for (int i = 0; i < 200 && fdstore_count(&s, pool); i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, pool), 0);
 	assert_int_equal(fdstore_count(&s, lent), 1);
 	for (int i = 0; i < 2; i++)
@@ -878,7 +871,7 @@ static void test_store_twice(void **state)
 	assert_true(census_ok(t.sock, msg, sizeof(msg)));
 	assert_int_equal(wait_chunks(t.sock, chunks0), chunks0);
 	for (int i = 0; i < 200 && fdstore_count(&s, "lent."); i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, "lent."), 0);
 	assert_int_equal(fdstore_count(&s, "lease."), 0);
 	assert_int_equal(testd_stop(&t), 0);
@@ -912,7 +905,7 @@ static void test_store_client_gone(void **state)
 	assert_true(census_ok(t.sock, msg, sizeof(msg)));
 	assert_int_equal(wait_chunks(t.sock, chunks0), chunks0);
 	for (int i = 0; i < 200 && fdstore_count(&s, "lease.") != 1; i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, "lease."), 1);
 	assert_int_equal(tclient_finish(cl[0]), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost));
@@ -934,7 +927,7 @@ static int client_finish_within(pid_t pid, int secs)
 	for (int i = 0; i < secs * 100; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return tclient_exit_verdict(pid, status);
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -990,7 +983,7 @@ static void test_store_lost_request(void **state)
 	assert_int_equal(
 		testd_status_field(t.sock, PROTO_STATUS_CLIENTS_ADOPTED), 2);
 	/* Both keep going a while past the resend, then finish cleanly. */
-	msleep(2500);
+	testd_sleep_ms(2500);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(client_finish_within(cl[i], 30), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost) ||
