@@ -19,7 +19,8 @@
  *    from two threads, capped at 25%; a protected victim beside it takes
  *    no fallback at all; the abuser never holds more than its max.
  *
- * A client's verdict is its exit status (see enum verdict).
+ * A client's verdict is its exit status (tests/lib/testclient.h, and
+ * enum verdict below).
  */
 #define URCU_API_MAP 1
 #include <urcu/urcu-memb.h>
@@ -36,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,74 +45,19 @@
 
 #include "proto.h"
 #include "rcupool.h"
+#include "testclient.h"
 #include "testd.h"
-
-#define OBJ_LIVE   0x4c4956454f424a31ull
-#define OBJ_POISON 0xdeaddeaddeaddeadull
 
 #define NCLIENTS 8
 
+/* Beyond tclient's verdicts (tests/lib/testclient.h). */
 enum verdict {
-	V_OK = 0,
-	V_OPEN = 10,	 /* rcupool_open failed */
-	V_EARLY = 11,	 /* a reader saw a poisoned object */
-	V_DOUBLE = 12,	 /* an object freed twice */
-	V_COUNT = 13,	 /* freed != passed after rcupool_barrier */
-	V_DETACHED = 14, /* attached was 0 while the daemon lived */
-	V_FALLBACK = 15, /* a victim took a fallback */
-	V_OVER_MAX = 16, /* held more reserve pages than its max */
-};
-
-struct obj {
-	_Atomic uint64_t magic;
-	char pad[40];
+	V_DETACHED = TCLIENT_V_OWN, /* attached was 0 while the daemon lived */
+	V_FALLBACK,		    /* a victim took a fallback */
+	V_OVER_MAX,		    /* held more reserve pages than its max */
 };
 
 /* --- the client process --------------------------------------------------- */
-
-static _Atomic uint64_t c_freed, c_double;
-static _Atomic int c_stop;
-static struct obj *c_shared; /* what the reader looks at */
-static _Atomic uint64_t c_early;
-
-static void obj_free(void *p)
-{
-	struct obj *o = p;
-
-	if (atomic_load_explicit(&o->magic, memory_order_relaxed) != OBJ_LIVE) {
-		atomic_fetch_add(&c_double, 1);
-		return;
-	}
-	atomic_store_explicit(&o->magic, OBJ_POISON, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c_freed, 1, memory_order_relaxed);
-	free(o);
-}
-
-/* Holds the published object across a few hundred reads: never poisoned. */
-static void *client_reader(void *arg)
-{
-	(void)arg;
-	rcu_register_thread();
-	while (!atomic_load(&c_stop)) {
-		rcu_read_lock();
-		struct obj *o = rcu_dereference(c_shared);
-
-		for (int i = 0; o && i < 200; i++)
-			if (atomic_load_explicit(&o->magic,
-						 memory_order_relaxed) !=
-			    OBJ_LIVE)
-				atomic_fetch_add(&c_early, 1);
-		rcu_read_unlock();
-	}
-	rcu_unregister_thread();
-	return NULL;
-}
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	atomic_store(&c_stop, 1);
-}
 
 /* Overwrite every shared mapping of this process (lease and chunks). */
 static void scribble_all(unsigned seed, int zeros)
@@ -146,7 +91,7 @@ static void *client_pinner(void *arg)
 {
 	(void)arg;
 	rcu_register_thread();
-	while (!atomic_load(&c_stop)) {
+	while (!atomic_load(&tclient_stop)) {
 		rcu_read_lock();
 		usleep(50000);
 		rcu_read_unlock();
@@ -163,90 +108,63 @@ static void *client_flood(void *arg)
 {
 	(void)arg;
 	rcu_register_thread();
-	while (!atomic_load(&c_stop))
-		for (int i = 0; i < 4096; i++) {
-			struct obj *n = malloc(sizeof(*n));
-
-			if (!n)
-				abort();
-			atomic_store_explicit(&n->magic, OBJ_LIVE,
-					      memory_order_relaxed);
-			rcupool_free(c_pool, n);
-		}
+	while (!atomic_load(&tclient_stop))
+		for (int i = 0; i < 4096; i++)
+			rcupool_free(c_pool, tclient_obj_new(0));
 	rcu_unregister_thread();
 	return NULL;
 }
 
-static int client_main(const char *sock, const char *name,
-		       enum client_kind kind)
+struct client {
+	const char *sock;
+	const char *name;
+	enum client_kind kind;
+};
+
+static int client_main(void *arg)
 {
-	struct rcupool_options o = {
-		.size = sizeof(o),
-		.socket_path = sock,
-		.name = name,
-		.mode = RCUPOOL_MODE_DAEMON,
-		.free_fn = obj_free,
-	};
+	const struct client *c = arg;
+	struct rcupool_options o = tclient_options(c->sock, c->name);
 	struct rcupool_stats st = {.size = sizeof(st)};
 	struct rcupool *p;
 	pthread_t rd, pin = 0, flood = 0;
-	uint64_t passed = 0, flood_passed;
+	uint64_t passed = 0;
+	int v;
 
 	if (rcupool_open(&o, &p) < 0)
-		return V_OPEN;
+		return TCLIENT_V_OPEN;
 	c_pool = p;
 	rcu_register_thread();
-	pthread_create(&rd, NULL, client_reader, NULL);
-	if (kind == C_ABUSER) {
+	rd = tclient_reader_start();
+	if (c->kind == C_ABUSER) {
 		pthread_create(&pin, NULL, client_pinner, NULL);
 		pthread_create(&flood, NULL, client_flood, NULL);
 	}
-	while (!atomic_load(&c_stop)) {
-		if (kind == C_VICTIM)
+	while (!atomic_load(&tclient_stop)) {
+		if (c->kind == C_VICTIM)
 			usleep(20000); /* ~200k objects/s: a steady workload */
-		for (int i = 0; i < 4096; i++) {
-			struct obj *n = malloc(sizeof(*n)), *old;
-
-			if (!n)
-				abort();
-			atomic_store_explicit(&n->magic, OBJ_LIVE,
-					      memory_order_relaxed);
-			old = rcu_xchg_pointer(&c_shared, n);
-			if (old) {
-				rcupool_free(p, old);
-				passed++;
-			}
-		}
-		if (kind == C_SCRIBBLER && passed >= 200000 &&
+		passed += tclient_churn(p, 4096);
+		if (c->kind == C_SCRIBBLER && passed >= 200000 &&
 		    passed < 200000 + 4096) {
 			scribble_all((unsigned)getpid(), 0);
 			scribble_all(0, 1);
 		}
-		if (kind == C_CLOSEFROM && passed >= 100000 &&
+		if (c->kind == C_CLOSEFROM && passed >= 100000 &&
 		    passed < 100000 + 4096)
 			syscall(SYS_close_range, 3u, ~0u, 0u);
 	}
-	struct obj *last = rcu_xchg_pointer(&c_shared, NULL);
-
-	if (last) {
-		rcupool_free(p, last);
-		passed++;
-	}
+	passed += tclient_churn_end(p);
 	rcupool_stats(p, &st);
-	atomic_store(&c_stop, 1);
-	pthread_join(rd, NULL);
-	if (kind == C_ABUSER) {
+	tclient_reader_stop(rd);
+	if (c->kind == C_ABUSER) {
 		pthread_join(pin, NULL);
 		pthread_join(flood, NULL);
 	}
 	rcupool_barrier(p);
-	/* The flood thread's objects are counted in freed, not in passed. */
-	flood_passed = kind == C_ABUSER ? atomic_load(&c_freed) - passed : 0;
-	(void)flood_passed;
 	rcupool_stats(p, &st);
 	if (st.held_peak > st.max_pages)
 		return V_OVER_MAX;
-	if (kind == C_VICTIM &&
+	if (c->kind == C_VICTIM &&
 	    st.fallback_overflow + st.fallback_sync + st.fallback_head) {
 		fprintf(stderr,
 			"victim: overflow %llu sync %llu head %llu depletions "
@@ -261,79 +179,28 @@ static int client_main(const char *sock, const char *name,
 		return V_FALLBACK;
 	}
 	rcu_unregister_thread();
-	if (kind == C_GOOD && !st.attached)
+	if (c->kind == C_GOOD && !st.attached)
 		return V_DETACHED;
-	if (atomic_load(&c_early))
-		return V_EARLY;
-	if (atomic_load(&c_double))
-		return V_DOUBLE;
-	if (kind != C_ABUSER && atomic_load(&c_freed) != passed)
-		return V_COUNT;
+	/* The flood thread's objects are counted in freed, not in passed. */
+	v = tclient_verdict(c->kind == C_ABUSER ? TCLIENT_UNCOUNTED : passed);
+	if (v != TCLIENT_V_OK)
+		return v;
 	rcupool_close(p);
-	return V_OK;
+	return TCLIENT_V_OK;
 }
 
 static pid_t client_spawn(const char *sock, const char *name,
 			  enum client_kind kind)
 {
-	sigset_t usr1, old;
-	pid_t pid;
+	/* The child's copy of it is the one it reads. */
+	struct client c = {.sock = sock, .name = name, .kind = kind};
+	pid_t pid = tclient_spawn(client_main, &c);
 
-	/*
-	 * SIGUSR1 blocked across fork() until the child has its handler: a
-	 * client spawned just before the end is told to finish at once,
-	 * and must not die of the default action (verdict 128 + SIGUSR1).
-	 */
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &usr1, &old);
-	pid = fork();
-	if (pid == 0) {
-		/* A test killed half way must not leave clients spinning. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		/*
-		 * Not cmocka's handlers: a client that crashes (the scribbler
-		 * of its own memory may) dies of it, it does not report a
-		 * failure of the test's process nor run the next test.
-		 */
-		signal(SIGSEGV, SIG_DFL);
-		signal(SIGBUS, SIG_DFL);
-		signal(SIGILL, SIG_DFL);
-		signal(SIGFPE, SIG_DFL);
-		signal(SIGABRT, SIG_DFL);
-		signal(SIGUSR1, on_usr1);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		_exit(client_main(sock, name, kind));
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
 	assert_true(pid > 0);
 	return pid;
 }
 
-/* SIGUSR1 (finish, check, exit) and the verdict. */
-static int client_finish(pid_t pid)
-{
-	int status;
-
-	kill(pid, SIGUSR1);
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status)) {
-		print_message("client %d: killed by signal %d\n", (int)pid,
-			      WTERMSIG(status));
-		return 128 + WTERMSIG(status);
-	}
-	return WEXITSTATUS(status);
-}
-
 /* --- the daemon from outside ---------------------------------------------- */
-
-static void msleep(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
 
 static uint64_t status_u(const struct testd *t, int attr)
 {
@@ -348,7 +215,7 @@ static bool reserve_whole(const struct testd *t, uint64_t total, int wait_ms)
 		    status_u(t, PROTO_STATUS_PAGES_TOTAL) == total &&
 		    status_u(t, PROTO_STATUS_PAGES_FREE) == total)
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	print_message("reserve not whole: clients %llu total %llu/%llu free "
 		      "%llu\n",
@@ -414,7 +281,7 @@ static void test_soak(void **state)
 	do {
 		int k = (int)(rand_r(&seed) % NCLIENTS);
 
-		msleep(50);
+		testd_sleep_ms(50);
 		kill(cl[k], SIGKILL);
 		waitpid(cl[k], NULL, 0);
 		kills++;
@@ -425,16 +292,16 @@ static void test_soak(void **state)
 			 (double)(now.tv_nsec - t0.tv_nsec) / 1e9 <
 		 seconds);
 	for (int i = 0; i < NCLIENTS; i++) {
-		int v = client_finish(cl[i]);
+		int v = tclient_finish(cl[i]);
 
-		if (v != V_OK) {
+		if (v != TCLIENT_V_OK) {
 			print_message("client %d: verdict %d\n", (int)cl[i], v);
 			bad++;
 		}
 	}
 	assert_true(alive(t.pid));
 	assert_true(reserve_whole(&t, total, 5000));
-	msleep(200); /* replacements created, timers settled */
+	testd_sleep_ms(200); /* replacements created, timers settled */
 	fd1 = (int)testd_fd_count(t.pid);
 	rss1 = testd_rss_kib(t.pid);
 	print_message("soak: %.0f s, %lu kills, %lu bad verdicts, daemon fds "
@@ -465,12 +332,12 @@ static void test_scribble(void **state)
 	assert_int_equal(testd_start(&t, NULL, fast_args, NULL), 0);
 	good = client_spawn(t.sock, "good", C_GOOD);
 	bad = client_spawn(t.sock, "scribbler", C_SCRIBBLER);
-	msleep(1500);
+	testd_sleep_ms(1500);
 	/* The scribbler may have died of its own scribble: that is its own. */
 	kill(bad, SIGKILL);
 	waitpid(bad, &status, 0);
 	assert_true(alive(t.pid));
-	assert_int_equal(client_finish(good), V_OK);
+	assert_int_equal(tclient_finish(good), TCLIENT_V_OK);
 	assert_true(reserve_whole(&t, configured_pages(), 5000));
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);
@@ -488,15 +355,15 @@ static void test_closefrom(void **state)
 	assert_int_equal(testd_start(&t, NULL, fast_args, NULL), 0);
 	closer = client_spawn(t.sock, "closer", C_CLOSEFROM);
 	good = client_spawn(t.sock, "good", C_GOOD);
-	msleep(1500);
+	testd_sleep_ms(1500);
 	assert_true(alive(t.pid));
-	assert_int_equal(client_finish(good), V_OK);
+	assert_int_equal(tclient_finish(good), TCLIENT_V_OK);
 	/*
 	 * The closer's connection is gone but its process lives: what it
 	 * was lent stays lent to it, not free for anyone else, until it
 	 * exits.
 	 */
-	msleep(300);
+	testd_sleep_ms(300);
 	assert_true(alive(closer));
 	assert_true(status_u(&t, PROTO_STATUS_PAGES_FREE) < total);
 	kill(closer, SIGKILL);
@@ -524,14 +391,14 @@ static void test_neighbour(void **state)
 	(void)state;
 	assert_int_equal(testd_start(&t, NULL, args, NULL), 0);
 	victim = client_spawn(t.sock, "victim", C_VICTIM);
-	msleep(300); /* the victim has asked for its chunks */
+	testd_sleep_ms(300); /* the victim has asked for its chunks */
 	abuser = client_spawn(t.sock, "abuser", C_ABUSER);
-	msleep(3000);
+	testd_sleep_ms(3000);
 	assert_true(alive(t.pid));
 	/* Zero fallbacks for the victim, exactly once, never early. */
-	assert_int_equal(client_finish(victim), V_OK);
+	assert_int_equal(tclient_finish(victim), TCLIENT_V_OK);
 	/* The abuser never held more than its max, whatever it tried. */
-	assert_int_equal(client_finish(abuser), V_OK);
+	assert_int_equal(tclient_finish(abuser), TCLIENT_V_OK);
 	assert_true(reserve_whole(&t, configured_pages(), 5000));
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);

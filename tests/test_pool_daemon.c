@@ -37,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,10 +46,8 @@
 #include "proto.h"
 #include "rcupool.h"
 #include "stats.h"
+#include "testclient.h"
 #include "testd.h"
-
-#define OBJ_LIVE   0x4c4956454f424a31ull
-#define OBJ_POISON 0xdeaddeaddeaddeadull
 
 /* Small reserve, short drain: every path runs often. */
 static const char *const daemon_args[] = {
@@ -69,126 +66,20 @@ static uint64_t configured_pages(void)
 	return 64 * (uint64_t)(n > 0 ? n : 1) + 64;
 }
 
-static void msleep(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-/* --- objects: exactly once, never early ----------------------------------- */
-
-struct obj {
-	_Atomic uint64_t magic;
-	int guarded; /* passed inside the section test_daemon_dies holds */
-	char pad[36];
-};
-
-static _Atomic uint64_t freed, double_freed, early;
-static _Atomic int section_open;
-static struct obj *shared; /* what the reader dereferences */
-static _Atomic int reader_stop;
-
-static void obj_free(void *ptr)
-{
-	struct obj *o = ptr;
-
-	if (atomic_load_explicit(&o->magic, memory_order_relaxed) != OBJ_LIVE) {
-		atomic_fetch_add(&double_freed, 1);
-		return;
-	}
-	/* Passed while our own read-side section was open: too early. */
-	if (o->guarded && atomic_load(&section_open))
-		atomic_fetch_add(&early, 1);
-	atomic_store_explicit(&o->magic, OBJ_POISON, memory_order_relaxed);
-	atomic_fetch_add(&freed, 1);
-	free(o);
-}
-
-static struct obj *obj_new(int guarded)
-{
-	struct obj *o = malloc(sizeof(*o));
-
-	if (!o)
-		abort();
-	atomic_store_explicit(&o->magic, OBJ_LIVE, memory_order_relaxed);
-	o->guarded = guarded;
-	return o;
-}
-
-/* Holds the published object across a few hundred reads: never poisoned. */
-static void *reader(void *arg)
-{
-	(void)arg;
-	rcu_register_thread();
-	while (!atomic_load(&reader_stop)) {
-		rcu_read_lock();
-		struct obj *o = rcu_dereference(shared);
-
-		for (int i = 0; o && i < 200; i++)
-			if (atomic_load_explicit(&o->magic,
-						 memory_order_relaxed) !=
-			    OBJ_LIVE)
-				atomic_fetch_add(&early, 1);
-		rcu_read_unlock();
-	}
-	rcu_unregister_thread();
-	return NULL;
-}
-
-/* Replace the published object n times, freeing the old one: passed. */
-static uint64_t churn(struct rcupool *p, uint64_t n)
-{
-	uint64_t passed = 0;
-
-	for (uint64_t i = 0; i < n; i++) {
-		struct obj *old = rcu_xchg_pointer(&shared, obj_new(0));
-
-		if (old) {
-			rcupool_free(p, old);
-			passed++;
-		}
-	}
-	return passed;
-}
-
-/* The last published object too. */
-static uint64_t churn_end(struct rcupool *p)
-{
-	struct obj *last = rcu_xchg_pointer(&shared, NULL);
-
-	if (!last)
-		return 0;
-	rcupool_free(p, last);
-	return 1;
-}
-
-static void counters_reset(void)
-{
-	atomic_store(&freed, 0);
-	atomic_store(&double_freed, 0);
-	atomic_store(&early, 0);
-	atomic_store(&section_open, 0);
-	atomic_store(&reader_stop, 0);
-	shared = NULL;
-}
+/* --- pools of tclient objects (tests/lib/testclient.h) -------------------- */
 
 static int open_pool(const struct testd *t, const char *name, size_t max,
 		     uint32_t min_gap_us, struct rcupool **p)
 {
 	char err[256] = "";
-	struct rcupool_options o = {
-		.size = sizeof(o),
-		.socket_path = t->sock,
-		.name = name,
-		.mode = RCUPOOL_MODE_DAEMON,
-		.free_fn = obj_free,
-		.max_pages = max,
-		.reclaim_min_gap_us = min_gap_us,
-		.errbuf = err,
-		.errbuf_len = sizeof(err),
-	};
-	int r = rcupool_open(&o, p);
+	struct rcupool_options o = tclient_options(t->sock, name);
+	int r;
+
+	o.max_pages = max;
+	o.reclaim_min_gap_us = min_gap_us;
+	o.errbuf = err;
+	o.errbuf_len = sizeof(err);
+	r = rcupool_open(&o, p);
 
 	if (r < 0)
 		print_message("rcupool_open(%s): %s (%s)\n", name, strerror(-r),
@@ -255,7 +146,7 @@ static bool client_row_until(const struct testd *t, pid_t pid,
 	for (int i = 0; i < 500; i++) {
 		if (client_row(t, pid, name, out) && ok(out, arg))
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	return false;
 }
@@ -268,7 +159,7 @@ static bool reserve_whole(const struct testd *t, uint64_t total)
 		    status_u(t, PROTO_STATUS_PAGES_TOTAL) == total &&
 		    status_u(t, PROTO_STATUS_PAGES_FREE) == total)
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	print_message("reserve not whole: clients %llu total %llu/%llu free "
 		      "%llu\n",
@@ -284,7 +175,7 @@ static int setup(void **state)
 	static struct testd t;
 
 	rcu_register_thread();
-	counters_reset();
+	tclient_reset();
 	if (testd_start(&t, daemon_conf, daemon_args, NULL) < 0) {
 		print_message("rcupoold did not start (log %s)\n", t.log);
 		return -1;
@@ -339,7 +230,7 @@ static void test_attach(void **state)
 	assert_int_equal(st.attached, 1);
 	/* The pool asks ahead of need: chunks lent before the first free. */
 	for (int i = 0; i < 500 && !stats_of(p).lent_pages; i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	st = stats_of(p);
 	assert_true(st.lent_pages > 0);
 	assert_int_equal(st.lent_pages % st.chunk_pages, 0);
@@ -348,7 +239,7 @@ static void test_attach(void **state)
 	/* Pages held (our read-side section blocks their grace period). */
 	rcu_read_lock();
 	for (int i = 0; i < 4 * (int)st.page_capacity; i++)
-		rcupool_free(p, obj_new(0));
+		rcupool_free(p, tclient_obj_new(0));
 	rcupool_flush(p);
 	st = stats_of(p);
 	shown = client_row_until(t, getpid(), "attach", row_lent_held, NULL,
@@ -359,8 +250,8 @@ static void test_attach(void **state)
 	assert_true(row.u[PROTO_CLIENT_PAGES_GOT] > 0);
 
 	rcupool_barrier(p);
-	assert_int_equal(atomic_load(&freed), 4 * st.page_capacity);
-	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(atomic_load(&tclient_freed), 4 * st.page_capacity);
+	assert_int_equal(atomic_load(&tclient_double), 0);
 	assert_int_equal(stats_of(p).held, 0);
 	assert_true(client_row_until(t, getpid(), "attach", row_lent_held, p,
 				     &row));
@@ -374,72 +265,54 @@ static void test_attach(void **state)
 
 /* --- several processes ---------------------------------------------------- */
 
+/* Beyond tclient's verdicts (tests/lib/testclient.h). */
 enum verdict {
-	V_OK = 0,
-	V_OPEN = 10,
-	V_EARLY = 11,
-	V_DOUBLE = 12,
-	V_COUNT = 13,
-	V_DETACHED = 14,
-	V_PIPE = 15,
+	V_DETACHED = TCLIENT_V_OWN, /* attached was 0 at the end */
+	V_PIPE,			    /* the ready or go byte went astray */
+};
+
+struct client {
+	const struct testd *t;
+	const char *name;
+	uint64_t n;
+	int *ready, *go; /* pipes: the child writes ready, reads go */
 };
 
 /*
  * A client process: attach, say so (a byte on ready), wait for the go (a
  * byte on go), churn n objects with a reader, check, close.
  */
-static int client_main(const struct testd *t, const char *name, uint64_t n,
-		       int ready, int go)
+static int client_main(void *arg)
 {
+	const struct client *cl = arg;
 	struct rcupool *p;
 	pthread_t rd;
 	uint64_t passed;
 	char c = 'r';
-	int attached;
+	int attached, v;
 
+	close(cl->ready[0]);
+	close(cl->go[1]);
 	/* Registered already: the child is a copy of the test's thread. */
-	counters_reset();
-	if (open_pool(t, name, 0, 0, &p) < 0)
-		return V_OPEN;
-	pthread_create(&rd, NULL, reader, NULL);
-	passed = churn(p, n / 2);
-	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+	tclient_reset();
+	if (open_pool(cl->t, cl->name, 0, 0, &p) < 0)
+		return TCLIENT_V_OPEN;
+	rd = tclient_reader_start();
+	passed = tclient_churn(p, cl->n / 2);
+	if (write(cl->ready[1], &c, 1) != 1 || read(cl->go[0], &c, 1) != 1)
 		return V_PIPE;
-	passed += churn(p, n / 2);
-	passed += churn_end(p);
+	passed += tclient_churn(p, cl->n / 2);
+	passed += tclient_churn_end(p);
 	attached = stats_of(p).attached;
-	atomic_store(&reader_stop, 1);
-	pthread_join(rd, NULL);
+	tclient_reader_stop(rd);
 	rcupool_barrier(p);
 	if (!attached)
 		return V_DETACHED;
-	if (atomic_load(&early))
-		return V_EARLY;
-	if (atomic_load(&double_freed))
-		return V_DOUBLE;
-	if (atomic_load(&freed) != passed)
-		return V_COUNT;
+	v = tclient_verdict(passed);
+	if (v != TCLIENT_V_OK)
+		return v;
 	rcupool_close(p);
-	return V_OK;
-}
-
-static pid_t client_spawn(const struct testd *t, const char *name, uint64_t n,
-			  int ready[2], int go[2])
-{
-	pid_t pid;
-
-	call_rcu_before_fork();
-	pid = fork();
-	if (pid == 0) {
-		call_rcu_after_fork_child();
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(ready[0]);
-		close(go[1]);
-		_exit(client_main(t, name, n, ready[1], go[0]));
-	}
-	call_rcu_after_fork_parent();
-	assert_true(pid > 0);
-	return pid;
+	return TCLIENT_V_OK;
 }
 
 static void test_many_processes(void **state)
@@ -447,15 +320,24 @@ static void test_many_processes(void **state)
 	enum { N = 4 };
 	struct testd *t = *state;
 	uint64_t total = configured_pages();
-	int ready[2], go[2], status;
+	int ready[2], go[2];
+	struct client cl = {
+		.t = t,
+		.name = "many",
+		.n = 200000,
+		.ready = ready,
+		.go = go,
+	};
 	pid_t kids[N];
 	char c;
 
 	assert_true(reserve_whole(t, total));
 	assert_int_equal(pipe(ready), 0);
 	assert_int_equal(pipe(go), 0);
-	for (int k = 0; k < N; k++)
-		kids[k] = client_spawn(t, "many", 200000, ready, go);
+	for (int k = 0; k < N; k++) {
+		kids[k] = tclient_spawn(client_main, &cl);
+		assert_true(kids[k] > 0);
+	}
 	close(ready[1]);
 	close(go[0]);
 	for (int k = 0; k < N; k++)
@@ -472,12 +354,13 @@ static void test_many_processes(void **state)
 	for (int k = 0; k < N; k++)
 		assert_int_equal(write(go[1], "g", 1), 1);
 	for (int k = 0; k < N; k++) {
-		assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
-		assert_true(WIFEXITED(status));
-		if (WEXITSTATUS(status) != V_OK)
+		/* Killed by a signal: 128 + it, never TCLIENT_V_OK. */
+		int v = tclient_wait(kids[k]);
+
+		if (v != TCLIENT_V_OK)
 			print_message("client %d: verdict %d\n", (int)kids[k],
-				      WEXITSTATUS(status));
-		assert_int_equal(WEXITSTATUS(status), V_OK);
+				      v);
+		assert_int_equal(v, TCLIENT_V_OK);
 	}
 	close(ready[0]);
 	close(go[1]);
@@ -493,38 +376,39 @@ static bool row_holds(const struct stats_row *r, void *arg)
 	return r->u[PROTO_CLIENT_HELD] > 0 && r->u[PROTO_CLIENT_LENT] > 0;
 }
 
+/* The killed client: holds full pages and one partial, says so, waits. */
+static int killed_main(void *arg)
+{
+	const struct client *cl = arg;
+	struct rcupool *p;
+
+	close(cl->ready[0]);
+	if (open_pool(cl->t, cl->name, 0, 0, &p) < 0)
+		return TCLIENT_V_OPEN;
+	/* Grace periods blocked: full pages held, one partial. */
+	rcu_read_lock();
+	for (int i = 0; i < 5000; i++)
+		rcupool_free(p, tclient_obj_new(0));
+	if (write(cl->ready[1], "r", 1) != 1)
+		return V_PIPE;
+	pause();
+	return 0;
+}
+
 static void test_kill_mid_batch(void **state)
 {
 	struct testd *t = *state;
 	uint64_t total = configured_pages(), retired0, lent;
 	struct stats_row row;
 	int fds[2];
+	struct client cl = {.t = t, .name = "killed", .ready = fds};
 	pid_t kid;
 	char c;
 
 	assert_true(reserve_whole(t, total));
 	retired0 = status_u(t, PROTO_STATUS_CHUNKS_RETIRED);
 	assert_int_equal(pipe(fds), 0);
-	call_rcu_before_fork();
-	kid = fork();
-	if (kid == 0) {
-		struct rcupool *p;
-
-		call_rcu_after_fork_child();
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(fds[0]);
-		if (open_pool(t, "killed", 0, 0, &p) < 0)
-			_exit(V_OPEN);
-		/* Grace periods blocked: full pages held, one partial. */
-		rcu_read_lock();
-		for (int i = 0; i < 5000; i++)
-			rcupool_free(p, obj_new(0));
-		if (write(fds[1], "r", 1) != 1)
-			_exit(V_PIPE);
-		pause();
-		_exit(0);
-	}
-	call_rcu_after_fork_parent();
+	kid = tclient_spawn(killed_main, &cl);
 	assert_true(kid > 0);
 	close(fds[1]);
 	assert_int_equal(read(fds[0], &c, 1), 1);
@@ -556,8 +440,8 @@ static void test_daemon_dies(void **state)
 	pthread_t rd;
 
 	assert_int_equal(open_pool(t, "orphan", 0, 0, &p), 0);
-	pthread_create(&rd, NULL, reader, NULL);
-	passed += churn(p, 10000);
+	rd = tclient_reader_start();
+	passed += tclient_churn(p, 10000);
 	st = stats_of(p);
 	assert_int_equal(st.attached, 1);
 
@@ -565,13 +449,13 @@ static void test_daemon_dies(void **state)
 	waitpid(t->pid, NULL, 0);
 	t->pid = -1;
 	for (int i = 0; i < 500 && stats_of(p).attached; i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	st = stats_of(p);
 	assert_int_equal(st.attached, 0);
 	assert_true(st.lent_pages > 0); /* its chunks stay its own */
 
 	/* Frees go on through the chunks it has. */
-	passed += churn(p, 300000);
+	passed += tclient_churn(p, 300000);
 	st1 = stats_of(p);
 	assert_true(st1.pages_got > st.pages_got);
 	assert_int_equal(st1.lent_pages, st.lent_pages);
@@ -583,22 +467,21 @@ static void test_daemon_dies(void **state)
 	 */
 	n = (st1.lent_pages + 8) * st1.page_capacity;
 	rcu_read_lock();
-	atomic_store(&section_open, 1);
+	atomic_store(&tclient_section_open, 1);
 	for (uint64_t i = 0; i < n; i++)
-		rcupool_free(p, obj_new(1));
+		rcupool_free(p, tclient_obj_new(1));
 	passed += n;
 	st = stats_of(p);
 	assert_true(st.fallback_overflow > st1.fallback_overflow);
-	atomic_store(&section_open, 0);
+	atomic_store(&tclient_section_open, 0);
 	rcu_read_unlock();
 
-	passed += churn_end(p);
-	atomic_store(&reader_stop, 1);
-	pthread_join(rd, NULL);
+	passed += tclient_churn_end(p);
+	tclient_reader_stop(rd);
 	rcupool_barrier(p);
-	assert_int_equal(atomic_load(&freed), passed);
-	assert_int_equal(atomic_load(&double_freed), 0);
-	assert_int_equal(atomic_load(&early), 0);
+	assert_int_equal(atomic_load(&tclient_freed), passed);
+	assert_int_equal(atomic_load(&tclient_double), 0);
+	assert_int_equal(atomic_load(&tclient_early), 0);
 	assert_int_equal(stats_of(p).held, 0);
 	rcupool_close(p);
 }
@@ -627,7 +510,7 @@ static bool gap_becomes(struct rcupool *p, uint64_t want_us)
 		pthread_mutex_unlock(&p->rlock);
 		if (ns == want_us * 1000)
 			return true;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	print_message("gap %llu ns, the lease's %u us, want %llu us\n",
 		      (unsigned long long)ns,
@@ -675,11 +558,11 @@ static void test_reclaim_shown(void **state)
 	set_limit(t, "limits.overflow_pages=1");
 
 	for (int round = 0; round < 10; round++)
-		passed += churn(p, 20000);
-	passed += churn_end(p);
+		passed += tclient_churn(p, 20000);
+	passed += tclient_churn_end(p);
 	rcupool_barrier(p);
-	assert_int_equal(atomic_load(&freed), passed);
-	assert_int_equal(atomic_load(&double_freed), 0);
+	assert_int_equal(atomic_load(&tclient_freed), passed);
+	assert_int_equal(atomic_load(&tclient_double), 0);
 	st = stats_of(p);
 	print_message("# reclaim: %llu throttled (%llu ns), %llu grace "
 		      "periods, p50 %llu ns, p99 %llu ns\n",

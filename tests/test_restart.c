@@ -35,7 +35,7 @@
  *    stored connection while the daemon is stopped): the client sends it
  *    again once its lease shows the next instance, and carries on.
  *
- * A client's verdict is its exit status (enum verdict).
+ * A client's verdict is its exit status (tests/lib/testclient.h).
  */
 #define URCU_API_MAP 1
 #include <urcu/urcu-memb.h>
@@ -58,7 +58,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,21 +67,12 @@
 #include "lease.h"
 #include "proto.h"
 #include "rcupool.h"
+#include "testclient.h"
 #include "testd.h"
 
-#define OBJ_LIVE   0x4c4956454f424a31ull
-#define OBJ_POISON 0xdeaddeaddeaddeadull
-#define NCLIENTS   8
-#define ROUNDS	   20
-#define MAX_INO	   4096
-
-enum verdict {
-	V_OK = 0,
-	V_OPEN = 10,   /* rcupool_open failed */
-	V_EARLY = 11,  /* a reader saw a poisoned object */
-	V_DOUBLE = 12, /* an object freed twice */
-	V_COUNT = 13,  /* freed != passed after rcupool_barrier */
-};
+#define NCLIENTS 8
+#define ROUNDS	 20
+#define MAX_INO	 4096
 
 /* What a client shows the test (a shared anonymous mapping). */
 struct cstate {
@@ -95,48 +85,7 @@ struct cstate {
 
 static struct cstate *shared;
 
-struct obj {
-	_Atomic uint64_t magic;
-	char pad[40];
-};
-
 /* --- the client process --------------------------------------------------- */
-
-static _Atomic uint64_t c_freed, c_double, c_early;
-static _Atomic int c_stop;
-static struct obj *c_shared;
-
-static void obj_free(void *p)
-{
-	struct obj *o = p;
-
-	if (atomic_load_explicit(&o->magic, memory_order_relaxed) != OBJ_LIVE) {
-		atomic_fetch_add(&c_double, 1);
-		return;
-	}
-	atomic_store_explicit(&o->magic, OBJ_POISON, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c_freed, 1, memory_order_relaxed);
-	free(o);
-}
-
-static void *client_reader(void *arg)
-{
-	(void)arg;
-	rcu_register_thread();
-	while (!atomic_load(&c_stop)) {
-		rcu_read_lock();
-		struct obj *o = rcu_dereference(c_shared);
-
-		for (int i = 0; o && i < 200; i++)
-			if (atomic_load_explicit(&o->magic,
-						 memory_order_relaxed) !=
-			    OBJ_LIVE)
-				atomic_fetch_add(&c_early, 1);
-		rcu_read_unlock();
-	}
-	rcu_unregister_thread();
-	return NULL;
-}
 
 /* Shows the pool's stats every 2 ms (the freeing loop may be slowed). */
 static struct rcupool *c_pool;
@@ -149,7 +98,7 @@ static void *client_reporter(void *arg)
 	bool seen = false;
 
 	(void)arg;
-	while (!atomic_load(&c_stop)) {
+	while (!atomic_load(&tclient_stop)) {
 		if (rcupool_stats(c_pool, &st) == 0) {
 			if (st.attached)
 				seen = true;
@@ -164,105 +113,54 @@ static void *client_reporter(void *arg)
 	return NULL;
 }
 
-static void on_usr1(int sig)
-{
-	(void)sig;
-	atomic_store(&c_stop, 1);
-}
+struct client {
+	const char *sock;
+	struct cstate *me;
+};
 
-static int client_main(const char *sock, struct cstate *me)
+static int client_main(void *arg)
 {
-	struct rcupool_options o = {
-		.size = sizeof(o),
-		.socket_path = sock,
-		.name = "restart",
-		.mode = RCUPOOL_MODE_DAEMON,
-		.free_fn = obj_free,
-	};
+	const struct client *c = arg;
+	struct rcupool_options o = tclient_options(c->sock, "restart");
 	struct rcupool *p;
 	pthread_t rd, rep;
 	uint64_t passed = 0;
+	int v;
 
-	signal(SIGUSR1, on_usr1);
 	if (rcupool_open(&o, &p) < 0)
-		return V_OPEN;
+		return TCLIENT_V_OPEN;
 	c_pool = p;
-	c_me = me;
+	c_me = c->me;
 	rcu_register_thread();
-	pthread_create(&rd, NULL, client_reader, NULL);
+	rd = tclient_reader_start();
 	pthread_create(&rep, NULL, client_reporter, NULL);
-	while (!atomic_load(&c_stop)) {
-		for (int i = 0; i < 4096; i++) {
-			struct obj *n = malloc(sizeof(*n)), *old;
-
-			if (!n)
-				abort();
-			atomic_store_explicit(&n->magic, OBJ_LIVE,
-					      memory_order_relaxed);
-			old = rcu_xchg_pointer(&c_shared, n);
-			if (old) {
-				rcupool_free(p, old);
-				passed++;
-			}
-		}
-		atomic_store(&me->passed, passed);
+	while (!atomic_load(&tclient_stop)) {
+		passed += tclient_churn(p, 4096);
+		atomic_store(&c->me->passed, passed);
 	}
-	struct obj *last = rcu_xchg_pointer(&c_shared, NULL);
-
-	if (last) {
-		rcupool_free(p, last);
-		passed++;
-	}
-	atomic_store(&c_stop, 1);
-	pthread_join(rd, NULL);
+	passed += tclient_churn_end(p);
+	tclient_reader_stop(rd);
 	pthread_join(rep, NULL);
 	rcupool_barrier(p);
 	rcu_unregister_thread();
-	if (atomic_load(&c_early))
-		return V_EARLY;
-	if (atomic_load(&c_double))
-		return V_DOUBLE;
-	if (atomic_load(&c_freed) != passed)
-		return V_COUNT;
+	v = tclient_verdict(passed);
+	if (v != TCLIENT_V_OK)
+		return v;
 	rcupool_close(p);
-	return V_OK;
+	return TCLIENT_V_OK;
 }
 
 static pid_t client_spawn(const char *sock, int i)
 {
-	pid_t pid = fork();
+	/* The child's copy of it is the one it reads. */
+	struct client c = {.sock = sock, .me = &shared[i]};
+	pid_t pid = tclient_spawn(client_main, &c);
 
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(client_main(sock, &shared[i]));
-	}
 	assert_true(pid > 0);
 	return pid;
 }
 
-static int client_finish(pid_t pid)
-{
-	int status;
-
-	kill(pid, SIGUSR1);
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status)) {
-		print_message("client %d: killed by signal %d\n", (int)pid,
-			      WTERMSIG(status));
-		return 128 + WTERMSIG(status);
-	}
-	return WEXITSTATUS(status);
-}
-
 /* --- looking at a client from outside ------------------------------------- */
-
-static void msleep(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
 
 static double now_s(void)
 {
@@ -386,9 +284,9 @@ static void reattach_rounds(int sig, int rounds)
 	for (int i = 0; i < NCLIENTS; i++)
 		cl[i] = client_spawn(t.sock, i);
 	for (int i = 0; i < 1000 && !all_attached(0); i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	assert_true(all_attached(0));
-	msleep(300);
+	testd_sleep_ms(300);
 	for (int i = 0; i < NCLIENTS; i++)
 		fd0[i] = count_fds(cl[i]);
 
@@ -410,7 +308,7 @@ static void reattach_rounds(int sig, int rounds)
 		/* A liveness bound, not a timing target (the machine is
 		 * shared). */
 		while (!all_attached(round) && now_s() - t0 < 60)
-			msleep(2);
+			testd_sleep_ms(2);
 		t1 = now_s();
 		for (int i = 0; i < NCLIENTS; i++)
 			if (atomic_load(&shared[i].reattaches) != round ||
@@ -429,7 +327,7 @@ static void reattach_rounds(int sig, int rounds)
 		for (int i = 0; i < NCLIENTS; i++) {
 			while (maps_any_of(cl[i], old[i], nold[i]) &&
 			       now_s() - t0 < 60)
-				msleep(10);
+				testd_sleep_ms(10);
 			assert_false(maps_any_of(cl[i], old[i], nold[i]));
 			/* Ours and the current daemon's lease, no more. */
 			assert_true(maps_of(cl[i], "rcupool-lease", NULL, 0) <=
@@ -440,7 +338,7 @@ static void reattach_rounds(int sig, int rounds)
 			int n = count_fds(cl[i]);
 
 			for (int k = 0; k < 100 && n != fd0[i]; k++) {
-				msleep(10);
+				testd_sleep_ms(10);
 				n = count_fds(cl[i]);
 			}
 			if (n != fd0[i])
@@ -470,9 +368,9 @@ static void reattach_rounds(int sig, int rounds)
 	assert_true(ctl_status_has(t.sock, "0 clients adopted at start, 8 "
 					   "re-attached since"));
 	for (int i = 0; i < NCLIENTS; i++) {
-		int v = client_finish(cl[i]);
+		int v = tclient_finish(cl[i]);
 
-		if (v != V_OK) {
+		if (v != TCLIENT_V_OK) {
 			print_message("client %d: verdict %d\n", i, v);
 			bad++;
 		}
@@ -573,7 +471,7 @@ static uint64_t wait_chunks(const char *sock, uint64_t want)
 		n = testd_status_field(sock, PROTO_STATUS_CHUNKS_TOTAL);
 		if (n == want)
 			break;
-		msleep(10);
+		testd_sleep_ms(10);
 	}
 	return n;
 }
@@ -625,7 +523,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 	for (int i = 0; i < NCLIENTS; i++)
 		cl[i] = client_spawn(t.sock, i);
 	for (int i = 0; i < 1000 && !all_attached(0); i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	assert_true(all_attached(0));
 	chunks0 = testd_status_field(t.sock, PROTO_STATUS_CHUNKS_TOTAL);
 	cp = testd_status_field(t.sock, PROTO_STATUS_CHUNK_PAGES);
@@ -633,7 +531,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 	chunks1 = next_args == big_args	    ? (512 * cpus + 512 + cp - 1) / cp
 		  : next_args == small_args ? (64 * cpus + 64 + cp - 1) / cp
 					    : chunks0;
-	msleep(300);
+	testd_sleep_ms(300);
 
 	for (int round = 1; round <= rounds; round++) {
 		double t0, tr, ts;
@@ -654,7 +552,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 			    testd_status_field(t.sock, PROTO_STATUS_CLIENTS) ==
 				    NCLIENTS)
 				break;
-			msleep(1);
+			testd_sleep_ms(1);
 		}
 		ts = now_s();
 		assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_PID),
@@ -670,7 +568,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 		for (int k = 0; k < 100 && listed != NCLIENTS; k++) {
 			listed = ctl_clients(t.sock, cl, NCLIENTS, &held);
 			if (listed != NCLIENTS)
-				msleep(10);
+				testd_sleep_ms(10);
 		}
 		assert_int_equal(listed, NCLIENTS);
 		assert_true(held > 0);
@@ -693,7 +591,7 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 		}
 		assert_true(census_ok(t.sock, msg, sizeof(msg)));
 		/* The clients saw nothing: no EOF, no re-attach. */
-		msleep(50);
+		testd_sleep_ms(50);
 		for (int i = 0; i < NCLIENTS; i++)
 			if (atomic_load(&shared[i].lost) ||
 			    atomic_load(&shared[i].reattaches))
@@ -723,11 +621,11 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 	assert_true(ctl_status_has(t.sock, "8 clients adopted at start, 0 "
 					   "re-attached since"));
 	/* Keep freeing across the last instance a while, then the verdicts. */
-	msleep(300);
+	testd_sleep_ms(300);
 	for (int i = 0; i < NCLIENTS; i++) {
-		int v = client_finish(cl[i]);
+		int v = tclient_finish(cl[i]);
 
-		if (v != V_OK) {
+		if (v != TCLIENT_V_OK) {
 			print_message("client %d: verdict %d\n", i, v);
 			bad++;
 		}
@@ -878,7 +776,7 @@ static void test_store_garbage(void **state)
 	assert_true(testd_log_has(&t, "adopted 0 clients, 0 lent chunks"));
 	/* And taken out of the store. */
 	for (int i = 0; i < 200 && fdstore_count(&s, "chunk.99999"); i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, "chunk.99999"), 0);
 	assert_int_equal(fdstore_count(&s, "lent."), 0);
 	assert_int_equal(fdstore_count(&s, "chunk."), chunks0);
@@ -909,10 +807,10 @@ static void two_clients(struct fdstore *s, struct testd *t, pid_t *cl)
 	for (int i = 0; i < 1000 && !(atomic_load(&shared[0].attached) &&
 				      atomic_load(&shared[1].attached));
 	     i++)
-		msleep(10);
+		testd_sleep_ms(10);
 	assert_int_equal(atomic_load(&shared[0].attached), 1);
 	assert_int_equal(atomic_load(&shared[1].attached), 1);
-	msleep(300);
+	testd_sleep_ms(300);
 }
 
 /*
@@ -961,11 +859,11 @@ static void test_store_twice(void **state)
 	assert_int_equal(wait_chunks(t.sock, chunks0), chunks0);
 	/* The store: the lent name kept, the pool name gone. */
 	for (int i = 0; i < 200 && fdstore_count(&s, pool); i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, pool), 0);
 	assert_int_equal(fdstore_count(&s, lent), 1);
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(client_finish(cl[i]), V_OK);
+		assert_int_equal(tclient_finish(cl[i]), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost) ||
 		     atomic_load(&shared[1].lost));
 	/* Its client exited: retired with the rest, the books exact. */
@@ -973,7 +871,7 @@ static void test_store_twice(void **state)
 	assert_true(census_ok(t.sock, msg, sizeof(msg)));
 	assert_int_equal(wait_chunks(t.sock, chunks0), chunks0);
 	for (int i = 0; i < 200 && fdstore_count(&s, "lent."); i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, "lent."), 0);
 	assert_int_equal(fdstore_count(&s, "lease."), 0);
 	assert_int_equal(testd_stop(&t), 0);
@@ -1007,9 +905,9 @@ static void test_store_client_gone(void **state)
 	assert_true(census_ok(t.sock, msg, sizeof(msg)));
 	assert_int_equal(wait_chunks(t.sock, chunks0), chunks0);
 	for (int i = 0; i < 200 && fdstore_count(&s, "lease.") != 1; i++)
-		msleep(5);
+		testd_sleep_ms(5);
 	assert_int_equal(fdstore_count(&s, "lease."), 1);
-	assert_int_equal(client_finish(cl[0]), V_OK);
+	assert_int_equal(tclient_finish(cl[0]), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost));
 	assert_true(testd_wait_status(t.sock, PROTO_STATUS_CLIENTS, 0, 5000));
 	assert_true(census_ok(t.sock, msg, sizeof(msg)));
@@ -1019,7 +917,7 @@ static void test_store_client_gone(void **state)
 	munmap(shared, NCLIENTS * sizeof(*shared));
 }
 
-/* client_finish, but a client that does not finish in secs is a failure
+/* tclient_finish, but a client that does not finish in secs is a failure
  * (-2), not a hung test. */
 static int client_finish_within(pid_t pid, int secs)
 {
@@ -1028,9 +926,8 @@ static int client_finish_within(pid_t pid, int secs)
 	kill(pid, SIGUSR1);
 	for (int i = 0; i < secs * 100; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
-			return WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-						   : WEXITSTATUS(status);
-		msleep(10);
+			return tclient_exit_verdict(pid, status);
+		testd_sleep_ms(10);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -1086,9 +983,9 @@ static void test_store_lost_request(void **state)
 	assert_int_equal(
 		testd_status_field(t.sock, PROTO_STATUS_CLIENTS_ADOPTED), 2);
 	/* Both keep going a while past the resend, then finish cleanly. */
-	msleep(2500);
+	testd_sleep_ms(2500);
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(client_finish_within(cl[i], 30), V_OK);
+		assert_int_equal(client_finish_within(cl[i], 30), TCLIENT_V_OK);
 	assert_false(atomic_load(&shared[0].lost) ||
 		     atomic_load(&shared[1].lost));
 	assert_true(testd_wait_status(t.sock, PROTO_STATUS_CLIENTS, 0, 5000));
