@@ -30,6 +30,17 @@
 #include "stats.h"
 #include "testd.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+
 #define NCLIENTS 8
 #define HOLD_MAX 32
 
@@ -186,8 +197,14 @@ static void test_soak(void **state)
 	assert_int_equal(fd1, fd0);
 	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_BAD_INDEX), 0);
 	assert_int_equal(testd_status_field(t.sock, PROTO_STATUS_BAD), 0);
-	/* RSS flat: after warm-up, no growth with the number of kills. */
-	assert_true(rss1 <= (rss_mid ? rss_mid : rss0) + 4096);
+	/*
+	 * RSS flat: after warm-up, no growth with the number of kills.  Not
+	 * under ASan: its quarantine keeps freed memory (256 MB by default),
+	 * so the RSS grows with what the daemon allocates, leak or not
+	 * (seen: +4.1 MB in a 20 s run); LeakSanitizer checks leaks there.
+	 */
+	if (!TEST_ASAN)
+		assert_true(rss1 <= (rss_mid ? rss_mid : rss0) + 4096);
 	assert_false(testd_log_has(&t, "books disagree"));
 	assert_int_equal(testd_stop(&t), 0);
 	testd_cleanup(&t);
