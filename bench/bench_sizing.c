@@ -76,6 +76,7 @@ struct result {
 	uint64_t fallbacks, depletions, held_peak, reserve;
 	uint64_t sync, throttled, gps, lat_p50, lat_p99;
 	double gps_per_s;
+	double fillers_pct; /* pages freed by the threads that filled them */
 	double held_mean;
 	uint32_t held_p99, held_max;
 };
@@ -138,6 +139,10 @@ static struct result run(uint32_t ppc, uint32_t global, unsigned long ms,
 	r.depletions = st.depletions;
 	r.sync = st.fallback_sync;
 	r.throttled = st.throttled;
+	r.fillers_pct = st.pages_submitted ? 100.0 *
+						     (double)st.pages_freed_by_fillers /
+						     (double)st.pages_submitted
+					   : 0;
 	r.gps = st.grace_periods;
 	r.gps_per_s = (double)st.grace_periods * 1e9 / (double)(t1 - t0);
 	r.lat_p50 = st.gp_latency_p50_ns;
@@ -258,10 +263,10 @@ static int scenario(bool json, bool first)
 		       (unsigned long long)big.fallbacks);
 		printf("  reclaim: %.0f grace periods/s, submission to return "
 		       "p50 %.1f us, p99 %.1f us; %llu throttled, %llu sync "
-		       "fallbacks\n",
+		       "fallbacks; %.1f%% of pages freed by fillers\n",
 		       big.gps_per_s, big.lat_p50 / 1e3, big.lat_p99 / 1e3,
 		       (unsigned long long)big.throttled,
-		       (unsigned long long)big.sync);
+		       (unsigned long long)big.sync, big.fillers_pct);
 		printf("  held, max per %lu ms slice:", series_ms / 20);
 		for (int i = 0; i < 20; i++)
 			printf(" %u", series[i]);

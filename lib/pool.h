@@ -46,10 +46,18 @@
 #define POOL_LAT_SUB	 4	/* latency histogram: 4 buckets per octave */
 #define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
 #define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
-#define POOL_SHARE_BEHIND 32	/* done pages from which fillers help */
+#define POOL_SHARE_BEHIND 32	/* done pages below which a round goes first */
 #define POOL_DEF_FREE_MODE POOL_FREE_SHARE
 #define POOL_FREERS	 8	/* threads freeing done pages at once */
 #define POOL_DONE_SCAN	 64	/* done pages looked at for one to free */
+#define POOL_ACTIVE_NS	 20000000 /* a filler that submitted this lately */
+
+/* Which done page a freer takes (pool_reclaim.c). */
+enum pool_take {
+	POOL_TAKE_ANY,	 /* of a filler nobody frees now */
+	POOL_TAKE_OWN,	 /* the caller's own */
+	POOL_TAKE_SPARE, /* of a filler that does not free its own now */
+};
 
 /* Who frees the pages of a finished round (RCUPOOL_RECLAIM_FREE). */
 enum pool_free_mode {
@@ -227,11 +235,16 @@ struct rcupool {
 	 */
 	const void *freeing[POOL_FREERS];
 	unsigned nfreeing;
+	/* Fillers seen in rounds, and when each last submitted a page. */
+	struct {
+		const void *filler;
+		uint64_t last_ns;
+	} active[POOL_FREERS];
+	uint64_t active_now; /* the time active[] is read against */
 	enum pool_free_mode free_mode;
-	uint32_t share_behind; /* done pages from which fillers help */
+	uint32_t share_behind; /* done pages below which a round goes first */
 	/* The last two rounds had pages of two fillers or more. */
 	_Atomic bool rmulti;
-	bool rmulti_last; /* the last round did (under rlock) */
 	unsigned nworkers;
 	pthread_t *workers;
 	bool rstop, rrunning;

@@ -157,8 +157,8 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->rcond, &ca);
+	pthread_cond_init(&p->rdone, &ca);
 	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&p->rdone, NULL);
 	pthread_cond_init(&p->rwork, NULL);
 	atomic_store(&p->rq, NULL);
 	atomic_store(&p->rsleep, 0);
@@ -167,11 +167,12 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	atomic_store(&p->rfinished, 0);
 	p->rwaiters = 0;
 	atomic_store(&p->rmulti, false);
-	p->rmulti_last = false;
 	memset(p->pending, 0, sizeof(p->pending));
 	p->dhead = p->dtail = NULL;
 	p->dcount = 0;
 	p->nfreeing = 0;
+	memset(p->active, 0, sizeof(p->active));
+	p->active_now = 0;
 	p->rstop = false;
 	p->rrunning = false;
 	p->min_gap_ns = (uint64_t)min_gap_us * 1000;
@@ -206,17 +207,59 @@ static bool pool_freeing(const struct rcupool *p, const void *filler)
 }
 
 /*
+ * Under rlock: filler submitted a page in the last POOL_ACTIVE_NS (as of
+ * the last round), and two threads or more did: it frees its own done
+ * pages (at its page switch), the reclaim thread leaves them to it.
+ */
+static bool pool_active(const struct rcupool *p, const void *filler)
+{
+	if (!filler || !atomic_load_explicit(&p->rmulti, memory_order_relaxed))
+		return false;
+	for (unsigned i = 0; i < POOL_FREERS; i++)
+		if (p->active[i].filler == filler)
+			return p->active[i].last_ns + POOL_ACTIVE_NS >
+			       p->active_now;
+	return false;
+}
+
+/* Under rlock: filler submitted a page at t (ns). */
+static void pool_active_mark(struct rcupool *p, const void *filler,
+			     uint64_t t)
+{
+	unsigned oldest = 0;
+
+	for (unsigned i = 0; i < POOL_FREERS; i++) {
+		if (p->active[i].filler == filler) {
+			if (t > p->active[i].last_ns)
+				p->active[i].last_ns = t;
+			return;
+		}
+		if (p->active[i].last_ns < p->active[oldest].last_ns)
+			oldest = i;
+	}
+	/* More fillers than slots: the one seen least lately goes. */
+	p->active[oldest].filler = filler;
+	p->active[oldest].last_ns = t;
+}
+
+/*
  * Under rlock: a page whose grace period is over, for the caller to free,
- * oldest first among those of a filler nobody frees now.  mine: the
- * caller is that filler, and takes its own pages first (its objects, most
- * likely from its own arena, back where it allocates).  NULL when every
- * page is another freer's filler's, or POOL_FREERS free already.  The
- * claim ends in pool_reclaim_free_page().
+ * oldest first among those of a filler nobody frees now.  POOL_TAKE_OWN:
+ * the caller's own pages first (a filler: its objects, most likely from
+ * its own arena, back where it allocates), else one of a filler that does
+ * not free its own now (stopped, or exited: pages nobody else would take
+ * while the reclaim thread spares them).  POOL_TAKE_SPARE (the reclaim
+ * thread, with work of its own): none of an active filler either, which
+ * frees its own: freeing into the arena a thread allocates from while it
+ * does slows both (its malloc and our free: 58% of a filler's profile was
+ * _int_malloc when the reclaim thread freed its objects).  NULL when none fits, or POOL_FREERS free already.
+ * The claim ends in pool_reclaim_free_page().
  */
 static struct pool_batch *pool_done_find(struct rcupool *p, const void *mine,
+					 enum pool_take take,
 					 struct pool_batch **before)
 {
-	struct pool_batch *b, *prev = NULL, *any = NULL, *any_prev = NULL;
+	struct pool_batch *b, *prev = NULL, *alt = NULL, *alt_prev = NULL;
 	unsigned n = 0;
 
 	if (p->nfreeing == POOL_FREERS)
@@ -225,24 +268,31 @@ static struct pool_batch *pool_done_find(struct rcupool *p, const void *mine,
 	     prev = b, b = b->next, n++) {
 		if (pool_freeing(p, b->filler))
 			continue;
-		if (!mine || b->filler == mine)
-			break;
-		if (!any) {
-			any = b;
-			any_prev = prev;
+		if (take == POOL_TAKE_OWN && b->filler != mine) {
+			/* Else one nobody else frees as its own. */
+			if (!alt && (p->free_mode == POOL_FREE_FILLERS ||
+				     !pool_active(p, b->filler))) {
+				alt = b;
+				alt_prev = prev;
+			}
+			continue;
 		}
+		if (take == POOL_TAKE_SPARE && pool_active(p, b->filler))
+			continue;
+		break;
 	}
 	if (!b || n == POOL_DONE_SCAN) {
-		b = any;
-		prev = any_prev;
+		b = alt;
+		prev = alt_prev;
 	}
 	*before = prev;
 	return b;
 }
 
-static struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine)
+static struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
+					enum pool_take take)
 {
-	struct pool_batch *prev, *b = pool_done_find(p, mine, &prev);
+	struct pool_batch *prev, *b = pool_done_find(p, mine, take, &prev);
 
 	if (!b)
 		return NULL;
@@ -256,6 +306,20 @@ static struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine)
 	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
 	p->freeing[p->nfreeing++] = b->filler;
 	return b;
+}
+
+/*
+ * The reclaim thread's pick, with work of its own: spare the pages of the
+ * fillers active as of now (a filler that stopped for good is spared for
+ * POOL_ACTIVE_NS at most, and not at all once no work is left or the ring
+ * of rounds is full: then it takes any).
+ */
+static struct pool_batch *pool_done_pop_spare(struct rcupool *p)
+{
+	if (!p->dcount)
+		return NULL;
+	p->active_now = pool_now_ns();
+	return pool_done_pop(p, NULL, POOL_TAKE_SPARE);
 }
 
 /* Under rlock: the claim of pool_done_pop() on filler ends. */
@@ -344,14 +408,14 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 			       uint64_t number)
 {
 	struct pool_batch *b, *next, *fifo = NULL, *tail = NULL;
-	bool multi = false;
+	const void *last;
+	unsigned fillers = 0;
 	uint32_t n = 0;
 
 	pool_synchronize(p);
 	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
 	for (b = list; b; b = next) {
 		next = b->next;
-		multi |= b->filler != list->filler;
 		if (!tail)
 			tail = b;
 		b->next = fifo;
@@ -360,6 +424,9 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 		n++;
 	}
 	pthread_mutex_lock(&p->rlock);
+	for (b = fifo, last = NULL; b; b = b->next)
+		if (b->filler && b->filler != last)
+			pool_active_mark(p, last = b->filler, b->t_submit);
 	p->pending[number % POOL_RING] = n;
 	if (p->dtail)
 		p->dtail->next = fifo;
@@ -370,10 +437,19 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
 	p->rounds = number;
 	if (n) {
-		/* Sticky for a round: a round may hold one page only. */
-		atomic_store_explicit(&p->rmulti, multi || p->rmulti_last,
+		/*
+		 * Two fillers or more lately (not in one round: on a busy
+		 * CPU a round can hold the pages of the one filler that ran
+		 * while the other waited for that CPU, seen for 50 ms on
+		 * end).
+		 */
+		p->active_now = pool_now_ns();
+		for (unsigned i = 0; i < POOL_FREERS; i++)
+			fillers += p->active[i].filler &&
+				   p->active[i].last_ns + POOL_ACTIVE_NS >
+					   p->active_now;
+		atomic_store_explicit(&p->rmulti, fillers >= 2,
 				      memory_order_relaxed);
-		p->rmulti_last = multi;
 	}
 	if (!n)
 		while (p->rfreed < p->rounds &&
@@ -415,24 +491,11 @@ static void *pool_reclaim_main(void *arg)
 	for (;;) {
 		bool work = atomic_load(&p->rq) != NULL;
 		bool ring = p->rstarted + 1 - p->rfreed < POOL_RING;
+		bool may_free = p->free_mode != POOL_FREE_FILLERS ||
+				p->rstop || (work && !ring);
 		uint64_t now = 0, at = 0;
 		struct pool_batch *b, *list;
 
-		if ((p->free_mode != POOL_FREE_FILLERS || p->rstop ||
-		     (work && !ring)) &&
-		    (b = pool_done_pop(p, NULL))) {
-			pthread_mutex_unlock(&p->rlock);
-			pool_reclaim_free_page(p, b, false);
-			pthread_mutex_lock(&p->rlock);
-			continue;
-		}
-		if (work && !ring) {
-			/* Others still free old rounds' pages. */
-			p->rwaiters++;
-			pthread_cond_wait(&p->rdone, &p->rlock);
-			p->rwaiters--;
-			continue;
-		}
 		/*
 		 * The gap bounds the rate of grace periods a steady load
 		 * asks for (a few pages a round).  A burst fills
@@ -445,6 +508,40 @@ static void *pool_reclaim_main(void *arg)
 			    POOL_GAP_PAGES) {
 			now = pool_now_ns();
 			at = last + p->min_gap_ns;
+		}
+		/*
+		 * Free done pages first, except when few are done and a
+		 * round may start: then the round first, so that done pages
+		 * keep coming for the fillers that help (two threads
+		 * allocating and freeing flat out outran one freeing the
+		 * whole done list between rounds).
+		 */
+		if (may_free &&
+		    !(work && ring && now >= at &&
+		      p->dcount < p->share_behind) &&
+		    ((b = pool_done_pop_spare(p)) ||
+		     (!work && (b = pool_done_pop(p, NULL, POOL_TAKE_ANY))))) {
+			pthread_mutex_unlock(&p->rlock);
+			pool_reclaim_free_page(p, b, false);
+			pthread_mutex_lock(&p->rlock);
+			continue;
+		}
+		if (work && !ring) {
+			/*
+			 * Others still free old rounds' pages: active fillers
+			 * their own, or, once they stop (POOL_ACTIVE_NS),
+			 * this thread.
+			 */
+			uint64_t until = pool_now_ns() + POOL_ACTIVE_NS;
+			struct timespec ts = {
+				.tv_sec = (time_t)(until / 1000000000u),
+				.tv_nsec = (long)(until % 1000000000u),
+			};
+
+			p->rwaiters++;
+			pthread_cond_timedwait(&p->rdone, &p->rlock, &ts);
+			p->rwaiters--;
+			continue;
 		}
 		if (work && now < at) {
 			struct timespec ts = {
@@ -487,7 +584,7 @@ static void *pool_reclaim_worker(void *arg)
 		pool_reclaim_batch_sched();
 	pthread_mutex_lock(&p->rlock);
 	while (!p->rstop) {
-		b = pool_done_pop(p, NULL);
+		b = pool_done_pop(p, NULL, POOL_TAKE_ANY);
 		if (!b) {
 			pthread_cond_wait(&p->rwork, &p->rlock);
 			continue;
@@ -595,22 +692,21 @@ void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b)
 }
 
 /*
- * Whether a filler frees done pages itself.  One filler: it and the
- * reclaim thread would free into the same malloc arena at once, each
- * slowing the other (measured: 25 against 9 ns/object at a page switch;
- * 14-18 against 10-15 when the filler freed while it waited for pages),
- * so it waits for the reclaim thread.  From two on (two threads' pages in
- * the last rounds: a thread that freed once and sleeps is no filler), when
- * the reclaim thread is behind, each frees what its own CPU can.
+ * Whether a filler frees its own done pages itself.  One filler: it and
+ * the reclaim thread free on two CPUs in parallel, the filler filling
+ * while the reclaim thread frees (measured: a lone filler that freed too
+ * was slower, 14-18 against 10-15 ns/object).  From two on (two threads'
+ * pages in the last rounds: a thread that freed once and sleeps is no
+ * filler), each frees its own, at its page switch, and the reclaim thread
+ * leaves them to it (POOL_TAKE_SPARE): T threads free on T CPUs, each
+ * into the arena it allocates from.
  */
 bool pool_reclaim_fillers_help(struct rcupool *p)
 {
 	if (p->free_mode == POOL_FREE_FILLERS)
 		return true;
 	return p->free_mode == POOL_FREE_SHARE &&
-	       atomic_load_explicit(&p->rmulti, memory_order_relaxed) &&
-	       atomic_load_explicit(&p->dlen, memory_order_relaxed) >=
-		       p->share_behind;
+	       atomic_load_explicit(&p->rmulti, memory_order_relaxed);
 }
 
 /*
@@ -629,7 +725,8 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind,
 	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
 		return NULL;
 	pthread_mutex_lock(&p->rlock);
-	b = pool_done_pop(p, filler);
+	p->active_now = pool_now_ns();
+	b = pool_done_pop(p, filler, POOL_TAKE_OWN);
 	pthread_mutex_unlock(&p->rlock);
 	if (!b)
 		return NULL;
@@ -670,8 +767,9 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 
 	pthread_mutex_lock(&p->rlock);
 	f = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
+	p->active_now = pool_now_ns();
 	if (f != *seen || (pool_reclaim_fillers_help(p) &&
-			   pool_done_find(p, filler, &prev))) {
+			   pool_done_find(p, filler, POOL_TAKE_OWN, &prev))) {
 		/* A page came back after the caller last asked. */
 		*seen = f;
 		pthread_mutex_unlock(&p->rlock);
@@ -711,7 +809,7 @@ static void pool_reclaim_inline(struct rcupool *p)
 	}
 	pthread_mutex_lock(&p->rlock);
 	for (;;) {
-		b = pool_done_pop(p, NULL);
+		b = pool_done_pop(p, NULL, POOL_TAKE_ANY);
 		if (!b && !p->dcount)
 			break;
 		if (!b) {
@@ -749,7 +847,7 @@ void pool_reclaim_wait_all(struct rcupool *p)
 	while (p->rrunning && p->rfreed < target &&
 	       !(p->rounds == p->rstarted && p->rfreed == p->rounds &&
 		 !atomic_load(&p->rq))) {
-		b = pool_done_pop(p, NULL);
+		b = pool_done_pop(p, NULL, POOL_TAKE_ANY);
 		if (b) {
 			pthread_mutex_unlock(&p->rlock);
 			pool_reclaim_free_page(p, b, false);
