@@ -20,11 +20,12 @@
  * bounds the grace-period rate (not when 64 pages wait, nor when a thread
  * waits for pages or in rcupool_barrier()).  After the grace period every pointer of
  * the page is freed with the pool's free function and the page goes back
- * to the reserve.  Who frees: the reclaim thread, and, when it falls
- * behind (32 pages) while two threads or more fill pages, the
- * threads that fill pages take a completed page at their next
- * page switch, free its objects themselves (where they were most likely
- * allocated) and refill it, so frees scale with the freeing threads.
+ * to the reserve.  Who frees: with one thread filling pages, the reclaim
+ * thread; with two or more, each takes its own completed page at its page
+ * switch, frees its objects itself (where they were most likely
+ * allocated) and refills it, so frees scale with the freeing threads, and
+ * the reclaim thread frees the pages of threads that stopped.  One
+ * thread's pages are never freed by two threads at once.
  * Submission-to-return latency (p50, p99) and the grace periods run are in
  * rcupool_stats().
  *
@@ -58,8 +59,9 @@
  *  - rcupool_free() and rcupool_free_head() may be called inside a
  *    read-side critical section: they never block there and never wait
  *    for a grace period, whatever is depleted;
- *  - the pool's free_fn runs in the pool's reclaim thread and, when it is
- *    behind, in threads calling rcupool_free() (at a page switch): it must
+ *  - the pool's free_fn runs in the pool's reclaim thread and, when two
+ *    threads or more fill pages, in threads calling rcupool_free() (at a
+ *    page switch): it must
  *    not block on anything a thread calling rcupool_free() may hold, nor
  *    wait for a grace period (as a call_rcu callback must not);
  *  - none of these functions is async-signal-safe (as call_rcu is not):
@@ -174,7 +176,7 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret);
  * waits for the pool's reclaim (backpressure: throttled), and blocks in a
  * synchronize_rcu() of its own only when nothing is in flight to wait for
  * (fallback_sync).  At a page switch it may free the objects of one
- * completed page (when the reclaim thread is behind).
+ * completed page (when two threads or more fill pages).
  */
 void rcupool_free(struct rcupool *pool, void *ptr);
 
