@@ -103,6 +103,36 @@ static void set_limits(struct daemon *d, struct client *cl)
 	atomic_store(&l->generation, d->generation);
 }
 
+/*
+ * A slot becomes an attached client (a new one, or one adopted from the fd
+ * store): who it is, its limits from this configuration, counters from 0.
+ * The lease is mapped already.
+ */
+static void client_arm(struct daemon *d, struct client *cl, pid_t pid,
+		       uid_t uid, const char *name, uint32_t req_min,
+		       uint32_t req_max)
+{
+	cl->state = CLIENT_ATTACHED;
+	cl->pid = pid;
+	cl->uid = uid;
+	snprintf(cl->name, sizeof(cl->name), "%s", name);
+	cl->req_min = req_min;
+	cl->req_max = req_max;
+	reserve_slot_limits(d, name, req_min, req_max, &cl->min_pages,
+			    &cl->max_pages);
+	set_limits(d, cl);
+	memset(&cl->view, 0, sizeof(cl->view));
+	cl->lent_peak = 0;
+	cl->bad = cl->chunks_got = cl->chunks_put = 0;
+	cl->denied = cl->empty = cl->throttled = 0;
+	cl->tokens = d->conf.limits.return_rate;
+	cl->tokens_usec = daemon_now_usec();
+	cl->warn_usec = 0;
+	cl->warn_suppressed = 0;
+	cl->attached_usec = daemon_now_usec();
+	d->n_attached++;
+}
+
 /* Ask back what is over the max: return_chunks, and a RECALL if it rose. */
 static void ask_back(struct daemon *d, struct client *cl)
 {
@@ -186,27 +216,9 @@ struct client *lending_attach(struct daemon *d, struct conn *conn, pid_t pid,
 	}
 	cl->pidfd = pidfd;
 	cl->gen = d->next_client_gen++;
-	cl->state = CLIENT_ATTACHED;
 	cl->conn = conn;
-	cl->pid = pid;
-	cl->uid = uid;
-	snprintf(cl->name, sizeof(cl->name), "%s", name);
-	cl->req_min = req_min;
-	cl->req_max = req_max;
-	reserve_slot_limits(d, name, req_min, req_max, &cl->min_pages,
-			    &cl->max_pages);
-	set_limits(d, cl);
+	client_arm(d, cl, pid, uid, name, req_min, req_max);
 	atomic_store(&cl->lease->limits.return_chunks, 0);
-	memset(&cl->view, 0, sizeof(cl->view));
-	cl->lent_peak = 0;
-	cl->bad = cl->chunks_got = cl->chunks_put = 0;
-	cl->denied = cl->empty = cl->throttled = 0;
-	cl->tokens = d->conf.limits.return_rate;
-	cl->tokens_usec = daemon_now_usec();
-	cl->warn_usec = 0;
-	cl->warn_suppressed = 0;
-	cl->attached_usec = daemon_now_usec();
-	d->n_attached++;
 	return cl;
 }
 
@@ -224,27 +236,9 @@ struct client *lending_adopt(struct daemon *d, uint32_t slot, uint64_t gen,
 	cl->gen = gen;
 	cl->lease_fd = lease_fd;
 	cl->lease = lease;
-	cl->state = CLIENT_ATTACHED;
 	cl->conn = NULL;
-	cl->pid = pid;
-	cl->uid = uid;
-	snprintf(cl->name, sizeof(cl->name), "%s", name);
-	cl->req_min = req_min;
-	cl->req_max = req_max;
 	/* The limits of this instance's configuration. */
-	reserve_slot_limits(d, name, req_min, req_max, &cl->min_pages,
-			    &cl->max_pages);
-	set_limits(d, cl);
-	memset(&cl->view, 0, sizeof(cl->view));
-	cl->lent_peak = 0;
-	cl->bad = cl->chunks_got = cl->chunks_put = 0;
-	cl->denied = cl->empty = cl->throttled = 0;
-	cl->tokens = d->conf.limits.return_rate;
-	cl->tokens_usec = daemon_now_usec();
-	cl->warn_usec = 0;
-	cl->warn_suppressed = 0;
-	cl->attached_usec = daemon_now_usec();
-	d->n_attached++;
+	client_arm(d, cl, pid, uid, name, req_min, req_max);
 	log_info("client %s (pid %d) adopted from the fd store into slot %u "
 		 "(min %u, max %u pages)",
 		 cl->name, (int)pid, slot, cl->min_chunks * d->chunk_pages,

@@ -46,7 +46,7 @@
 #define POOL_LAT_SUB	 4	/* latency histogram: 4 buckets per octave */
 #define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
 #define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
-#define POOL_SHARE_BEHIND 32	/* done pages below which a round goes first */
+#define POOL_ROUND_FIRST 32	/* done pages below which a round goes first */
 #define POOL_DEF_FREE_MODE POOL_FREE_SHARE
 #define POOL_FREERS	 8	/* threads freeing done pages at once */
 #define POOL_DONE_SCAN	 64	/* done pages looked at for one to free */
@@ -242,7 +242,6 @@ struct rcupool {
 	} active[POOL_FREERS];
 	uint64_t active_now; /* the time active[] is read against */
 	enum pool_free_mode free_mode;
-	uint32_t share_behind; /* done pages below which a round goes first */
 	/* The last two rounds had pages of two fillers or more. */
 	_Atomic bool rmulti;
 	unsigned nworkers;
@@ -339,7 +338,7 @@ bool pool_reclaim_fillers_help(struct rcupool *p);
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler);
 void pool_reclaim_claim(struct rcupool *p, const void *filler);
 void pool_reclaim_unclaim(struct rcupool *p, const void *filler);
-struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind,
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler);
 void pool_reclaim_wait_all(struct rcupool *p);
 void pool_reclaim_forked_child(struct rcupool *p);

@@ -117,7 +117,7 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 	/* Before asking: a page back after this is worth another try. */
 	seen = pool_reclaim_seen(p);
 	/* The reclaim thread is behind: free one of its pages, here. */
-	b = pool_reclaim_take_done(p, true, tc);
+	b = pool_reclaim_take_done(p, tc);
 	if (!b)
 		b = pool_batch_get(p, false);
 	if (!b) {
@@ -127,7 +127,7 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 		}
 		if (!p->flavor->read_ongoing()) {
 			while (!b && pool_reclaim_wait(p, &seen, tc) == 0) {
-				b = pool_reclaim_take_done(p, true, tc);
+				b = pool_reclaim_take_done(p, tc);
 				if (!b)
 					b = pool_batch_get(p, false);
 			}

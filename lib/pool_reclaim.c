@@ -177,13 +177,6 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	p->rrunning = false;
 	p->min_gap_ns = (uint64_t)min_gap_us * 1000;
 	p->free_mode = pool_free_mode_env();
-	p->share_behind = POOL_SHARE_BEHIND;
-	{
-		const char *e = secure_getenv("RCUPOOL_RECLAIM_BEHIND");
-
-		if (e && atoi(e) > 0)
-			p->share_behind = (uint32_t)atoi(e);
-	}
 	p->nworkers = 0;
 	p->workers = NULL;
 }
@@ -208,8 +201,8 @@ static bool pool_freeing(const struct rcupool *p, const void *filler)
 
 /*
  * Under rlock: filler submitted a page in the last POOL_ACTIVE_NS (as of
- * the last round), and two threads or more did: it frees its own done
- * pages (at its page switch), the reclaim thread leaves them to it.
+ * active_now), and two threads or more did: it frees its own done pages
+ * (at its page switch), the reclaim thread leaves them to it.
  */
 static bool pool_active(const struct rcupool *p, const void *filler)
 {
@@ -252,8 +245,9 @@ static void pool_active_mark(struct rcupool *p, const void *filler,
  * thread, with work of its own): none of an active filler either, which
  * frees its own: freeing into the arena a thread allocates from while it
  * does slows both (its malloc and our free: 58% of a filler's profile was
- * _int_malloc when the reclaim thread freed its objects).  NULL when none fits, or POOL_FREERS free already.
- * The claim ends in pool_reclaim_free_page().
+ * _int_malloc when the reclaim thread freed its objects).  NULL when none
+ * fits, or POOL_FREERS free already.  The claim ends in
+ * pool_reclaim_free_page().
  */
 static struct pool_batch *pool_done_find(struct rcupool *p, const void *mine,
 					 enum pool_take take,
@@ -311,8 +305,7 @@ static struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
 /*
  * The reclaim thread's pick, with work of its own: spare the pages of the
  * fillers active as of now (a filler that stopped for good is spared for
- * POOL_ACTIVE_NS at most, and not at all once no work is left or the ring
- * of rounds is full: then it takes any).
+ * POOL_ACTIVE_NS at most; once no work is left it takes any).
  */
 static struct pool_batch *pool_done_pop_spare(struct rcupool *p)
 {
@@ -518,7 +511,7 @@ static void *pool_reclaim_main(void *arg)
 		 */
 		if (may_free &&
 		    !(work && ring && now >= at &&
-		      p->dcount < p->share_behind) &&
+		      p->dcount < POOL_ROUND_FIRST) &&
 		    ((b = pool_done_pop_spare(p)) ||
 		     (!work && (b = pool_done_pop(p, NULL, POOL_TAKE_ANY))))) {
 			pthread_mutex_unlock(&p->rlock);
@@ -696,8 +689,8 @@ void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b)
  * the reclaim thread free on two CPUs in parallel, the filler filling
  * while the reclaim thread frees (measured: a lone filler that freed too
  * was slower, 14-18 against 10-15 ns/object).  From two on (two threads'
- * pages in the last rounds: a thread that freed once and sleeps is no
- * filler), each frees its own, at its page switch, and the reclaim thread
+ * pages in the last POOL_ACTIVE_NS: a thread that freed once and sleeps is
+ * no filler), each frees its own, at its page switch, and the reclaim thread
  * leaves them to it (POOL_TAKE_SPARE): T threads free on T CPUs, each
  * into the arena it allocates from.
  */
@@ -712,15 +705,15 @@ bool pool_reclaim_fillers_help(struct rcupool *p)
 /*
  * A page whose grace period is over, its objects freed by the caller (on
  * its own CPU, from the thread that most likely allocated them), empty,
- * for the caller to fill, when pool_reclaim_fillers_help() says so (or
- * any done page: behind = false).
+ * for the caller to fill, when pool_reclaim_fillers_help() says so: its
+ * own first (POOL_TAKE_OWN).
  */
-struct pool_batch *pool_reclaim_take_done(struct rcupool *p, bool behind,
+struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler)
 {
 	struct pool_batch *b;
 
-	if (behind && !pool_reclaim_fillers_help(p))
+	if (!pool_reclaim_fillers_help(p))
 		return NULL;
 	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
 		return NULL;

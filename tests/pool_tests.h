@@ -1341,11 +1341,8 @@ static struct rcupool *open_mode(const char *mode, struct rcupool_options *o)
 	struct rcupool *p;
 
 	setenv("RCUPOOL_RECLAIM_FREE", mode, 1);
-	/* share: fillers help from 1 done page on (32 by default). */
-	setenv("RCUPOOL_RECLAIM_BEHIND", "1", 1);
 	p = open_private(o);
 	unsetenv("RCUPOOL_RECLAIM_FREE");
-	unsetenv("RCUPOOL_RECLAIM_BEHIND");
 	return p;
 }
 
