@@ -500,7 +500,8 @@ static void *pool_reclaim_main(void *arg)
 		    atomic_load_explicit(&p->inflight, memory_order_relaxed) <
 			    POOL_GAP_PAGES) {
 			now = pool_now_ns();
-			at = last + p->min_gap_ns;
+			/* No gap before the first round (last 0). */
+			at = last ? last + p->min_gap_ns : 0;
 		}
 		/*
 		 * Free done pages first, except when few are done and a
