@@ -235,10 +235,13 @@ struct rcupool {
 	 */
 	const void *freeing[POOL_FREERS];
 	unsigned nfreeing;
-	/* Fillers seen in rounds, and when each last submitted a page. */
-	struct {
+	/*
+	 * Fillers seen in rounds, when each last submitted a page, and when
+	 * its thread exited (0: alive).
+	 */
+	struct pool_filler_seen {
 		const void *filler;
-		uint64_t last_ns;
+		uint64_t last_ns, gone_ns;
 	} active[POOL_FREERS];
 	uint64_t active_now; /* the time active[] is read against */
 	enum pool_free_mode free_mode;
@@ -338,6 +341,7 @@ bool pool_reclaim_fillers_help(struct rcupool *p);
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler);
 void pool_reclaim_claim(struct rcupool *p, const void *filler);
 void pool_reclaim_unclaim(struct rcupool *p, const void *filler);
+void pool_reclaim_filler_gone(struct rcupool *p, const void *filler);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler);
 void pool_reclaim_wait_all(struct rcupool *p);

@@ -1602,6 +1602,94 @@ static void test_one_freer_per_filler(void **state)
 }
 
 /*
+ * A filler whose thread exited frees no page of its own any more: it is no
+ * longer active (the reclaim thread would spare its done pages, while a
+ * barrier waits for them), and the pages it queued before it exited, whose
+ * round ends after, do not make it active again.  The one-hour gap keeps
+ * those pages queued until the barrier after the exits.
+ */
+struct gone_arg {
+	struct rcupool *p;
+	pthread_barrier_t *step;
+	const void *tc;
+};
+
+static void gone_fill(struct rcupool *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		rcupool_free(p, obj_new());
+}
+
+static void *gone_filler(void *arg)
+{
+	struct gone_arg *a = arg;
+	uint64_t n = 10 * (uint64_t)a->p->cap;
+
+	rcu_register_thread();
+	gone_fill(a->p, n);
+	a->tc = pool_tls[a->p->idx].tc;
+	rcu_thread_offline();
+	pthread_barrier_wait(a->step); /* filled */
+	pthread_barrier_wait(a->step); /* seen active */
+	rcu_thread_online();
+	gone_fill(a->p, n); /* full pages, queued: no partial one */
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/* Under rlock: whether filler has a slot that says it submitted lately. */
+static bool gone_marked(struct rcupool *p, const void *filler)
+{
+	bool marked = false;
+
+	pthread_mutex_lock(&p->rlock);
+	for (unsigned i = 0; i < POOL_FREERS; i++)
+		if (p->active[i].filler == filler && p->active[i].last_ns)
+			marked = true;
+	pthread_mutex_unlock(&p->rlock);
+	return marked;
+}
+
+static void test_exited_filler_not_active(void **state)
+{
+	struct rcupool_options o = {.reclaim_min_gap_us = GAP_HOUR_US};
+	struct rcupool *p = open_private(&o);
+	pthread_barrier_t step;
+	struct gone_arg a[2];
+	pthread_t t[2];
+
+	(void)state;
+	counters_reset();
+	pthread_barrier_init(&step, NULL, 3);
+	for (unsigned i = 0; i < 2; i++) {
+		a[i] = (struct gone_arg){.p = p, .step = &step};
+		assert_int_equal(pthread_create(&t[i], NULL, gone_filler, &a[i]),
+				 0);
+	}
+	rcu_thread_offline();
+	pthread_barrier_wait(&step);
+	rcu_thread_online();
+	rcupool_barrier(p); /* a round with both fillers' pages */
+	for (unsigned i = 0; i < 2; i++)
+		assert_true(gone_marked(p, a[i].tc));
+	rcu_thread_offline();
+	pthread_barrier_wait(&step);
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	rcu_thread_online();
+	/* 20 pages queued: under POOL_GAP_PAGES, no round before this. */
+	for (unsigned i = 0; i < 2; i++)
+		assert_false(gone_marked(p, a[i].tc));
+	rcupool_barrier(p);
+	for (unsigned i = 0; i < 2; i++)
+		assert_false(gone_marked(p, a[i].tc));
+	assert_int_equal(atomic_load(&freed), 40 * (uint64_t)p->cap);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	pthread_barrier_destroy(&step);
+	rcupool_close(p);
+}
+
+/*
  * Heap pages (overflow) wait in a cache for the next burst instead of an
  * munmap and an mmap each: after bursts that run through the overflow
  * pages, fewer pages were ever mapped than were taken (without the cache,
@@ -2107,6 +2195,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_capped_16, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_burst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exited_filler_not_active,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_capped_threads, setup,
