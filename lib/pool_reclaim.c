@@ -763,6 +763,25 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 	pool_reclaim_free_page(p, b, true);
 	pool_count(p, &p->freed_here, 1);
 	b->fork_gen = p->fork_gen;
+	/*
+	 * Behind: one more, given back.  One page freed a page filled only
+	 * holds the backlog where it is, and each switch that found none
+	 * done grew it for good (bench_sizing: in flight crept up over
+	 * seconds instead of levelling off).
+	 */
+	if (atomic_load_explicit(&p->dlen, memory_order_relaxed) >
+	    POOL_DONE_BEHIND) {
+		struct pool_batch *more;
+
+		pthread_mutex_lock(&p->rlock);
+		p->active_now = pool_now_ns();
+		more = pool_done_pop(p, filler, POOL_TAKE_OWN);
+		pthread_mutex_unlock(&p->rlock);
+		if (more) {
+			pool_reclaim_free_page(p, more, false);
+			pool_count(p, &p->freed_here, 1);
+		}
+	}
 	return b;
 }
 

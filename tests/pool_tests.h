@@ -1690,6 +1690,56 @@ static void test_exited_filler_not_active(void **state)
 }
 
 /*
+ * A filler with more than POOL_DONE_BEHIND pages done frees two at its
+ * page switch, one to fill and one given back: with one a switch, the
+ * backlog never shrank.  Fillers mode (fillers free, never the reclaim
+ * thread), a one-hour gap and a 40-page cap: the page switch that finds
+ * no page waits for one round, which makes every page filled so far done,
+ * then takes two of them.
+ */
+static void test_filler_behind_frees_two(void **state)
+{
+	struct rcupool_options o = {.max_pages = 40,
+				    .overflow_pages = 8,
+				    .reclaim_min_gap_us = GAP_HOUR_US};
+	struct rcupool *p = open_mode("fillers", &o);
+	uint64_t cap = p->cap, pages = 0, n = cap;
+	struct rcupool_stats st;
+
+	(void)state;
+	counters_reset();
+	/* An online qsbr thread never waits: offline, it does. */
+	rcu_thread_offline();
+	/* The first round (no gap before it), freed. */
+	gone_fill(p, cap);
+	rcupool_barrier(p);
+	assert_int_equal(atomic_load(&p->dlen), 0);
+	/* Page after page, until a switch waited. */
+	do {
+		gone_fill(p, cap);
+		pages++;
+		rcupool_free(p, obj_new());
+		n += cap + 1;
+		st = stats_of(p);
+	} while (!st.throttled && pages < 1000);
+	print_message("# %llu pages filled, then %llu done, %llu freed by "
+		      "the filler\n",
+		      (unsigned long long)pages,
+		      (unsigned long long)atomic_load(&p->dlen),
+		      (unsigned long long)st.pages_freed_by_fillers);
+	assert_int_equal(st.throttled, 1);
+	assert_true(pages > POOL_DONE_BEHIND + 1);
+	assert_int_equal(st.grace_periods, 2);
+	assert_int_equal(st.pages_freed_by_fillers, 2);
+	assert_int_equal(atomic_load(&p->dlen), pages - 2);
+	rcupool_barrier(p);
+	rcu_thread_online();
+	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+/*
  * Heap pages (overflow) wait in a cache for the next burst instead of an
  * munmap and an mmap each: after bursts that run through the overflow
  * pages, fewer pages were ever mapped than were taken (without the cache,
@@ -2196,6 +2246,8 @@ static int run_pool_tests(void)
 		cmocka_unit_test_setup_teardown(test_capped_16, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_burst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exited_filler_not_active,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filler_behind_frees_two,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
 						teardown),
