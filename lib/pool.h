@@ -86,6 +86,7 @@ struct pool_batch {
 	struct pool_batch *next;
 	const void *filler; /* the thread cache that filled it, or NULL */
 	bool emergency;
+	bool drained; /* submitted by the drain, not by its filler */
 };
 
 /* One per (thread, pool); the thread's TLS points at it. */
@@ -340,8 +341,6 @@ void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
 uint64_t pool_reclaim_seen(struct rcupool *p);
 bool pool_reclaim_fillers_help(struct rcupool *p);
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler);
-void pool_reclaim_claim(struct rcupool *p, const void *filler);
-void pool_reclaim_unclaim(struct rcupool *p, const void *filler);
 void pool_reclaim_filler_gone(struct rcupool *p, const void *filler);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler);

@@ -321,6 +321,7 @@ struct pool_batch *pool_batch_get(struct rcupool *p, bool emergency)
 	b->n = 0;
 	b->next = NULL;
 	b->filler = NULL;
+	b->drained = false;
 	b->fork_gen = p->fork_gen;
 	return b;
 }

@@ -343,31 +343,6 @@ static void pool_done_unclaim(struct rcupool *p, const void *filler)
 }
 
 /*
- * For the drain, which frees the partial pages it took from idle or
- * exited threads itself: the same one freer per filler as the done list.
- */
-void pool_reclaim_claim(struct rcupool *p, const void *filler)
-{
-	pthread_mutex_lock(&p->rlock);
-	while (p->nfreeing == POOL_FREERS || pool_freeing(p, filler)) {
-		p->rwaiters++;
-		pthread_cond_wait(&p->rdone, &p->rlock);
-		p->rwaiters--;
-	}
-	p->freeing[p->nfreeing++] = filler;
-	pthread_mutex_unlock(&p->rlock);
-}
-
-void pool_reclaim_unclaim(struct rcupool *p, const void *filler)
-{
-	pthread_mutex_lock(&p->rlock);
-	pool_done_unclaim(p, filler);
-	if (p->rwaiters)
-		pthread_cond_broadcast(&p->rdone);
-	pthread_mutex_unlock(&p->rlock);
-}
-
-/*
  * filler's thread exited: it frees no page of its own any more, so the
  * reclaim thread takes its done pages at once, where it would have spared
  * them for POOL_ACTIVE_NS (while a barrier waited for them: bench_e2e at
@@ -450,7 +425,7 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 	}
 	pthread_mutex_lock(&p->rlock);
 	for (b = fifo, last = NULL; b; b = b->next)
-		if (b->filler && b->filler != last)
+		if (b->filler && !b->drained && b->filler != last)
 			pool_active_mark(p, last = b->filler, b->t_submit);
 	p->pending[number % POOL_RING] = n;
 	if (p->dtail)

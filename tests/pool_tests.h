@@ -1604,9 +1604,10 @@ static void test_one_freer_per_filler(void **state)
 /*
  * A filler whose thread exited frees no page of its own any more: it is no
  * longer active (the reclaim thread would spare its done pages, while a
- * barrier waits for them), and the pages it queued before it exited, whose
- * round ends after, do not make it active again.  The one-hour gap keeps
- * those pages queued until the barrier after the exits.
+ * barrier waits for them), and neither the pages it queued before it
+ * exited nor its last, partial page (submitted by the drain), whose round
+ * ends after, make it active again.  The one-hour gap keeps those pages
+ * queued until the barrier after the exits.
  */
 struct gone_arg {
 	struct rcupool *p;
@@ -1632,7 +1633,8 @@ static void *gone_filler(void *arg)
 	pthread_barrier_wait(a->step); /* filled */
 	pthread_barrier_wait(a->step); /* seen active */
 	rcu_thread_online();
-	gone_fill(a->p, n); /* full pages, queued: no partial one */
+	/* Full pages, queued, and a partial one the drain submits. */
+	gone_fill(a->p, n + 1);
 	rcu_unregister_thread();
 	return NULL;
 }
@@ -1677,13 +1679,13 @@ static void test_exited_filler_not_active(void **state)
 	for (unsigned i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
 	rcu_thread_online();
-	/* 20 pages queued: under POOL_GAP_PAGES, no round before this. */
+	/* 22 pages queued at most: under POOL_GAP_PAGES, no round yet. */
 	for (unsigned i = 0; i < 2; i++)
 		assert_false(gone_marked(p, a[i].tc));
 	rcupool_barrier(p);
 	for (unsigned i = 0; i < 2; i++)
 		assert_false(gone_marked(p, a[i].tc));
-	assert_int_equal(atomic_load(&freed), 40 * (uint64_t)p->cap);
+	assert_int_equal(atomic_load(&freed), 40 * (uint64_t)p->cap + 2);
 	assert_int_equal(atomic_load(&double_freed), 0);
 	pthread_barrier_destroy(&step);
 	rcupool_close(p);
@@ -1735,6 +1737,74 @@ static void test_filler_behind_frees_two(void **state)
 	rcupool_barrier(p);
 	rcu_thread_online();
 	assert_int_equal(atomic_load(&freed), n);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+/*
+ * The drain hands the page of an exited thread to the reclaim engine and
+ * goes on: it does not wait for whoever frees that thread's other pages
+ * (when it freed the page itself, it waited for the claim on the filler
+ * until the reclaim thread had freed every page of it, one after another).
+ * Here the reclaim thread is stuck in the free_fn on the filler's first
+ * page until the drain pass has ended.
+ */
+static _Atomic int hold_state; /* 1: a free is held, 2: let it go */
+
+static void hold_free(void *p)
+{
+	struct obj *o = p;
+
+	if (o->tag == 1) {
+		atomic_store(&hold_state, 1);
+		while (atomic_load(&hold_state) != 2)
+			msleep(1);
+	}
+	obj_free(p);
+}
+
+static void *hold_filler(void *arg)
+{
+	struct rcupool *p = arg;
+	struct obj *o = obj_new();
+
+	rcu_register_thread();
+	o->tag = 1;
+	rcupool_free(p, o);
+	gone_fill(p, p->cap); /* the first page full, one object after */
+	rcu_unregister_thread();
+	return NULL; /* its partial page: an orphan for the drain */
+}
+
+static void test_drain_does_not_wait_for_freers(void **state)
+{
+	struct rcupool *p = open_private(NULL);
+	bool passed = false;
+	pthread_t t;
+
+	(void)state;
+	counters_reset();
+	atomic_store(&hold_state, 0);
+	p->free_fn = hold_free;
+	assert_int_equal(pthread_create(&t, NULL, hold_filler, p), 0);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	for (int i = 0; i < 2000 && atomic_load(&hold_state) != 1; i++)
+		msleep(5);
+	assert_int_equal(atomic_load(&hold_state), 1);
+	/* The exit woke the drain: its pass takes the orphan and ends. */
+	for (int i = 0; i < 2000 && !passed; i++) {
+		pthread_mutex_lock(&p->lock);
+		passed = !p->orphans && !p->draining;
+		pthread_mutex_unlock(&p->lock);
+		if (!passed)
+			msleep(5);
+	}
+	atomic_store(&hold_state, 2);
+	rcupool_barrier(p);
+	rcu_thread_online();
+	assert_true(passed);
+	assert_int_equal(atomic_load(&freed), p->cap + 1);
 	assert_int_equal(atomic_load(&double_freed), 0);
 	rcupool_close(p);
 }
@@ -2249,6 +2319,8 @@ static int run_pool_tests(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filler_behind_frees_two,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_drain_does_not_wait_for_freers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_capped_threads, setup,
