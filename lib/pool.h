@@ -50,7 +50,8 @@
 #define POOL_DONE_BEHIND 32	/* done pages from which a filler frees two */
 #define POOL_DEF_FREE_MODE POOL_FREE_SHARE
 #define POOL_FREERS	 8	/* threads freeing done pages at once */
-#define POOL_DONE_SCAN	 64	/* done pages looked at for one to free */
+#define POOL_DONE_SCAN	 64	/* pages of the mixed done list looked at */
+#define POOL_DONE_LISTS	 16	/* done lists: [0] mixed, then one a filler */
 #define POOL_ACTIVE_NS	 20000000 /* a filler that submitted this lately */
 
 /* Which done page a freer takes (pool_reclaim.c). */
@@ -227,7 +228,19 @@ struct rcupool {
 	uint64_t rstarted;	   /* rounds started */
 	uint64_t rfreed;	   /* rounds whose pages are all freed */
 	uint32_t pending[POOL_RING]; /* pages of a round not yet freed */
-	struct pool_batch *dhead, *dtail; /* done: grace period over */
+	/*
+	 * Done (grace period over): one FIFO per filler, so that a freer
+	 * finds a filler nobody frees now in a few steps however the pages
+	 * of a round are ordered (a filler that had a CPU alone left runs
+	 * of hundreds of its pages, and freers that looked at the first 64
+	 * of one list took turns on one filler).  done[0] holds the pages of
+	 * fillers beyond the other lists, any mix.
+	 */
+	struct pool_done_list {
+		const void *filler; /* whose pages, while n (not in [0]) */
+		struct pool_batch *head, *tail;
+		uint64_t n;
+	} done[POOL_DONE_LISTS];
 	uint64_t dcount;
 	_Atomic uint64_t dlen;	   /* dcount, read without rlock */
 	/*
@@ -342,6 +355,10 @@ uint64_t pool_reclaim_seen(struct rcupool *p);
 bool pool_reclaim_fillers_help(struct rcupool *p);
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler);
 void pool_reclaim_filler_gone(struct rcupool *p, const void *filler);
+/* Under rlock (pool_reclaim.c; the tests drive them directly). */
+void pool_done_append(struct rcupool *p, struct pool_batch *b);
+struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
+				 enum pool_take take);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler);
 void pool_reclaim_wait_all(struct rcupool *p);

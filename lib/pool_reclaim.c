@@ -168,7 +168,7 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	p->rwaiters = 0;
 	atomic_store(&p->rmulti, false);
 	memset(p->pending, 0, sizeof(p->pending));
-	p->dhead = p->dtail = NULL;
+	memset(p->done, 0, sizeof(p->done));
 	p->dcount = 0;
 	p->nfreeing = 0;
 	memset(p->active, 0, sizeof(p->active));
@@ -259,57 +259,109 @@ static void pool_active_mark(struct rcupool *p, const void *filler,
  * fits, or POOL_FREERS free already.  The claim ends in
  * pool_reclaim_free_page().
  */
+struct pool_done_pick {
+	struct pool_done_list *list;
+	struct pool_batch *prev, *b; /* b follows prev (NULL: the head) */
+};
+
+static bool pool_done_older(const struct pool_batch *b,
+			    const struct pool_done_pick *than)
+{
+	return !than->b || b->round < than->b->round;
+}
+
 static struct pool_batch *pool_done_find(struct rcupool *p, const void *mine,
 					 enum pool_take take,
-					 struct pool_batch **before)
+					 struct pool_done_pick *pick)
 {
-	struct pool_batch *b, *prev = NULL, *alt = NULL, *alt_prev = NULL;
-	unsigned n = 0;
+	struct pool_done_pick best = {0}, alt = {0};
 
 	if (p->nfreeing == POOL_FREERS)
 		return NULL;
-	for (b = p->dhead; b && n < POOL_DONE_SCAN;
-	     prev = b, b = b->next, n++) {
-		if (pool_freeing(p, b->filler))
-			continue;
-		if (take == POOL_TAKE_OWN && b->filler != mine) {
-			/* Else one nobody else frees as its own. */
-			if (!alt && (p->free_mode == POOL_FREE_FILLERS ||
-				     !pool_active(p, b->filler))) {
-				alt = b;
-				alt_prev = prev;
+	for (unsigned i = 0; i < POOL_DONE_LISTS; i++) {
+		struct pool_done_list *l = &p->done[i];
+		/* A filler's own list: its head stands for all of it. */
+		unsigned scan = i ? 1 : POOL_DONE_SCAN, n = 0;
+		struct pool_batch *b, *prev = NULL;
+
+		for (b = l->head; b && n < scan; prev = b, b = b->next, n++) {
+			struct pool_done_pick c = {l, prev, b};
+
+			if (pool_freeing(p, b->filler))
+				continue;
+			if (take == POOL_TAKE_OWN) {
+				if (b->filler == mine) {
+					*pick = c;
+					return b;
+				}
+				/* Else one nobody else frees as its own. */
+				if ((p->free_mode == POOL_FREE_FILLERS ||
+				     !pool_active(p, b->filler)) &&
+				    pool_done_older(b, &alt))
+					alt = c;
+				continue;
 			}
-			continue;
+			if (take == POOL_TAKE_SPARE &&
+			    pool_active(p, b->filler))
+				continue;
+			if (pool_done_older(b, &best))
+				best = c;
+			break; /* the rest of [0] is younger */
 		}
-		if (take == POOL_TAKE_SPARE && pool_active(p, b->filler))
-			continue;
-		break;
 	}
-	if (!b || n == POOL_DONE_SCAN) {
-		b = alt;
-		prev = alt_prev;
-	}
-	*before = prev;
-	return b;
+	*pick = take == POOL_TAKE_OWN ? alt : best;
+	return pick->b;
 }
 
-static struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
-					enum pool_take take)
+struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
+				 enum pool_take take)
 {
-	struct pool_batch *prev, *b = pool_done_find(p, mine, take, &prev);
+	struct pool_done_pick pick;
+	struct pool_batch *b = pool_done_find(p, mine, take, &pick);
+	struct pool_done_list *l = pick.list;
 
 	if (!b)
 		return NULL;
-	if (prev)
-		prev->next = b->next;
+	if (pick.prev)
+		pick.prev->next = b->next;
 	else
-		p->dhead = b->next;
-	if (p->dtail == b)
-		p->dtail = prev;
+		l->head = b->next;
+	if (l->tail == b)
+		l->tail = pick.prev;
+	l->n--;
 	p->dcount--;
 	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
 	p->freeing[p->nfreeing++] = b->filler;
 	return b;
+}
+
+/* Under rlock: a page whose grace period is over joins its filler's list. */
+void pool_done_append(struct rcupool *p, struct pool_batch *b)
+{
+	struct pool_done_list *l = &p->done[0], *empty = NULL;
+
+	for (unsigned i = 1; i < POOL_DONE_LISTS; i++) {
+		if (p->done[i].n && p->done[i].filler == b->filler) {
+			l = &p->done[i];
+			empty = NULL;
+			break;
+		}
+		if (!p->done[i].n && !empty)
+			empty = &p->done[i];
+	}
+	if (empty) {
+		l = empty;
+		l->filler = b->filler;
+		l->head = l->tail = NULL;
+	}
+	b->next = NULL;
+	if (l->tail)
+		l->tail->next = b;
+	else
+		l->head = b;
+	l->tail = b;
+	l->n++;
+	p->dcount++;
 }
 
 /*
@@ -407,7 +459,7 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 			       uint64_t number)
 {
-	struct pool_batch *b, *next, *fifo = NULL, *tail = NULL;
+	struct pool_batch *b, *next, *fifo = NULL;
 	const void *last;
 	unsigned fillers = 0;
 	uint32_t n = 0;
@@ -416,24 +468,19 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
 	for (b = list; b; b = next) {
 		next = b->next;
-		if (!tail)
-			tail = b;
 		b->next = fifo;
 		b->round = number;
 		fifo = b;
 		n++;
 	}
 	pthread_mutex_lock(&p->rlock);
-	for (b = fifo, last = NULL; b; b = b->next)
+	for (b = fifo, last = NULL; b; b = next) {
+		next = b->next;
 		if (b->filler && !b->drained && b->filler != last)
 			pool_active_mark(p, last = b->filler, b->t_submit);
+		pool_done_append(p, b);
+	}
 	p->pending[number % POOL_RING] = n;
-	if (p->dtail)
-		p->dtail->next = fifo;
-	else
-		p->dhead = fifo;
-	p->dtail = tail;
-	p->dcount += n;
 	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
 	p->rounds = number;
 	if (n) {
@@ -783,13 +830,13 @@ uint64_t pool_reclaim_seen(struct rcupool *p)
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 {
 	uint64_t t0 = pool_now_ns(), r, f;
-	struct pool_batch *prev;
+	struct pool_done_pick pick;
 
 	pthread_mutex_lock(&p->rlock);
 	f = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
 	p->active_now = pool_now_ns();
 	if (f != *seen || (pool_reclaim_fillers_help(p) &&
-			   pool_done_find(p, filler, POOL_TAKE_OWN, &prev))) {
+			   pool_done_find(p, filler, POOL_TAKE_OWN, &pick))) {
 		/* A page came back after the caller last asked. */
 		*seen = f;
 		pthread_mutex_unlock(&p->rlock);

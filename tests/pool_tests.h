@@ -1810,6 +1810,55 @@ static void test_drain_does_not_wait_for_freers(void **state)
 }
 
 /*
+ * A freer finds the done pages of a filler nobody frees now however many
+ * pages of another filler come before them: one done list per filler
+ * (with one list for all, freers looked at its first 64 pages only, and
+ * two freers took turns on one filler).  On the engine's lists, under its
+ * lock: 100 done pages of filler A (being freed), then one of B; with
+ * more fillers than lists, the mixed list.
+ */
+static void test_done_list_per_filler(void **state)
+{
+	static struct pool_batch fake[100 + POOL_DONE_LISTS + 1];
+	static const char fillers[POOL_DONE_LISTS + 2];
+	struct rcupool *p = open_private(NULL);
+	const void *A = &fillers[0], *B = &fillers[1];
+	struct pool_batch *b;
+	unsigned i, n = 0;
+
+	(void)state;
+	pthread_mutex_lock(&p->rlock);
+	assert_int_equal(p->dcount, 0);
+	for (i = 0; i < 100; i++)
+		fake[n++] = (struct pool_batch){.filler = A, .round = 1};
+	fake[n++] = (struct pool_batch){.filler = B, .round = 2};
+	for (i = 0; i < n; i++)
+		pool_done_append(p, &fake[i]);
+	p->freeing[p->nfreeing++] = A; /* another freer frees A's now */
+	b = pool_done_pop(p, NULL, POOL_TAKE_ANY);
+	assert_non_null(b);
+	assert_ptr_equal(b->filler, B);
+	assert_int_equal(p->nfreeing, 2);
+	p->nfreeing = 0;
+	/* The claims gone: A's oldest first. */
+	assert_ptr_equal(pool_done_pop(p, NULL, POOL_TAKE_ANY), &fake[0]);
+	p->nfreeing = 0;
+	/* More fillers than lists: the rest share the mixed one, in order. */
+	for (i = 2; i < POOL_DONE_LISTS + 2; i++) {
+		fake[n] = (struct pool_batch){.filler = &fillers[i], .round = 3};
+		pool_done_append(p, &fake[n++]);
+	}
+	assert_int_equal(p->dcount, 99 + POOL_DONE_LISTS);
+	for (i = 0; p->dcount; i++) {
+		assert_non_null(pool_done_pop(p, NULL, POOL_TAKE_ANY));
+		p->nfreeing = 0;
+	}
+	assert_int_equal(i, 99 + POOL_DONE_LISTS);
+	pthread_mutex_unlock(&p->rlock);
+	rcupool_close(p);
+}
+
+/*
  * Heap pages (overflow) wait in a cache for the next burst instead of an
  * munmap and an mmap each: after bursts that run through the overflow
  * pages, fewer pages were ever mapped than were taken (without the cache,
@@ -2321,6 +2370,8 @@ static int run_pool_tests(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_drain_does_not_wait_for_freers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_done_list_per_filler, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_capped_threads, setup,
