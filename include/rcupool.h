@@ -24,7 +24,8 @@
  * thread; with two or more, each takes its own completed page at its page
  * switch, frees its objects itself (where they were most likely
  * allocated) and refills it, so frees scale with the freeing threads, and
- * the reclaim thread frees the pages of threads that stopped.  One
+ * the reclaim thread frees the pages of threads that stopped or exited
+ * (and any while a thread waits for pages or in rcupool_barrier()).  One
  * thread's pages are never freed by two threads at once.
  * Submission-to-return latency (p50, p99) and the grace periods run are in
  * rcupool_stats().
