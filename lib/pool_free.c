@@ -147,7 +147,6 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 	b->ptrs[0] = ptr;
 	b->n = 1;
 	b->filler = tc;
-	b->drained = false;
 	if (tc) {
 		atomic_fetch_add_explicit(&tc->gen, 1, memory_order_relaxed);
 		atomic_store_explicit(&tc->cur, b, memory_order_release);

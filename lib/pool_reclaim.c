@@ -338,22 +338,20 @@ struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
 /* Under rlock: a page whose grace period is over joins its filler's list. */
 void pool_done_append(struct rcupool *p, struct pool_batch *b)
 {
-	struct pool_done_list *l = &p->done[0], *empty = NULL;
+	struct pool_done_list *l = NULL, *empty = NULL;
 
-	for (unsigned i = 1; i < POOL_DONE_LISTS; i++) {
-		if (p->done[i].n && p->done[i].filler == b->filler) {
+	for (unsigned i = 1; i < POOL_DONE_LISTS && !l; i++) {
+		if (p->done[i].n && p->done[i].filler == b->filler)
 			l = &p->done[i];
-			empty = NULL;
-			break;
-		}
-		if (!p->done[i].n && !empty)
+		else if (!p->done[i].n && !empty)
 			empty = &p->done[i];
 	}
-	if (empty) {
+	if (!l && empty) {
 		l = empty;
-		l->filler = b->filler;
-		l->head = l->tail = NULL;
+		l->filler = b->filler; /* n 0: head and tail NULL */
 	}
+	if (!l)
+		l = &p->done[0];
 	b->next = NULL;
 	if (l->tail)
 		l->tail->next = b;
@@ -433,6 +431,7 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 		pool_batch_free_objs(p, b);
 		b->n = 0;
 		b->next = NULL;
+		b->drained = false;
 	} else {
 		pool_batch_complete(p, b); /* b is dead after */
 	}
@@ -770,19 +769,28 @@ bool pool_reclaim_fillers_help(struct rcupool *p)
  * for the caller to fill, when pool_reclaim_fillers_help() says so: its
  * own first (POOL_TAKE_OWN).
  */
+static struct pool_batch *pool_done_pop_own(struct rcupool *p,
+					    const void *filler)
+{
+	struct pool_batch *b;
+
+	pthread_mutex_lock(&p->rlock);
+	p->active_now = pool_now_ns();
+	b = pool_done_pop(p, filler, POOL_TAKE_OWN);
+	pthread_mutex_unlock(&p->rlock);
+	return b;
+}
+
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler)
 {
-	struct pool_batch *b;
+	struct pool_batch *b, *more;
 
 	if (!pool_reclaim_fillers_help(p))
 		return NULL;
 	if (!atomic_load_explicit(&p->dlen, memory_order_relaxed))
 		return NULL;
-	pthread_mutex_lock(&p->rlock);
-	p->active_now = pool_now_ns();
-	b = pool_done_pop(p, filler, POOL_TAKE_OWN);
-	pthread_mutex_unlock(&p->rlock);
+	b = pool_done_pop_own(p, filler);
 	if (!b)
 		return NULL;
 	if (b->fork_gen != p->fork_gen) {
@@ -791,7 +799,6 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 	}
 	pool_reclaim_free_page(p, b, true);
 	pool_count(p, &p->freed_here, 1);
-	b->fork_gen = p->fork_gen;
 	/*
 	 * Behind: one more, given back.  One page freed a page filled only
 	 * holds the backlog where it is, and each switch that found none
@@ -799,17 +806,10 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 	 * seconds instead of levelling off).
 	 */
 	if (atomic_load_explicit(&p->dlen, memory_order_relaxed) >
-	    POOL_DONE_BEHIND) {
-		struct pool_batch *more;
-
-		pthread_mutex_lock(&p->rlock);
-		p->active_now = pool_now_ns();
-		more = pool_done_pop(p, filler, POOL_TAKE_OWN);
-		pthread_mutex_unlock(&p->rlock);
-		if (more) {
-			pool_reclaim_free_page(p, more, false);
-			pool_count(p, &p->freed_here, 1);
-		}
+		    POOL_DONE_BEHIND &&
+	    (more = pool_done_pop_own(p, filler))) {
+		pool_reclaim_free_page(p, more, false);
+		pool_count(p, &p->freed_here, 1);
 	}
 	return b;
 }

@@ -1623,7 +1623,7 @@ struct gone_arg {
 	const void *tc;
 };
 
-static void gone_fill(struct rcupool *p, uint64_t n)
+static void free_new_objs(struct rcupool *p, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++)
 		rcupool_free(p, obj_new());
@@ -1635,14 +1635,14 @@ static void *gone_filler(void *arg)
 	uint64_t n = 10 * (uint64_t)a->p->cap;
 
 	rcu_register_thread();
-	gone_fill(a->p, n);
+	free_new_objs(a->p, n);
 	a->tc = pool_tls[a->p->idx].tc;
 	rcu_thread_offline();
 	pthread_barrier_wait(a->step); /* filled */
 	pthread_barrier_wait(a->step); /* seen active */
 	rcu_thread_online();
 	/* Full pages, queued, and a partial one the drain submits. */
-	gone_fill(a->p, n + 1);
+	free_new_objs(a->p, n + 1);
 	rcu_unregister_thread();
 	return NULL;
 }
@@ -1721,12 +1721,12 @@ static void test_filler_behind_frees_two(void **state)
 	/* An online qsbr thread never waits: offline, it does. */
 	rcu_thread_offline();
 	/* The first round (no gap before it), freed. */
-	gone_fill(p, cap);
+	free_new_objs(p, cap);
 	rcupool_barrier(p);
 	assert_int_equal(atomic_load(&p->dlen), 0);
 	/* Page after page, until a switch waited. */
 	do {
-		gone_fill(p, cap);
+		free_new_objs(p, cap);
 		pages++;
 		rcupool_free(p, obj_new());
 		n += cap + 1;
@@ -1779,7 +1779,7 @@ static void *hold_filler(void *arg)
 	rcu_register_thread();
 	o->tag = 1;
 	rcupool_free(p, o);
-	gone_fill(p, p->cap); /* the first page full, one object after */
+	free_new_objs(p, p->cap); /* the first page full, one object after */
 	rcu_unregister_thread();
 	return NULL; /* its partial page: an orphan for the drain */
 }
