@@ -68,6 +68,7 @@
 #include "proto.h"
 #include "rcupool.h"
 #include "testclient.h"
+#include "stats.h"
 #include "testd.h"
 
 #define NCLIENTS 8
@@ -576,13 +577,18 @@ static void store_rounds(struct fdstore *s, int sig, int rounds,
 		assert_true(census_ok(t.sock, msg, sizeof(msg)));
 		if (next_args == small_args) {
 			/* Smaller: no pool chunk beyond it; lent ones stay
-			 * lent until they come back. */
-			uint64_t n = testd_status_field(
-				t.sock, PROTO_STATUS_CHUNKS_TOTAL);
-			uint64_t lent =
-				testd_status_field(t.sock,
-						   PROTO_STATUS_PAGES_LENT) /
-				cp;
+			 * lent until they come back.  Both counts from one
+			 * reply: a chunk given back between two requests
+			 * would leave the total read before it and the lent
+			 * count after. */
+			struct stats_row row;
+			uint64_t n, lent;
+
+			assert_int_equal(testd_status_row(t.sock, &row), 0);
+			assert_true(row.has[PROTO_STATUS_CHUNKS_TOTAL] &&
+				    row.has[PROTO_STATUS_PAGES_LENT]);
+			n = row.u[PROTO_STATUS_CHUNKS_TOTAL];
+			lent = row.u[PROTO_STATUS_PAGES_LENT] / cp;
 
 			assert_true(n <= chunks0);
 			assert_true(n <= (lent > chunks1 ? lent : chunks1));

@@ -200,22 +200,30 @@ int testd_call(const char *sock, uint8_t cmd, const char *const *settings,
 	return r;
 }
 
-uint64_t testd_status_field(const char *sock, int attr)
+int testd_status_row(const char *sock, struct stats_row *row)
 {
 	struct proto_msg m;
-	struct stats_row row;
 	char err[256];
 	void *buf = NULL;
-	uint64_t v = UINT64_MAX;
+	int r;
 
-	if (testd_call(sock, PROTO_CMD_GET_STATUS, NULL, &m, &buf, err,
-		       sizeof(err)) == 0 &&
-	    m.tb[PROTO_A_STATUS] &&
-	    stats_parse(&stats_status, m.tb[PROTO_A_STATUS], &row) == 0 &&
-	    row.has[attr])
-		v = row.u[attr];
+	r = testd_call(sock, PROTO_CMD_GET_STATUS, NULL, &m, &buf, err,
+		       sizeof(err));
+	if (r >= 0)
+		r = m.tb[PROTO_A_STATUS] ? stats_parse(&stats_status,
+						       m.tb[PROTO_A_STATUS], row)
+					 : -EBADMSG;
 	free(buf);
-	return v;
+	return r < 0 ? r : 0;
+}
+
+uint64_t testd_status_field(const char *sock, int attr)
+{
+	struct stats_row row;
+
+	if (testd_status_row(sock, &row) == 0 && row.has[attr])
+		return row.u[attr];
+	return UINT64_MAX;
 }
 
 bool testd_wait_status(const char *sock, int attr, uint64_t want, int ms)
