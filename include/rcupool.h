@@ -17,10 +17,10 @@
  * are queued; pages that arrive while one runs join the next, which starts
  * right after (no fixed sleep: liburcu's call_rcu thread sleeps 10 ms
  * between rounds; the pool uses no call_rcu at all).  reclaim_min_gap_us
- * bounds the grace-period rate (not when 64 pages wait, nor when a thread
- * waits for pages or in rcupool_barrier()).  After the grace period every pointer of
- * the page is freed with the pool's free function and the page goes back
- * to the reserve.  Who frees: with one thread filling pages, the reclaim
+ * bounds the grace-period rate (not when 64 pages are queued and few are
+ * done, nor when a thread waits for pages or in rcupool_barrier()).  After
+ * the grace period every pointer of the page is freed with the pool's free
+ * function and the page goes back to the reserve.  Who frees: with one thread filling pages, the reclaim
  * thread; with two or more, each takes its own completed page at its page
  * switch, frees its objects itself (where they were most likely
  * allocated) and refills it, so frees scale with the freeing threads, and

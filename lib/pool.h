@@ -216,6 +216,7 @@ struct rcupool {
 	 * thread at the start of each round (one grace period).
 	 */
 	_Atomic(struct pool_batch *) rq;
+	_Atomic uint64_t rqn; /* pages on rq (counted before the push) */
 	_Atomic uint32_t rsleep;   /* the reclaim thread waits for work */
 	pthread_mutex_t rlock;	   /* rounds, rstop, rrunning; with rcond/rdone */
 	pthread_cond_t rcond;	   /* wakes the reclaim thread */
@@ -224,6 +225,7 @@ struct rcupool {
 	_Atomic uint64_t rfinished; /* pages freed from the done list (under
 				     * rlock; read alone by pool_reclaim_seen) */
 	unsigned rwaiters;	   /* threads waiting on rdone */
+	unsigned rbarriers;	   /* threads in pool_reclaim_wait_all() */
 	uint64_t rounds;	   /* rounds whose grace period ended */
 	uint64_t rstarted;	   /* rounds started */
 	uint64_t rfreed;	   /* rounds whose pages are all freed */
