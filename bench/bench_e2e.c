@@ -394,7 +394,6 @@ static struct e2e_result e2e_once(enum kind k, size_t total)
 		pthread_join(w[i].tid, NULL);
 		if (w[i].t_loop_end > loop_end)
 			loop_end = w[i].t_loop_end;
-		free(w[i].v);
 	}
 	if (k == K_CALL_RCU)
 		rcu_barrier();
@@ -402,6 +401,13 @@ static struct e2e_result e2e_once(enum kind k, size_t total)
 		rcupool_barrier(pool_of[k]);
 	t_end = bench_now_ns();
 	c1 = cpu_ns();
+	/*
+	 * The harness's own arrays, after the clock: each is an munmap(),
+	 * whose TLB shootdown waited ~1 ms for the CPU that ran the
+	 * reclaim thread (seen in a timeline of the T=2 rows).
+	 */
+	for (int i = 0; i < n_threads; i++)
+		free(w[i].v);
 	pthread_barrier_destroy(&start_line);
 	pthread_barrier_destroy(&alloc_done);
 	return (struct e2e_result){
