@@ -571,16 +571,15 @@ static void *pool_reclaim_main(void *arg)
 		 * barrier waits (for pages queued last, behind a backlog
 		 * this thread freed first: 2.4 ms of bench_e2e's 20 at T=2;
 		 * not for a throttled thread: the done pages are what it
-		 * waits for), and a round may start:
-		 * then the round first, so that done pages keep coming for
-		 * the fillers that help (two threads allocating and freeing
-		 * flat out outran one freeing the whole done list between
-		 * rounds).  The pages of active
-		 * fillers only while a thread waits (throttled, a barrier):
-		 * taking them whenever no work was queued put this thread's
-		 * frees into the arenas the fillers allocated from, at 40%
-		 * of their throughput (bench_sizing: 17-25M objects/s against
-		 * 50-60M).
+		 * waits for), and a round may start: then the round first,
+		 * so that done pages keep coming for the fillers that help
+		 * (two threads allocating and freeing flat out outran one
+		 * freeing the whole done list between rounds).  The pages of
+		 * active fillers only while a thread waits (throttled, a
+		 * barrier): taking them whenever no work was queued put this
+		 * thread's frees into the arenas the fillers allocated from,
+		 * at 40% of their throughput (bench_sizing: 17-25M objects/s
+		 * against 50-60M).
 		 */
 		if (may_free &&
 		    !(work && ring && now >= at &&
