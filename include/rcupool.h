@@ -20,13 +20,14 @@
  * bounds the grace-period rate (not when 64 pages are queued and few are
  * done, nor when a thread waits for pages or in rcupool_barrier()).  After
  * the grace period every pointer of the page is freed with the pool's free
- * function and the page goes back to the reserve.  Who frees: with one thread filling pages, the reclaim
- * thread; with two or more, each takes its own completed page at its page
- * switch, frees its objects itself (where they were most likely
- * allocated) and refills it, so frees scale with the freeing threads, and
- * the reclaim thread frees the pages of threads that stopped or exited
- * (and any while a thread waits for pages or in rcupool_barrier()).  One
- * thread's pages are never freed by two threads at once.
+ * function and the page goes back to the reserve.  Who frees: with one
+ * thread filling pages, the reclaim thread; with two or more, each takes
+ * its own completed page at its page switch, frees its objects itself
+ * (where they were most likely allocated) and refills it, so frees scale
+ * with the freeing threads, and the reclaim thread frees the pages of
+ * threads that stopped or exited (and any while a thread waits for pages
+ * or in rcupool_barrier()).  One thread's pages are never freed by two
+ * threads at once.
  * Submission-to-return latency (p50, p99) and the grace periods run are in
  * rcupool_stats().
  *

@@ -1952,6 +1952,63 @@ static void sampler_started(struct sampler_arg *a)
 }
 
 /*
+ * The gap holds while pages are done: with a backlog of done pages nobody
+ * needs a round's pages soon, so queued pages wait out reclaim_min_gap
+ * (an hour here) instead of starting a round each.  Counting every page in
+ * flight, done ones included, ran rounds of 2-3 pages back to back.
+ * fillers mode: only this thread (and a barrier) frees, so the done pages
+ * stay until its switches take them, two a switch while more than 32 wait.
+ */
+static void test_gap_holds_while_done(void **state)
+{
+	struct rcupool_options o = {.reclaim_min_gap_us = GAP_HOUR_US};
+	struct rcupool *p = open_mode("fillers", &o);
+	uint64_t cap = stats_of(p).page_capacity, total = 0;
+	struct blocker_arg a = {0};
+	pthread_t t;
+
+	(void)state;
+	/* Round 1 (no gap before it), its page done. */
+	for (uint64_t i = 0; i < cap; i++)
+		rcupool_free(p, obj_new());
+	total += cap;
+	assert_true(wait_gps(p, 1));
+	/*
+	 * 200 pages while a reader holds round 2 (it starts at 64 queued,
+	 * while fewer than 32 are done): it takes 64 or more of them.
+	 */
+	assert_int_equal(pthread_create(&t, NULL, blocker, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		msleep(1);
+	for (uint64_t i = 0; i < 200 * cap; i++)
+		rcupool_free(p, obj_new());
+	total += 200 * cap;
+	atomic_store(&a.phase, 2);
+	rcu_thread_offline();
+	pthread_join(t, NULL);
+	rcu_thread_online();
+	assert_true(wait_gps(p, 2));
+	/*
+	 * 64 or more done, the rest of the 200 queued; 10 more pages take
+	 * 20 done ones, so 44 or more stay done while 10 or more are queued:
+	 * no round until the gap, however many pages are in flight.
+	 */
+	for (uint64_t i = 0; i < 10 * cap; i++)
+		rcupool_free(p, obj_new());
+	total += 10 * cap;
+	rcu_thread_offline();
+	msleep(200);
+	rcu_thread_online();
+	assert_int_equal(stats_of(p).grace_periods, 2);
+	/* A barrier waits for no gap. */
+	rcupool_barrier(p);
+	assert_true(stats_of(p).grace_periods >= 3);
+	assert_int_equal(atomic_load(&freed), total);
+	assert_int_equal(atomic_load(&double_freed), 0);
+	rcupool_close(p);
+}
+
+/*
  * The gap (20 ms) lets the thread reach its 16 pages before a round can
  * start, however fast the engine is: with the 1 ms default a slow filler
  * (bp on a busy CI machine: 291 rounds, held peak 15) never reached the
@@ -2401,6 +2458,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_gap_throttled, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_gap_holds_while_done,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capped_threads, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_held_reserve_races, setup,

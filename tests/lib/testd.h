@@ -63,7 +63,6 @@ int testd_call(const char *sock, uint8_t cmd, const char *const *settings,
 	       struct proto_msg *reply, void **buf, char *errmsg,
 	       size_t errlen);
 
-/* A u64/u32 field of the reply's STATUS, or UINT64_MAX if absent. */
 /*
  * The daemon's whole status from one reply: fields that must agree with
  * each other are read here, never from two requests with the daemon
@@ -71,6 +70,8 @@ int testd_call(const char *sock, uint8_t cmd, const char *const *settings,
  */
 struct stats_row;
 int testd_status_row(const char *sock, struct stats_row *row);
+
+/* A u64/u32 field of the reply's STATUS, or UINT64_MAX if absent. */
 uint64_t testd_status_field(const char *sock, int attr);
 
 /* Wait (up to ms) until a STATUS field equals want.  true if it did. */
