@@ -102,9 +102,7 @@ static void pool_forked_child(struct rcupool *p)
 	p->lim = &p->own_lease.limits;
 	p->ctr = &p->own_lease.counters;
 	pool_chunk_forked(p);
-	atomic_store(&p->inflight, 0);
 	atomic_store(&p->heap_pages, 0);
-	atomic_store(&p->submitted, 0);
 	atomic_store(&p->drained, 0);
 	atomic_store(&p->emergency, 0);
 	atomic_store(&p->lost, 0);
@@ -317,7 +315,13 @@ int rcupool_open(const struct rcupool_options *opts, struct rcupool **ret)
 	}
 	p->cap = p->seg->page_size / sizeof(void *);
 	atomic_store(&p->refill, 1);
-	p->desc = calloc(p->seg->npages, sizeof(*p->desc));
+	/* A cache line each: see struct pool_batch. */
+	if (posix_memalign(&mem, POOL_CACHELINE,
+			   (size_t)p->seg->npages * sizeof(*p->desc)))
+		mem = NULL;
+	else
+		memset(mem, 0, (size_t)p->seg->npages * sizeof(*p->desc));
+	p->desc = mem;
 	p->cpu_est = calloc(p->seg->ncpus, sizeof(*p->cpu_est));
 	if (!p->desc || !p->cpu_est) {
 		r = -ENOMEM;
@@ -382,7 +386,7 @@ int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 	st.max_pages = p->use_seg ? pool_limit_max(p)
 				  : atomic_load(&p->lim->max_pages);
 	st.objects = atomic_load(&c->objects);
-	st.pages_submitted = atomic_load(&p->submitted);
+	st.pages_submitted = atomic_load(&p->rsubmitted);
 	st.pages_drained = atomic_load(&p->drained);
 	st.pages_got = atomic_load(&c->pages_got);
 	st.fallback_overflow = atomic_load(&c->fb_overflow);
@@ -405,7 +409,7 @@ int rcupool_stats(struct rcupool *p, struct rcupool_stats *ret)
 	st.grace_periods = atomic_load(&p->gps);
 	st.gp_latency_p50_ns = pool_reclaim_latency(p, 500);
 	st.gp_latency_p99_ns = pool_reclaim_latency(p, 990);
-	st.pages_in_flight = atomic_load(&p->inflight);
+	st.pages_in_flight = pool_reclaim_inflight(p);
 	st.pages_freed_by_fillers = atomic_load(&p->freed_here);
 	st.reattaches = atomic_load(&p->reattaches);
 	memcpy(ret, &st, ret->size < sizeof(st) ? ret->size : sizeof(st));

@@ -39,6 +39,7 @@
 #include "seg.h"
 
 #define POOL_MAX_OPEN	 32
+#define POOL_CACHELINE	 64
 #define POOL_HEAP	 UINT32_MAX /* batch page: a heap page */
 #define POOL_DEF_OVERFLOW 256
 #define POOL_DEF_DRAIN_MS 1000 /* as the daemon's limits.drain_interval */
@@ -75,10 +76,14 @@ enum pool_free_mode {
 
 struct rcupool;
 
+/*
+ * One cache line each (desc[] is allocated aligned): the reclaim thread
+ * writes the descriptors of pages it frees while fillers take their
+ * neighbours.
+ */
 struct pool_batch {
 	uint64_t t_submit; /* pool_now_ns() at submission (latency) */
 	uint64_t round;	   /* reclaim round that took it */
-	struct rcupool *pool;
 	void **ptrs; /* the page */
 	uint32_t n, cap;
 	uint32_t page;	   /* reserve page index, or POOL_HEAP */
@@ -88,7 +93,7 @@ struct pool_batch {
 	const void *filler; /* the thread cache that filled it, or NULL */
 	bool emergency;
 	bool drained; /* submitted by the drain, not by its filler */
-};
+} __attribute__((aligned(POOL_CACHELINE)));
 
 /* One per (thread, pool); the thread's TLS points at it. */
 struct pool_tcache {
@@ -153,9 +158,8 @@ struct rcupool {
 	struct pool_batch *desc; /* [npages] */
 	_Atomic uint32_t *cpu_est; /* [ncpus] pages we left on each CPU list */
 
-	_Atomic uint64_t inflight;   /* batches submitted, not yet returned */
 	_Atomic uint64_t heap_pages; /* heap batches in use */
-	_Atomic uint64_t submitted, drained, emergency, lost, sync_ns;
+	_Atomic uint64_t emergency, lost, sync_ns;
 	_Atomic int64_t last_kick_ns;
 	_Atomic(struct rcu_head *) heads; /* head fallback chain */
 
@@ -213,10 +217,24 @@ struct rcupool {
 	/*
 	 * The reclaim engine (pool_reclaim.c).  rq: submitted batches, a
 	 * LIFO pushed with one CAS per page, taken whole by the reclaim
-	 * thread at the start of each round (one grace period).
+	 * thread at the start of each round (one grace period).  What the
+	 * fillers write per page has a cache line of its own, what the
+	 * reclaim thread writes per page another: a page switch that found
+	 * a line the other side had just written waited for it (the
+	 * in-flight count, once one counter for both, and the queue shared
+	 * lines with the round's lock).
 	 */
-	_Atomic(struct pool_batch *) rq;
-	_Atomic uint64_t rqn; /* pages on rq (counted before the push) */
+	_Atomic(struct pool_batch *) rq __attribute__((aligned(POOL_CACHELINE)));
+	/* Pages submitted to the engine (counted before the push). */
+	_Atomic uint64_t rsubmitted;
+	_Atomic uint64_t drained; /* of them, not full (rcupool_stats) */
+	/*
+	 * The reclaim thread's side: pages taken off rq by rounds (on rq:
+	 * rsubmitted - rtaken) and returned (in flight: rsubmitted -
+	 * rreturned).
+	 */
+	_Atomic uint64_t rtaken __attribute__((aligned(POOL_CACHELINE)));
+	_Atomic uint64_t rreturned;
 	_Atomic uint32_t rsleep;   /* the reclaim thread waits for work */
 	pthread_mutex_t rlock;	   /* rounds, rstop, rrunning; with rcond/rdone */
 	pthread_cond_t rcond;	   /* wakes the reclaim thread */
@@ -354,6 +372,8 @@ int pool_reclaim_start(struct rcupool *p);
 void pool_reclaim_stop(struct rcupool *p);
 void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b);
 uint64_t pool_reclaim_seen(struct rcupool *p);
+/* Pages submitted to the engine and not yet returned. */
+uint64_t pool_reclaim_inflight(struct rcupool *p);
 bool pool_reclaim_fillers_help(struct rcupool *p);
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler);
 void pool_reclaim_filler_gone(struct rcupool *p, const void *filler);

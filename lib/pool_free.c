@@ -148,7 +148,15 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 	b->n = 1;
 	b->filler = tc;
 	if (tc) {
-		atomic_fetch_add_explicit(&tc->gen, 1, memory_order_relaxed);
+		/*
+		 * The owner alone writes gen: no locked add, which would
+		 * wait for the stores above to reach lines the reclaim
+		 * thread wrote last (the page, its descriptor).
+		 */
+		atomic_store_explicit(
+			&tc->gen,
+			atomic_load_explicit(&tc->gen, memory_order_relaxed) + 1,
+			memory_order_relaxed);
 		atomic_store_explicit(&tc->cur, b, memory_order_release);
 	} else {
 		pool_batch_submit(p, b);

@@ -5,9 +5,9 @@
  * (pool_reclaim.c) and the return of a page after its grace period.
  *
  * Ownership protocol (census.h): held += 1 bounded by max_pages (one CAS,
- * undone if every list is empty), then after taking a page, owner[page] =
- * held, chunk_free[chunk] -= 1; before giving one back, owner[page] =
- * free, chunk_free += 1, held -= 1, then push.  Every list and counter is
+ * undone if every list is empty), then after taking a page,
+ * chunk_free[chunk] -= 1, owner[page] = held; before giving one back,
+ * owner[page] = free, chunk_free += 1, held -= 1, then push.  Every list and counter is
  * in this process's private memory (seg.h): nobody else reads them.
  */
 #include <stdlib.h>
@@ -152,11 +152,17 @@ static int pool_page_take(struct rcupool *p, uint32_t *page)
 	pool_kick(p);
 	return -ENOSPC;
 got:
-	atomic_store_explicit(&s->owner[*page], seg_owner_of_slot(0),
-			      memory_order_relaxed);
 	atomic_fetch_sub_explicit(&s->chunk_free[*page / s->chunk_pages], 1,
 				  memory_order_relaxed);
 	pool_count(p, &ctr->pages_got, 1);
+	/*
+	 * Plain stores after the last locked instruction: a store to a line
+	 * another CPU wrote (owner[] and the descriptor, by the reclaim
+	 * thread) then waits in the store buffer while the caller goes on,
+	 * instead of stalling the next locked one.
+	 */
+	atomic_store_explicit(&s->owner[*page], seg_owner_of_slot(0),
+			      memory_order_relaxed);
 	/* Below the low mark: ask ahead of need (the drain thread asks). */
 	lent = atomic_load_explicit(&p->lent_pages, memory_order_relaxed);
 	low = atomic_load_explicit(&p->lim->low_pages, memory_order_relaxed);
@@ -222,9 +228,9 @@ static struct pool_batch *pool_heap_page(struct rcupool *p)
 	pthread_mutex_unlock(&p->hlock);
 	if (b)
 		return b;
-	b = malloc(sizeof(*b));
-	if (!b)
+	if (posix_memalign(&mem, POOL_CACHELINE, sizeof(*b)))
 		return NULL;
+	b = mem;
 	mem = mmap(NULL, pool_heap_bytes(p), PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
@@ -289,7 +295,6 @@ static struct pool_batch *pool_heap_batch(struct rcupool *p, bool emergency)
 		return NULL;
 	atomic_fetch_add_explicit(&p->heap_pages, 1, memory_order_relaxed);
 	*b = (struct pool_batch){
-		.pool = p,
 		.ptrs = b->ptrs,
 		.cap = p->cap,
 		.page = POOL_HEAP,
@@ -308,7 +313,6 @@ struct pool_batch *pool_batch_get(struct rcupool *p, bool emergency)
 
 	if (!emergency && p->use_seg && pool_page_take(p, &page) == 0) {
 		b = &p->desc[page];
-		b->pool = p;
 		b->ptrs = seg_page(p->seg, page);
 		b->cap = p->cap;
 		b->page = page;
@@ -368,7 +372,6 @@ void pool_batch_complete(struct rcupool *p, struct pool_batch *b)
 static void pool_batch_count(struct rcupool *p, struct pool_batch *b)
 {
 	pool_count(p, &p->ctr->objects, b->n);
-	pool_count(p, &p->submitted, 1);
 	if (b->n < b->cap)
 		pool_count(p, &p->drained, 1);
 }

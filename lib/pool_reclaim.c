@@ -161,7 +161,9 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&p->rwork, NULL);
 	atomic_store(&p->rq, NULL);
-	atomic_store(&p->rqn, 0);
+	atomic_store(&p->rsubmitted, 0);
+	atomic_store(&p->rtaken, 0);
+	atomic_store(&p->rreturned, 0);
 	atomic_store(&p->rsleep, 0);
 	atomic_store(&p->dlen, 0);
 	p->rounds = p->rstarted = p->rfreed = 0;
@@ -439,7 +441,8 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 	}
 	if (ours) {
 		pool_lat_record(p, pool_now_ns() - t);
-		atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_release);
+		atomic_fetch_add_explicit(&p->rreturned, 1,
+					  memory_order_release);
 	}
 	pthread_mutex_lock(&p->rlock);
 	pool_done_unclaim(p, filler);
@@ -451,6 +454,15 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 	if (p->rwaiters)
 		pthread_cond_broadcast(&p->rdone);
 	pthread_mutex_unlock(&p->rlock);
+}
+
+/* Pages on rq (or being pushed): a page is counted before it is taken. */
+static uint64_t pool_reclaim_queued(struct rcupool *p)
+{
+	uint64_t taken = atomic_load_explicit(&p->rtaken, memory_order_relaxed);
+
+	return atomic_load_explicit(&p->rsubmitted, memory_order_relaxed) -
+	       taken;
 }
 
 /*
@@ -473,7 +485,7 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 		fifo = b;
 		n++;
 	}
-	atomic_fetch_sub_explicit(&p->rqn, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->rtaken, n, memory_order_relaxed);
 	pool_synchronize(p);
 	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
 	pthread_mutex_lock(&p->rlock);
@@ -498,8 +510,11 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 			fillers += p->active[i].filler &&
 				   p->active[i].last_ns + POOL_ACTIVE_NS >
 					   p->active_now;
-		atomic_store_explicit(&p->rmulti, fillers >= 2,
-				      memory_order_relaxed);
+		/* Stored on change only: fillers read it at each switch. */
+		if (atomic_load_explicit(&p->rmulti, memory_order_relaxed) !=
+		    (fillers >= 2))
+			atomic_store_explicit(&p->rmulti, fillers >= 2,
+					      memory_order_relaxed);
 	}
 	if (!n)
 		while (p->rfreed < p->rounds &&
@@ -559,8 +574,7 @@ static void *pool_reclaim_main(void *arg)
 		 * object, four pairs).
 		 */
 		if (work && p->min_gap_ns && !p->rstop && !p->rwaiters &&
-		    !(atomic_load_explicit(&p->rqn, memory_order_relaxed) >=
-			      POOL_GAP_PAGES &&
+		    !(pool_reclaim_queued(p) >= POOL_GAP_PAGES &&
 		      p->dcount < POOL_ROUND_FIRST)) {
 			now = pool_now_ns();
 			/* No gap before the first round (last 0). */
@@ -738,9 +752,10 @@ void pool_reclaim_submit(struct rcupool *p, struct pool_batch *b)
 	uint64_t queued;
 
 	b->t_submit = pool_now_ns();
-	atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
-	queued = atomic_fetch_add_explicit(&p->rqn, 1, memory_order_relaxed) +
-		 1;
+	/* Wraps when rounds took pages counted after ours: never equal. */
+	queued = atomic_fetch_add_explicit(&p->rsubmitted, 1,
+					   memory_order_relaxed) +
+		 1 - atomic_load_explicit(&p->rtaken, memory_order_relaxed);
 	do {
 		b->next = old;
 	} while (!atomic_compare_exchange_weak_explicit(
@@ -833,6 +848,16 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
  * the unlock), so a thread that reads it before asking for a page, and
  * sees it moved later, knows a page came back in between.
  */
+uint64_t pool_reclaim_inflight(struct rcupool *p)
+{
+	/* Returned first: a page is submitted before it can be returned. */
+	uint64_t out = atomic_load_explicit(&p->rreturned,
+					    memory_order_acquire);
+
+	return atomic_load_explicit(&p->rsubmitted, memory_order_acquire) -
+	       out;
+}
+
 uint64_t pool_reclaim_seen(struct rcupool *p)
 {
 	return atomic_load_explicit(&p->rfinished, memory_order_acquire);
@@ -862,7 +887,7 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 		pthread_mutex_unlock(&p->rlock);
 		return 0;
 	}
-	if (!p->rrunning || !atomic_load(&p->inflight)) {
+	if (!p->rrunning || !pool_reclaim_inflight(p)) {
 		pthread_mutex_unlock(&p->rlock);
 		return -EAGAIN;
 	}
@@ -871,7 +896,7 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 	/* Sleeping out the gap: start the round now (see pool_reclaim_main). */
 	pthread_cond_signal(&p->rcond);
 	while (p->rounds == r && p->rfinished == f && p->rrunning &&
-	       atomic_load(&p->inflight))
+	       pool_reclaim_inflight(p))
 		pthread_cond_wait(&p->rdone, &p->rlock);
 	p->rwaiters--;
 	*seen = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
