@@ -224,10 +224,11 @@ struct rcupool {
 	 * in-flight count, once one counter for both, and the queue shared
 	 * lines with the round's lock).
 	 */
-	_Atomic(struct pool_batch *) rq __attribute__((aligned(POOL_CACHELINE)));
+	_Atomic(struct pool_batch *) rq
+		__attribute__((aligned(POOL_CACHELINE)));
 	/* Pages submitted to the engine (counted before the push). */
 	_Atomic uint64_t rsubmitted;
-	_Atomic uint64_t drained; /* of them, not full (rcupool_stats) */
+	_Atomic uint64_t drained; /* pages handed over not full (rcupool_stats) */
 	/*
 	 * The reclaim thread's side: pages taken off rq by rounds (on rq:
 	 * rsubmitted - rtaken) and returned (in flight: rsubmitted -

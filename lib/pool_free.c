@@ -153,10 +153,10 @@ pool_free_slow(struct rcupool *p, struct pool_tcache *tc, void *ptr, size_t off)
 		 * wait for the stores above to reach lines the reclaim
 		 * thread wrote last (the page, its descriptor).
 		 */
-		atomic_store_explicit(
-			&tc->gen,
-			atomic_load_explicit(&tc->gen, memory_order_relaxed) + 1,
-			memory_order_relaxed);
+		uint64_t gen = atomic_load_explicit(&tc->gen,
+						    memory_order_relaxed);
+
+		atomic_store_explicit(&tc->gen, gen + 1, memory_order_relaxed);
 		atomic_store_explicit(&tc->cur, b, memory_order_release);
 	} else {
 		pool_batch_submit(p, b);

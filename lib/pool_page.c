@@ -7,8 +7,9 @@
  * Ownership protocol (census.h): held += 1 bounded by max_pages (one CAS,
  * undone if every list is empty), then after taking a page,
  * chunk_free[chunk] -= 1, owner[page] = held; before giving one back,
- * owner[page] = free, chunk_free += 1, held -= 1, then push.  Every list and counter is
- * in this process's private memory (seg.h): nobody else reads them.
+ * owner[page] = free, chunk_free += 1, held -= 1, then push.  Every list
+ * and counter is in this process's private memory (seg.h): nobody else
+ * reads them.
  */
 #include <stdlib.h>
 #include <string.h>

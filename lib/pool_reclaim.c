@@ -842,12 +842,6 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 	return b;
 }
 
-/*
- * How many pages the engine has given back so far.  A page is back on its
- * list before the count moves (both under rlock, and this load pairs with
- * the unlock), so a thread that reads it before asking for a page, and
- * sees it moved later, knows a page came back in between.
- */
 uint64_t pool_reclaim_inflight(struct rcupool *p)
 {
 	/* Returned first: a page is submitted before it can be returned. */
@@ -858,6 +852,12 @@ uint64_t pool_reclaim_inflight(struct rcupool *p)
 	       out;
 }
 
+/*
+ * How many pages the engine has given back so far.  A page is back on its
+ * list before the count moves (both under rlock, and this load pairs with
+ * the unlock), so a thread that reads it before asking for a page, and
+ * sees it moved later, knows a page came back in between.
+ */
 uint64_t pool_reclaim_seen(struct rcupool *p)
 {
 	return atomic_load_explicit(&p->rfinished, memory_order_acquire);
