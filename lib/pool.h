@@ -14,6 +14,8 @@
  *  pool_drain.c  the drain thread, barrier, thread exit
  *  pool_reclaim.c the reclaim engine: queue of full pages, the pool's own
  *                grace periods, backpressure, submission-to-return latency
+ *  pool_done.c   pages whose grace period is over: which freer takes which
+ *                (one freer a filler; active fillers free their own)
  *
  * A batch is a page being filled with pointers.  Its bookkeeping (queue
  * link, count, page index) lives in a private descriptor,
@@ -55,7 +57,7 @@
 #define POOL_DONE_LISTS	 16	/* done lists: [0] mixed, then one a filler */
 #define POOL_ACTIVE_NS	 20000000 /* a filler that submitted this lately */
 
-/* Which done page a freer takes (pool_reclaim.c). */
+/* Which done page a freer takes (pool_done.c). */
 enum pool_take {
 	POOL_TAKE_ANY,	 /* of a filler nobody frees now */
 	POOL_TAKE_OWN,	 /* the caller's own */
@@ -377,11 +379,6 @@ uint64_t pool_reclaim_seen(struct rcupool *p);
 uint64_t pool_reclaim_inflight(struct rcupool *p);
 bool pool_reclaim_fillers_help(struct rcupool *p);
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler);
-void pool_reclaim_filler_gone(struct rcupool *p, const void *filler);
-/* Under rlock (pool_reclaim.c; the tests drive them directly). */
-void pool_done_append(struct rcupool *p, struct pool_batch *b);
-struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
-				 enum pool_take take);
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler);
 void pool_reclaim_wait_all(struct rcupool *p);
@@ -394,6 +391,19 @@ void pool_gp_fork_child(void);
 void pool_synchronize(struct rcupool *p);
 uint64_t pool_reclaim_latency(struct rcupool *p, unsigned permille);
 void pool_lat_record(struct rcupool *p, uint64_t ns);
+
+/* pool_done.c: under rlock unless said (the tests drive some directly) */
+void pool_done_append(struct rcupool *p, struct pool_batch *b);
+struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
+				 enum pool_take take);
+struct pool_batch *pool_done_pop_spare(struct rcupool *p);
+void pool_done_unclaim(struct rcupool *p, const void *filler);
+bool pool_done_takeable(struct rcupool *p, const void *filler);
+void pool_done_add_round(struct rcupool *p, struct pool_batch *fifo,
+			 uint32_t n);
+/* Without rlock. */
+struct pool_batch *pool_done_pop_own(struct rcupool *p, const void *filler);
+void pool_done_filler_gone(struct rcupool *p, const void *filler);
 
 /* pool_drain.c */
 int pool_drain_start(struct rcupool *p);

@@ -293,7 +293,7 @@ void pool_thread_exit(void *unused)
 					break;
 				}
 			pthread_mutex_unlock(&p->lock);
-			pool_reclaim_filler_gone(p, tc);
+			pool_done_filler_gone(p, tc);
 			if (b)
 				pool_drain_wake(p);
 		}

@@ -18,6 +18,9 @@
  * queue looks at rsleep after its CAS (both sequentially consistent: one
  * of the two sees the other) and signals under rlock.
  *
+ * Which freer takes which done page (one a filler, active fillers their
+ * own): pool_done.c.
+ *
  * Backpressure (pool_reclaim_wait): a thread denied a page waits for the
  * end of the round in progress, or of the next one, then retries: one wait
  * per page or more, never one per object.
@@ -195,230 +198,6 @@ void pool_reclaim_destroy(struct rcupool *p)
 	p->workers = NULL;
 }
 
-static bool pool_freeing(const struct rcupool *p, const void *filler)
-{
-	for (unsigned i = 0; i < p->nfreeing; i++)
-		if (p->freeing[i] == filler)
-			return true;
-	return false;
-}
-
-/*
- * Under rlock: filler submitted a page in the last POOL_ACTIVE_NS (as of
- * active_now), and two threads or more did: it frees its own done pages
- * (at its page switch), the reclaim thread leaves them to it.
- */
-static bool pool_active(const struct rcupool *p, const void *filler)
-{
-	if (!filler || !atomic_load_explicit(&p->rmulti, memory_order_relaxed))
-		return false;
-	for (unsigned i = 0; i < POOL_FREERS; i++)
-		if (p->active[i].filler == filler)
-			return p->active[i].last_ns + POOL_ACTIVE_NS >
-			       p->active_now;
-	return false;
-}
-
-/* Under rlock: filler's slot in active[], or the one to reuse for it. */
-static unsigned pool_active_slot(const struct rcupool *p, const void *filler)
-{
-	unsigned oldest = 0;
-
-	for (unsigned i = 0; i < POOL_FREERS; i++) {
-		if (p->active[i].filler == filler)
-			return i;
-		if (p->active[i].last_ns < p->active[oldest].last_ns)
-			oldest = i;
-	}
-	/* More fillers than slots: the one seen least lately goes. */
-	return oldest;
-}
-
-/*
- * Under rlock: filler submitted a page at t (ns), unless its thread had
- * exited by then (a page queued before the exit reaches its round after).
- */
-static void pool_active_mark(struct rcupool *p, const void *filler,
-			     uint64_t t)
-{
-	unsigned i = pool_active_slot(p, filler);
-
-	if (p->active[i].filler != filler)
-		p->active[i] = (struct pool_filler_seen){.filler = filler};
-	if (t > p->active[i].last_ns && t > p->active[i].gone_ns)
-		p->active[i].last_ns = t;
-}
-
-/*
- * Under rlock: a page whose grace period is over, for the caller to free,
- * oldest first among those of a filler nobody frees now.  POOL_TAKE_OWN:
- * the caller's own pages first (a filler: its objects, most likely from
- * its own arena, back where it allocates), else one of a filler that does
- * not free its own now (stopped, or exited: pages nobody else would take
- * while the reclaim thread spares them).  POOL_TAKE_SPARE (the reclaim
- * thread, with work of its own): none of an active filler either, which
- * frees its own: freeing into the arena a thread allocates from while it
- * does slows both (its malloc and our free: 58% of a filler's profile was
- * _int_malloc when the reclaim thread freed its objects).  NULL when none
- * fits, or POOL_FREERS free already.  The claim ends in
- * pool_reclaim_free_page().
- */
-struct pool_done_pick {
-	struct pool_done_list *list;
-	struct pool_batch *prev, *b; /* b follows prev (NULL: the head) */
-};
-
-static bool pool_done_older(const struct pool_batch *b,
-			    const struct pool_done_pick *than)
-{
-	return !than->b || b->round < than->b->round;
-}
-
-static struct pool_batch *pool_done_find(struct rcupool *p, const void *mine,
-					 enum pool_take take,
-					 struct pool_done_pick *pick)
-{
-	struct pool_done_pick best = {0}, alt = {0};
-
-	if (p->nfreeing == POOL_FREERS)
-		return NULL;
-	for (unsigned i = 0; i < POOL_DONE_LISTS; i++) {
-		struct pool_done_list *l = &p->done[i];
-		/* A filler's own list: its head stands for all of it. */
-		unsigned scan = i ? 1 : POOL_DONE_SCAN, n = 0;
-		struct pool_batch *b, *prev = NULL;
-
-		for (b = l->head; b && n < scan; prev = b, b = b->next, n++) {
-			struct pool_done_pick c = {l, prev, b};
-
-			if (pool_freeing(p, b->filler))
-				continue;
-			if (take == POOL_TAKE_OWN) {
-				if (b->filler == mine) {
-					*pick = c;
-					return b;
-				}
-				/* Else one nobody else frees as its own. */
-				if ((p->free_mode == POOL_FREE_FILLERS ||
-				     !pool_active(p, b->filler)) &&
-				    pool_done_older(b, &alt))
-					alt = c;
-				continue;
-			}
-			if (take == POOL_TAKE_SPARE &&
-			    pool_active(p, b->filler))
-				continue;
-			if (pool_done_older(b, &best))
-				best = c;
-			break; /* the rest of [0] is younger */
-		}
-	}
-	*pick = take == POOL_TAKE_OWN ? alt : best;
-	return pick->b;
-}
-
-struct pool_batch *pool_done_pop(struct rcupool *p, const void *mine,
-				 enum pool_take take)
-{
-	struct pool_done_pick pick;
-	struct pool_batch *b = pool_done_find(p, mine, take, &pick);
-	struct pool_done_list *l = pick.list;
-
-	if (!b)
-		return NULL;
-	if (pick.prev)
-		pick.prev->next = b->next;
-	else
-		l->head = b->next;
-	if (l->tail == b)
-		l->tail = pick.prev;
-	l->n--;
-	p->dcount--;
-	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
-	p->freeing[p->nfreeing++] = b->filler;
-	return b;
-}
-
-/* Under rlock: a page whose grace period is over joins its filler's list. */
-void pool_done_append(struct rcupool *p, struct pool_batch *b)
-{
-	struct pool_done_list *l = NULL, *empty = NULL;
-
-	for (unsigned i = 1; i < POOL_DONE_LISTS && !l; i++) {
-		if (p->done[i].n && p->done[i].filler == b->filler)
-			l = &p->done[i];
-		else if (!p->done[i].n && !empty)
-			empty = &p->done[i];
-	}
-	if (!l && empty) {
-		l = empty;
-		l->filler = b->filler; /* n 0: head and tail NULL */
-	}
-	if (!l)
-		l = &p->done[0];
-	b->next = NULL;
-	if (l->tail)
-		l->tail->next = b;
-	else
-		l->head = b;
-	l->tail = b;
-	l->n++;
-	p->dcount++;
-}
-
-/*
- * The reclaim thread's pick, with work of its own: spare the pages of the
- * fillers active as of now (a filler that stopped for good is spared for
- * POOL_ACTIVE_NS at most; while a thread waits, throttled or in a
- * barrier, it takes any).
- */
-static struct pool_batch *pool_done_pop_spare(struct rcupool *p)
-{
-	if (!p->dcount)
-		return NULL;
-	p->active_now = pool_now_ns();
-	return pool_done_pop(p, NULL, POOL_TAKE_SPARE);
-}
-
-/* Under rlock: the claim of pool_done_pop() on filler ends. */
-static void pool_done_unclaim(struct rcupool *p, const void *filler)
-{
-	for (unsigned i = 0; i < p->nfreeing; i++)
-		if (p->freeing[i] == filler) {
-			p->freeing[i] = p->freeing[--p->nfreeing];
-			break;
-		}
-	if (!p->dcount)
-		return;
-	/* Pages it kept from the others: theirs now. */
-	if (atomic_load(&p->rsleep))
-		pthread_cond_signal(&p->rcond);
-	if (p->nworkers)
-		pthread_cond_signal(&p->rwork);
-}
-
-/*
- * filler's thread exited: it frees no page of its own any more, so the
- * reclaim thread takes its done pages at once, where it would have spared
- * them for POOL_ACTIVE_NS (while a barrier waited for them: bench_e2e at
- * T=2 spent a third of its time there).  Pages it queued before it exited
- * do not make it active again when their round ends.
- */
-void pool_reclaim_filler_gone(struct rcupool *p, const void *filler)
-{
-	unsigned i;
-
-	pthread_mutex_lock(&p->rlock);
-	i = pool_active_slot(p, filler);
-	p->active[i] = (struct pool_filler_seen){.filler = filler,
-						  .gone_ns = pool_now_ns()};
-	if (p->dcount && atomic_load(&p->rsleep))
-		pthread_cond_signal(&p->rcond);
-	if (p->rwaiters)
-		pthread_cond_broadcast(&p->rdone);
-	pthread_mutex_unlock(&p->rlock);
-}
-
 /*
  * Free the objects of a page taken from the done list; give the page back,
  * or (reuse) keep it for the caller, empty.  Then account for it: latency,
@@ -474,8 +253,6 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 			       uint64_t number)
 {
 	struct pool_batch *b, *next, *fifo = NULL;
-	const void *last;
-	unsigned fillers = 0;
 	uint32_t n = 0;
 
 	for (b = list; b; b = next) {
@@ -489,33 +266,10 @@ static void pool_reclaim_round(struct rcupool *p, struct pool_batch *list,
 	pool_synchronize(p);
 	atomic_fetch_add_explicit(&p->gps, 1, memory_order_relaxed);
 	pthread_mutex_lock(&p->rlock);
-	for (b = fifo, last = NULL; b; b = next) {
-		next = b->next;
-		if (b->filler && !b->drained && b->filler != last)
-			pool_active_mark(p, last = b->filler, b->t_submit);
-		pool_done_append(p, b);
-	}
+	pool_done_add_round(p, fifo, n);
 	p->pending[number % POOL_RING] = n;
 	atomic_store_explicit(&p->dlen, p->dcount, memory_order_relaxed);
 	p->rounds = number;
-	if (n) {
-		/*
-		 * Two fillers or more lately (not in one round: on a busy
-		 * CPU a round can hold the pages of the one filler that ran
-		 * while the other waited for that CPU, seen for 50 ms on
-		 * end).
-		 */
-		p->active_now = pool_now_ns();
-		for (unsigned i = 0; i < POOL_FREERS; i++)
-			fillers += p->active[i].filler &&
-				   p->active[i].last_ns + POOL_ACTIVE_NS >
-					   p->active_now;
-		/* Stored on change only: fillers read it at each switch. */
-		if (atomic_load_explicit(&p->rmulti, memory_order_relaxed) !=
-		    (fillers >= 2))
-			atomic_store_explicit(&p->rmulti, fillers >= 2,
-					      memory_order_relaxed);
-	}
 	if (!n)
 		while (p->rfreed < p->rounds &&
 		       !p->pending[(p->rfreed + 1) % POOL_RING])
@@ -791,24 +545,6 @@ bool pool_reclaim_fillers_help(struct rcupool *p)
 	       atomic_load_explicit(&p->rmulti, memory_order_relaxed);
 }
 
-/*
- * A page whose grace period is over, its objects freed by the caller (on
- * its own CPU, from the thread that most likely allocated them), empty,
- * for the caller to fill, when pool_reclaim_fillers_help() says so: its
- * own first (POOL_TAKE_OWN).
- */
-static struct pool_batch *pool_done_pop_own(struct rcupool *p,
-					    const void *filler)
-{
-	struct pool_batch *b;
-
-	pthread_mutex_lock(&p->rlock);
-	p->active_now = pool_now_ns();
-	b = pool_done_pop(p, filler, POOL_TAKE_OWN);
-	pthread_mutex_unlock(&p->rlock);
-	return b;
-}
-
 struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 					  const void *filler)
 {
@@ -875,13 +611,12 @@ uint64_t pool_reclaim_seen(struct rcupool *p)
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 {
 	uint64_t t0 = pool_now_ns(), r, f;
-	struct pool_done_pick pick;
 
 	pthread_mutex_lock(&p->rlock);
 	f = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
 	p->active_now = pool_now_ns();
-	if (f != *seen || (pool_reclaim_fillers_help(p) &&
-			   pool_done_find(p, filler, POOL_TAKE_OWN, &pick))) {
+	if (f != *seen ||
+	    (pool_reclaim_fillers_help(p) && pool_done_takeable(p, filler))) {
 		/* A page came back after the caller last asked. */
 		*seen = f;
 		pthread_mutex_unlock(&p->rlock);
