@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 	p99_8 = done8 ? t[done8 * 99 / 100] / 1e3 : 0;
 	rate = sum ? pages * 1e9 / (double)sum : 0.0;
 	if (json) {
-		printf("{\"bench\":\"lend\",\"chunk_pages\":%u,"
+		printf("{\"benchmark\":\"lend\",\"chunk_pages\":%u,"
 		       "\"get1_p50_us\":%.1f,\"get1_p99_us\":%.1f,"
 		       "\"get%d_p50_us\":%.1f,\"get%d_p99_us\":%.1f,"
 		       "\"pages_per_s\":%.0f}\n",

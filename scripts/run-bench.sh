@@ -36,6 +36,7 @@ trap 'rm -rf "$out"' EXIT
 runs="pages|$B/bench/bench_pages
 arena|$B/bench/bench_arena $quick
 e2e_1_thread|$B/bench/bench_e2e $quick
+pagestore|$B/bench/bench_pagestore $quick
 e2e_${ncpu}_threads|$B/bench/bench_e2e $quick --threads $ncpu --no-latency
 e2e_1_thread_2m|$B/bench/bench_e2e $quick --objects 2000000 --no-latency
 e2e_${ncpu}_threads_2m|$B/bench/bench_e2e $quick --objects 2000000 --threads $ncpu --no-latency
