@@ -36,9 +36,9 @@
  *
  * Backpressure.  A thread denied a page (its max_pages, or every list and
  * the overflow bound exhausted) outside a read-side section waits for the
- * reclaim in progress (counted: throttled, throttled_ns), takes a page
- * given back and goes on: one wait per page or more, never one grace
- * period per object.  Inside a read-side section it never waits (heap
+ * reclaim in progress (counted: throttled, throttled_ns) until a round ends
+ * or a few pages (8) are given back, takes one and goes on: one wait per
+ * page or more, never one grace period per object.  Inside a read-side section it never waits (heap
  * pages, as below).  The per-object synchronize_rcu (fallback_sync) is
  * only the last resort, when nothing of the pool is in flight to wait for.
  *

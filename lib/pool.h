@@ -56,6 +56,7 @@
 #define POOL_DONE_SCAN	 64	/* pages of the mixed done list looked at */
 #define POOL_DONE_LISTS	 16	/* done lists: [0] mixed, then one a filler */
 #define POOL_ACTIVE_NS	 20000000 /* a filler that submitted this lately */
+#define POOL_THROTTLE_PAGES 8	/* pages back a throttled thread waits for */
 
 /* Which done page a freer takes (pool_done.c). */
 enum pool_take {
@@ -247,6 +248,8 @@ struct rcupool {
 				     * rlock; read alone by pool_reclaim_seen) */
 	unsigned rwaiters;	   /* threads waiting on rdone */
 	unsigned rbarriers;	   /* threads in pool_reclaim_wait_all() */
+	unsigned rthrottled;	   /* of rwaiters, in pool_reclaim_wait() */
+	uint64_t rwake_at;	   /* rfinished the first of them waits for */
 	uint64_t rounds;	   /* rounds whose grace period ended */
 	uint64_t rstarted;	   /* rounds started */
 	uint64_t rfreed;	   /* rounds whose pages are all freed */

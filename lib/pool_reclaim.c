@@ -173,6 +173,8 @@ void pool_reclaim_init(struct rcupool *p, uint32_t min_gap_us)
 	atomic_store(&p->rfinished, 0);
 	p->rwaiters = 0;
 	p->rbarriers = 0;
+	p->rthrottled = 0;
+	p->rwake_at = UINT64_MAX;
 	atomic_store(&p->rmulti, false);
 	memset(p->pending, 0, sizeof(p->pending));
 	memset(p->done, 0, sizeof(p->done));
@@ -199,6 +201,26 @@ void pool_reclaim_destroy(struct rcupool *p)
 }
 
 /*
+ * Under rlock, a page just came back (and with it, progress: a round all
+ * freed): whether a waiter on rdone has a use for a wake-up.  Throttled
+ * threads wait for POOL_THROTTLE_PAGES pages each, not one: a wake-up
+ * costs the waker 3-4 us on a VM (an IPI to a sleeping CPU), and at T=1
+ * the waker is the thread freeing, the one the filler waits for
+ * (bench_e2e T=1 2M: 3,000-4,000 waits a run, a broadcast and a contended
+ * unlock each).  The others (a barrier helping, the reclaim thread or a
+ * thread without one waiting for a claim to end) at every page.
+ */
+static bool pool_reclaim_wake_now(struct rcupool *p, bool round_freed)
+{
+	if (p->rwaiters > p->rthrottled || (p->rwaiters && round_freed))
+		return true;
+	if (!p->rthrottled || p->rfinished < p->rwake_at)
+		return false;
+	p->rwake_at = UINT64_MAX; /* who waits longer sets it again */
+	return true;
+}
+
+/*
  * Free the objects of a page taken from the done list; give the page back,
  * or (reuse) keep it for the caller, empty.  Then account for it: latency,
  * in flight, its round.
@@ -206,7 +228,7 @@ void pool_reclaim_destroy(struct rcupool *p)
 static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 				   bool reuse)
 {
-	uint64_t round = b->round, t = b->t_submit;
+	uint64_t round = b->round, t = b->t_submit, freed;
 	bool ours = b->fork_gen == p->fork_gen;
 	const void *filler = b->filler;
 
@@ -227,10 +249,11 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 	pool_done_unclaim(p, filler);
 	p->pending[round % POOL_RING]--;
 	p->rfinished++;
+	freed = p->rfreed;
 	while (p->rfreed < p->rounds &&
 	       !p->pending[(p->rfreed + 1) % POOL_RING])
 		p->rfreed++;
-	if (p->rwaiters)
+	if (pool_reclaim_wake_now(p, freed != p->rfreed))
 		pthread_cond_broadcast(&p->rdone);
 	pthread_mutex_unlock(&p->rlock);
 }
@@ -601,7 +624,8 @@ uint64_t pool_reclaim_seen(struct rcupool *p)
 
 /*
  * Backpressure: wait until the reclaim engine has made progress (a round
- * ended, a page was freed) since *seen and pages may be had again; *seen
+ * ended; POOL_THROTTLE_PAGES pages came back, or every page in flight
+ * did) since *seen and pages may be had again; *seen
  * moves to what the caller has now seen.  Only outside a read-side
  * section.  0 when it is worth asking again (after a wait, counted:
  * throttled, or at once if a page came back since *seen), -EAGAIN when
@@ -610,7 +634,7 @@ uint64_t pool_reclaim_seen(struct rcupool *p)
  */
 int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 {
-	uint64_t t0 = pool_now_ns(), r, f;
+	uint64_t t0 = pool_now_ns(), r, f, want;
 
 	pthread_mutex_lock(&p->rlock);
 	f = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
@@ -627,12 +651,22 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 		return -EAGAIN;
 	}
 	r = p->rounds;
+	/* Pages in flight all come back: never wait for more than those. */
+	want = pool_reclaim_inflight(p);
+	if (want > POOL_THROTTLE_PAGES)
+		want = POOL_THROTTLE_PAGES;
 	p->rwaiters++;
+	p->rthrottled++;
 	/* Sleeping out the gap: start the round now (see pool_reclaim_main). */
 	pthread_cond_signal(&p->rcond);
-	while (p->rounds == r && p->rfinished == f && p->rrunning &&
-	       pool_reclaim_inflight(p))
+	while (p->rounds == r && p->rfinished - f < want && p->rrunning &&
+	       pool_reclaim_inflight(p)) {
+		if (f + want < p->rwake_at)
+			p->rwake_at = f + want;
 		pthread_cond_wait(&p->rdone, &p->rlock);
+	}
+	if (!--p->rthrottled)
+		p->rwake_at = UINT64_MAX;
 	p->rwaiters--;
 	*seen = atomic_load_explicit(&p->rfinished, memory_order_relaxed);
 	pthread_mutex_unlock(&p->rlock);
