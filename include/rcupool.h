@@ -38,9 +38,10 @@
  * the overflow bound exhausted) outside a read-side section waits for the
  * reclaim in progress (counted: throttled, throttled_ns) until a round ends
  * or a few pages (8) are given back, takes one and goes on: one wait per
- * page or more, never one grace period per object.  Inside a read-side section it never waits (heap
- * pages, as below).  The per-object synchronize_rcu (fallback_sync) is
- * only the last resort, when nothing of the pool is in flight to wait for.
+ * page or more, never one grace period per object.  Inside a read-side
+ * section it never waits (heap pages, as below).  The per-object
+ * synchronize_rcu (fallback_sync) is only the last resort, when nothing
+ * of the pool is in flight to wait for.
  *
  * qsbr: the reclaim thread is not registered; a grace period ends when
  * every registered ONLINE thread has passed a quiescent state.  Threads
