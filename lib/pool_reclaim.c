@@ -21,9 +21,9 @@
  * Which freer takes which done page (one a filler, active fillers their
  * own): pool_done.c.
  *
- * Backpressure (pool_reclaim_wait): a thread denied a page waits for the
- * end of the round in progress, or of the next one, then retries: one wait
- * per page or more, never one per object.
+ * Backpressure (pool_reclaim_wait): a thread denied a page waits until
+ * the round in progress ends or POOL_THROTTLE_PAGES pages come back, then
+ * retries: one wait per page or more, never one per object.
  *
  * Latency: each page is stamped at submission; the time until its page is
  * given back goes into a log-linear histogram (4 buckets per power of two)
@@ -201,18 +201,18 @@ void pool_reclaim_destroy(struct rcupool *p)
 }
 
 /*
- * Under rlock, a page just came back (and with it, progress: a round all
- * freed): whether a waiter on rdone has a use for a wake-up.  Throttled
- * threads wait for POOL_THROTTLE_PAGES pages each, not one: a wake-up
- * costs the waker 3-4 us on a VM (an IPI to a sleeping CPU), and at T=1
- * the waker is the thread freeing, the one the filler waits for
+ * Under rlock, a page just came back: whether a waiter on rdone has a use
+ * for a wake-up.  Throttled threads wait for POOL_THROTTLE_PAGES pages
+ * each, not one (a round's end wakes them too, in pool_reclaim_round): a
+ * wake-up costs the waker 3-4 us on a VM (an IPI to a sleeping CPU), and
+ * at T=1 the waker is the thread freeing, the one the filler waits for
  * (bench_e2e T=1 2M: 3,000-4,000 waits a run, a broadcast and a contended
  * unlock each).  The others (a barrier helping, the reclaim thread or a
  * thread without one waiting for a claim to end) at every page.
  */
-static bool pool_reclaim_wake_now(struct rcupool *p, bool round_freed)
+static bool pool_reclaim_wake_now(struct rcupool *p)
 {
-	if (p->rwaiters > p->rthrottled || (p->rwaiters && round_freed))
+	if (p->rwaiters > p->rthrottled)
 		return true;
 	if (!p->rthrottled || p->rfinished < p->rwake_at)
 		return false;
@@ -228,7 +228,7 @@ static bool pool_reclaim_wake_now(struct rcupool *p, bool round_freed)
 static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 				   bool reuse)
 {
-	uint64_t round = b->round, t = b->t_submit, freed;
+	uint64_t round = b->round, t = b->t_submit;
 	bool ours = b->fork_gen == p->fork_gen;
 	const void *filler = b->filler;
 
@@ -249,11 +249,10 @@ static void pool_reclaim_free_page(struct rcupool *p, struct pool_batch *b,
 	pool_done_unclaim(p, filler);
 	p->pending[round % POOL_RING]--;
 	p->rfinished++;
-	freed = p->rfreed;
 	while (p->rfreed < p->rounds &&
 	       !p->pending[(p->rfreed + 1) % POOL_RING])
 		p->rfreed++;
-	if (pool_reclaim_wake_now(p, freed != p->rfreed))
+	if (pool_reclaim_wake_now(p))
 		pthread_cond_broadcast(&p->rdone);
 	pthread_mutex_unlock(&p->rlock);
 }
@@ -646,13 +645,13 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 		pthread_mutex_unlock(&p->rlock);
 		return 0;
 	}
-	if (!p->rrunning || !pool_reclaim_inflight(p)) {
+	/* Pages in flight all come back: never wait for more than those. */
+	want = pool_reclaim_inflight(p);
+	if (!p->rrunning || !want) {
 		pthread_mutex_unlock(&p->rlock);
 		return -EAGAIN;
 	}
 	r = p->rounds;
-	/* Pages in flight all come back: never wait for more than those. */
-	want = pool_reclaim_inflight(p);
 	if (want > POOL_THROTTLE_PAGES)
 		want = POOL_THROTTLE_PAGES;
 	p->rwaiters++;
