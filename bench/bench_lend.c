@@ -12,7 +12,8 @@
  *
  * Chunks are given back 64 at a time between timed requests (a chunk
  * given back is retired and replaced by the daemon, and returns faster
- * than limits.return_rate are slowed: that time is not counted).
+ * than limits.return_rate are slowed: an untimed request after each
+ * give-back takes that wait).
  * Nothing here asserts a time.
  */
 #include <getopt.h>
@@ -53,11 +54,26 @@ struct held {
 	uint32_t n;
 };
 
-static void give_back(struct lender *l, struct held *h)
+/*
+ * Give the chunks back, then one untimed request: returns beyond
+ * limits.return_rate make the daemon stop reading this connection for a
+ * while, and that wait must not land in the next timed request.
+ */
+static void give_back(struct lender *l, struct held *h, uint32_t page_size,
+		      bool settle)
 {
-	if (h->n && l->ops->put(l, h->ids, h->n) < 0)
+	struct lend_chunk c;
+	uint32_t got = 0;
+
+	if (!h->n)
+		return;
+	if (l->ops->put(l, h->ids, h->n) < 0)
 		fprintf(stderr, "bench_lend: put failed\n");
 	h->n = 0;
+	if (settle && l->ops->get(l, -1, 1, &c, &got) == 0 && got == 1) {
+		use_chunk(&c, page_size);
+		h->ids[h->n++] = c.id;
+	}
 }
 
 /* n requests of want chunks each; per-request ns into t[]. */
@@ -78,7 +94,7 @@ static int run(struct lender *l, uint32_t want, int n, uint64_t *t,
 			use_chunk(&c[k], l->page_size);
 		if (r < 0 || !got) {
 			/* The pools ran dry: let the daemon replace. */
-			give_back(l, &h);
+			give_back(l, &h, l->page_size, true);
 			bench_sleep_ms(20);
 			continue;
 		}
@@ -88,9 +104,9 @@ static int run(struct lender *l, uint32_t want, int n, uint64_t *t,
 			*pages += c[k].pages;
 		}
 		if (h.n + want > 64)
-			give_back(l, &h);
+			give_back(l, &h, l->page_size, true);
 	}
-	give_back(l, &h);
+	give_back(l, &h, l->page_size, false);
 	return done;
 }
 
