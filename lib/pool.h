@@ -50,7 +50,7 @@
 #define POOL_LAT_BUCKETS (64 * POOL_LAT_SUB)
 #define POOL_RING	 64	/* reclaim rounds not yet fully freed, at most */
 #define POOL_ROUND_FIRST 32	/* done pages below which a round goes first */
-#define POOL_DONE_BEHIND 32	/* done pages from which a filler frees two */
+#define POOL_DONE_BEHIND 8	/* done pages from which a filler frees two */
 #define POOL_DEF_FREE_MODE POOL_FREE_SHARE
 #define POOL_FREERS	 8	/* threads freeing done pages at once */
 #define POOL_DONE_SCAN	 64	/* pages of the mixed done list looked at */

@@ -589,7 +589,10 @@ struct pool_batch *pool_reclaim_take_done(struct rcupool *p,
 	 * Behind: one more, given back.  One page freed a page filled only
 	 * holds the backlog where it is, and each switch that found none
 	 * done grew it for good (bench_sizing: in flight crept up over
-	 * seconds instead of levelling off).
+	 * seconds instead of levelling off).  From 8 done, not 32: at a
+	 * steady 4M objects/s the backlog sat wherever it had reached, up
+	 * to 32, and pages waited 3-4 ms from submission to return instead
+	 * of 1.2 (in flight 22-35 pages against 12).
 	 */
 	if (atomic_load_explicit(&p->dlen, memory_order_relaxed) >
 		    POOL_DONE_BEHIND &&
