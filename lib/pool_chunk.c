@@ -233,7 +233,7 @@ static int pool_chunk_ask(struct rcupool *p, uint32_t want)
  * Ask until the free pages reach a chunk above low, within max.  Filled
  * only to low, the lists fell below it at the next page taken, and the ask
  * that followed had low pages to last its round trip.  Right after open,
- * before a grace period has given anything back, a round trip of 1-6 ms
+ * before a grace period has given anything back, a round trip of 0.2-6 ms
  * (a virtualised host waking an idle vCPU) emptied them: in bench_sizing
  * at a steady 4M objects/s every heap page of the smallest reserves came
  * at start.  pool_limits_read() keeps high two chunks above low, so the
