@@ -6,18 +6,23 @@
  * times rcupool_free(): a malloc(64) outside, a clock_gettime pair around
  * the call.  The call stores the object's pointer in the next slot of its
  * page; the call that fills the last slot submits the page, the next one
- * takes a page.  Two kinds, side by side:
+ * takes a page.  The pages are cut from one shared memfd mapping, as the
+ * reserve's chunks are.  Four kinds, side by side:
  *
  *   hot      a full page stays with the thread, which frees its objects
  *            after that call, outside the clock, and reuses the page: no
  *            other CPU touches the pages or the objects, and the thread
  *            cycles through 64 pages (256 KiB: they stay in its caches);
- *   cold     the same through 1024 pages (4 MiB, more than this VM's L2):
- *            a page is taken again long after it left the caches, as a
- *            reserve page is after a trip through the reclaim engine;
+ *   cold     the same through 1024 pages (4 MiB, more than this VM's L2),
+ *            taken again in ascending address order: a page comes back
+ *            long after it left the caches, but each page is the one
+ *            after the page just filled;
+ *   shuffled the same 1024 pages in a fixed random order: a page comes
+ *            back from anywhere, as reserve pages do after their trip
+ *            through the lists;
  *   handed   a full page goes to a thread on another CPU, which frees its
  *            objects and hands the page back (lock-free rings, 1024
- *            pages), as the reclaim thread does at T=1.
+ *            pages, ascending at first), as the reclaim thread does at T=1.
  *
  * Prints p50/p99/p99.9 and, per million calls, the calls over 100 ns by
  * their place in the page: the take (first slot), the submit (last slot),
@@ -35,12 +40,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 
-enum kind { K_HOT, K_COLD, K_HANDED, K_COUNT };
+enum kind { K_HOT, K_COLD, K_SHUFFLED, K_HANDED, K_COUNT };
 
-static const char *const kind_name[K_COUNT] = {"hot", "cold", "handed"};
+static const char *const kind_name[K_COUNT] = {"hot", "cold", "shuffled",
+					       "handed"};
 
 enum {
 	PAGE_BYTES = 4096,
@@ -62,6 +70,7 @@ struct ring {
 };
 
 static void **pages[NPAGES];
+static uint32_t shuffled[NPAGES]; /* the order of K_SHUFFLED */
 static struct ring full, empty;
 static _Atomic bool stop;
 static int cpu_caller = -1, cpu_freer = -1;
@@ -141,7 +150,7 @@ static uint32_t take_page(enum kind k, uint32_t *next_local)
 	if (k != K_HANDED) {
 		page = *next_local;
 		*next_local = (page + 1) % (k == K_HOT ? HOT_PAGES : NPAGES);
-		return page;
+		return k == K_SHUFFLED ? shuffled[page] : page;
 	}
 	while (!ring_pop(&empty, &page))
 		;
@@ -227,6 +236,48 @@ static struct result run(enum kind k, size_t calls)
 	return r;
 }
 
+/*
+ * The pages, as the reserve has them: one shared memfd mapping, written
+ * once (no fault is timed); and a fixed random order of them.
+ */
+static int map_pages(void)
+{
+	size_t len = (size_t)NPAGES * PAGE_BYTES;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	char *m;
+	int fd = memfd_create("bench_pagestore", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)len) < 0) {
+		close(fd);
+		return -1;
+	}
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		 fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return -1;
+	/* Written once: a shared mapping is populated for reading only. */
+	memset(m, 0, len);
+	for (uint32_t i = 0; i < NPAGES; i++) {
+		pages[i] = (void **)(m + (size_t)i * PAGE_BYTES);
+		shuffled[i] = i;
+	}
+	for (uint32_t i = NPAGES - 1; i > 0; i--) {
+		uint32_t j, t;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = (uint32_t)(x % (i + 1));
+		t = shuffled[i];
+		shuffled[i] = shuffled[j];
+		shuffled[j] = t;
+	}
+	return 0;
+}
+
 /* The caller on the first CPU we may run on, the freer on the second. */
 static void pick_cpus(void)
 {
@@ -282,14 +333,14 @@ int main(int argc, char **argv)
 			10 * SLOTS);
 		return 2;
 	}
-	for (int i = 0; i < NPAGES; i++)
-		if (posix_memalign((void **)&pages[i], PAGE_BYTES, PAGE_BYTES))
-			abort();
-		else
-			memset(pages[i], 0, PAGE_BYTES); /* no fault timed */
+	if (map_pages() < 0) {
+		perror("bench_pagestore: memfd");
+		return 1;
+	}
 	pick_cpus();
 	res[K_HOT] = run(K_HOT, calls);
 	res[K_COLD] = run(K_COLD, calls);
+	res[K_SHUFFLED] = run(K_SHUFFLED, calls);
 	/* One CPU: no other CPU to hand pages to. */
 	if (cpu_freer >= 0)
 		res[K_HANDED] = run(K_HANDED, calls);
@@ -334,7 +385,6 @@ int main(int argc, char **argv)
 			       res[k].over_per_m[P_OTHER]);
 		}
 	}
-	for (int i = 0; i < NPAGES; i++)
-		free(pages[i]);
+	munmap(pages[0], (size_t)NPAGES * PAGE_BYTES);
 	return 0;
 }
