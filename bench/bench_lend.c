@@ -59,8 +59,7 @@ struct held {
  * limits.return_rate make the daemon stop reading this connection for a
  * while, and that wait must not land in the next timed request.
  */
-static void give_back(struct lender *l, struct held *h, uint32_t page_size,
-		      bool settle)
+static void give_back(struct lender *l, struct held *h, bool settle)
 {
 	struct lend_chunk c;
 	uint32_t got = 0;
@@ -71,7 +70,7 @@ static void give_back(struct lender *l, struct held *h, uint32_t page_size,
 		fprintf(stderr, "bench_lend: put failed\n");
 	h->n = 0;
 	if (settle && l->ops->get(l, -1, 1, &c, &got) == 0 && got == 1) {
-		use_chunk(&c, page_size);
+		use_chunk(&c, l->page_size);
 		h->ids[h->n++] = c.id;
 	}
 }
@@ -94,7 +93,7 @@ static int run(struct lender *l, uint32_t want, int n, uint64_t *t,
 			use_chunk(&c[k], l->page_size);
 		if (r < 0 || !got) {
 			/* The pools ran dry: let the daemon replace. */
-			give_back(l, &h, l->page_size, true);
+			give_back(l, &h, true);
 			bench_sleep_ms(20);
 			continue;
 		}
@@ -104,9 +103,9 @@ static int run(struct lender *l, uint32_t want, int n, uint64_t *t,
 			*pages += c[k].pages;
 		}
 		if (h.n + want > 64)
-			give_back(l, &h, l->page_size, true);
+			give_back(l, &h, true);
 	}
-	give_back(l, &h, l->page_size, false);
+	give_back(l, &h, false);
 	return done;
 }
 

@@ -233,7 +233,7 @@ static int pool_chunk_ask(struct rcupool *p, uint32_t want)
  * Ask until the free pages reach a chunk above low, within max.  Filled
  * only to low, the lists fell below it at the next page taken, and the ask
  * that followed had low pages to last its round trip.  Right after open,
- * before a grace period has given anything back, a round trip of 0.2-6 ms
+ * before a grace period has given anything back, a round trip of 0.2-6.5 ms
  * (a virtualised host waking an idle vCPU) emptied them: in bench_sizing
  * at a steady 4M objects/s every heap page of the smallest reserves came
  * at start.  pool_limits_read() keeps high two chunks above low, so the
@@ -255,10 +255,8 @@ static void pool_chunk_fill(struct rcupool *p, const struct pool_limits *l,
 			break;
 		if (lent + cp > l->max)
 			break;
-		short_by = goal - free;
+		short_by = goal - free; /* > 0: want >= 1 */
 		want = (uint32_t)((short_by + cp - 1) / cp);
-		if (!want)
-			want = 1;
 		if (want > (l->max - lent) / cp)
 			want = (l->max - lent) / cp;
 		if (pool_chunk_ask(p, want) <= 0)
