@@ -260,6 +260,19 @@ void pool_done_unclaim(struct rcupool *p, const void *filler)
 		pthread_cond_signal(&p->rcond);
 	if (p->nworkers)
 		pthread_cond_signal(&p->rwork);
+	/*
+	 * And its own, to the filler itself, which may be throttled: it
+	 * found them claimed, went to wait for pages to come back, and if
+	 * every filler did, none would (no round runs without a submission:
+	 * seen as a hang of test_one_freer_per_filler under ASan).
+	 */
+	if (!p->rthrottled || !filler || !pool_reclaim_fillers_help(p))
+		return;
+	for (unsigned i = 0; i < POOL_DONE_LISTS; i++)
+		if (p->done[i].n && (!i || p->done[i].filler == filler)) {
+			pthread_cond_broadcast(&p->rdone);
+			break;
+		}
 }
 
 /*

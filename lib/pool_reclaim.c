@@ -662,7 +662,9 @@ int pool_reclaim_wait(struct rcupool *p, uint64_t *seen, const void *filler)
 	/* Sleeping out the gap: start the round now (see pool_reclaim_main). */
 	pthread_cond_signal(&p->rcond);
 	while (p->rounds == r && p->rfinished - f < want && p->rrunning &&
-	       pool_reclaim_inflight(p)) {
+	       pool_reclaim_inflight(p) &&
+	       !(pool_reclaim_fillers_help(p) &&
+		 pool_done_takeable(p, filler))) {
 		if (f + want < p->rwake_at)
 			p->rwake_at = f + want;
 		pthread_cond_wait(&p->rdone, &p->rlock);
