@@ -487,12 +487,15 @@ int pool_reclaim_start(struct rcupool *p)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	p->rstop = false;
 	r = pthread_create(&p->rthread, NULL, pool_reclaim_main, p);
-	if (r == 0)
+	if (r == 0) {
+		pthread_setname_np(p->rthread, "rcupool-gp");
 		p->rrunning = true;
+	}
 	for (unsigned i = 0; r == 0 && i < want; i++) {
 		if (pthread_create(&p->workers[i], NULL, pool_reclaim_worker,
 				   p))
 			break;
+		pthread_setname_np(p->workers[i], "rcupool-free");
 		p->nworkers++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

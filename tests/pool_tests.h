@@ -5,6 +5,7 @@
  * POOL_TEST_QSBR for qsbr, then this file.  Private mode throughout (the
  * daemon's tests are in test_pool_daemon.c).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -2401,6 +2402,50 @@ static void test_qsbr_offline_thread(void **state)
 }
 #endif
 
+/* --- the pool's threads, named as top -H, perf and gdb show them ------------ */
+
+static unsigned threads_named(const char *name)
+{
+	char path[300], comm[32];
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *dir = opendir("/proc/self/task");
+	FILE *f;
+
+	assert_non_null(dir);
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue; /* exited meanwhile */
+		if (fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = '\0';
+			n += !strcmp(comm, name);
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+static void test_thread_names(void **state)
+{
+	unsigned drain = threads_named("rcupool-drain");
+	unsigned gp = threads_named("rcupool-gp");
+	struct rcupool *p = open_private(NULL);
+
+	(void)state;
+	rcupool_free(p, obj_new()); /* the reclaim thread starts by now */
+	assert_int_equal(threads_named("rcupool-drain"), drain + 1);
+	assert_int_equal(threads_named("rcupool-gp"), gp + 1);
+	rcupool_close(p);
+	assert_int_equal(threads_named("rcupool-drain"), drain);
+	assert_int_equal(threads_named("rcupool-gp"), gp);
+}
+
 static int run_pool_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2414,6 +2459,8 @@ static int run_pool_tests(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_free_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_return, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_thread_names, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_churn, setup,
 						teardown),
