@@ -555,11 +555,12 @@ static void human_summary(const struct stats_row *r)
 		r->u[PROTO_STATUS_HUGETLB] ? ", huge pages" : "");
 	fprintf(P.out,
 		"  events     %llu depletions, %llu denied, %llu fallbacks, "
-		"%llu reclaimed, %llu repaired\n",
+		"%llu reclaimed, %llu recalled, %llu repaired\n",
 		(unsigned long long)r->u[PROTO_STATUS_DEPLETIONS],
 		(unsigned long long)r->u[PROTO_STATUS_DENIED],
 		(unsigned long long)r->u[PROTO_STATUS_FALLBACKS],
 		(unsigned long long)r->u[PROTO_STATUS_PAGES_RECLAIMED],
+		(unsigned long long)r->u[PROTO_STATUS_PAGES_RECALLED],
 		(unsigned long long)r->u[PROTO_STATUS_PAGES_REPAIRED]);
 	fprintf(P.out, "  clients    %llu attached of %llu slots\n",
 		(unsigned long long)r->u[PROTO_STATUS_CLIENTS],

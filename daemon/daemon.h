@@ -92,6 +92,7 @@ struct client {
 	struct lease_view view;
 	uint64_t bad;
 	uint64_t chunks_got, chunks_put, denied, empty;
+	uint32_t recalled; /* chunks asked back from its surplus (a shortage) */
 	/* CHUNK_PUT rate (limits.return_rate): a token bucket. */
 	double tokens;
 	uint64_t tokens_usec;
@@ -112,6 +113,7 @@ struct daemon_counters {
 	uint64_t depletions; /* CHUNK_GET found no chunk for a client */
 	uint64_t denied;     /* CHUNK_GET refused by a client's max */
 	uint64_t bad;	     /* bad ids, scribbled counters (all clients) */
+	uint64_t chunks_recalled; /* asked back from idle clients (a shortage) */
 };
 
 struct daemon {

@@ -58,11 +58,39 @@ static uint32_t chunks_up(const struct daemon *d, uint32_t pages)
 			  d->chunk_pages);
 }
 
+/*
+ * The client's own lists follow the CPU pools' watermarks (balance.low /
+ * high of pages_per_cpu), within its max: below low it asks ahead.  One
+ * chunk was far too little: a thread fills a 16-page chunk in ~30 us, less
+ * than one round trip, and ran dry (4,177 heap pages in a 1M-object burst
+ * at the shipped defaults).  From the daemon's own settings, never read
+ * back from the lease (the client can write it).
+ */
+static void client_marks(const struct daemon *d, const struct client *cl,
+			 uint32_t *low, uint32_t *high)
+{
+	uint32_t cp = d->chunk_pages, per = d->conf.reserve.pages_per_cpu;
+	uint32_t lo = (uint32_t)conf_resolve(d->conf.balance.low, per);
+	uint32_t hi = (uint32_t)conf_resolve(d->conf.balance.high, per);
+	uint32_t max = cl->max_chunks * cp;
+
+	if (lo < cp)
+		lo = cp;
+	if (hi < lo + 2 * cp)
+		hi = lo + 2 * cp;
+	if (lo > max)
+		lo = max;
+	if (hi > max)
+		hi = max;
+	*low = lo;
+	*high = hi;
+}
+
 /* Limits from the config (and what the client asked at attach). */
 static void set_limits(struct daemon *d, struct client *cl)
 {
 	struct lease_limits *l = &cl->lease->limits;
-	uint32_t cp = d->chunk_pages;
+	uint32_t cp = d->chunk_pages, lo, hi;
 
 	cl->max_chunks = chunks_down(d, cl->max_pages);
 	cl->min_chunks = chunks_up(d, cl->min_pages);
@@ -74,30 +102,9 @@ static void set_limits(struct daemon *d, struct client *cl)
 	atomic_store(&l->overflow_pages, d->conf.limits.overflow_pages);
 	atomic_store(&l->drain_interval_ms,
 		     (uint32_t)(d->conf.limits.drain_interval_us / 1000));
-	/*
-	 * The client's own lists follow the CPU pools' watermarks
-	 * (balance.low / high of pages_per_cpu), within its max: below low
-	 * it asks ahead.  One chunk was far too little: a thread fills a
-	 * 16-page chunk in ~30 us, less than one round trip, and ran dry
-	 * (4,177 heap pages in a 1M-object burst at the shipped defaults).
-	 */
-	{
-		uint32_t per = d->conf.reserve.pages_per_cpu;
-		uint32_t lo = (uint32_t)conf_resolve(d->conf.balance.low, per);
-		uint32_t hi = (uint32_t)conf_resolve(d->conf.balance.high, per);
-		uint32_t max = cl->max_chunks * cp;
-
-		if (lo < cp)
-			lo = cp;
-		if (hi < lo + 2 * cp)
-			hi = lo + 2 * cp;
-		if (lo > max)
-			lo = max;
-		if (hi > max)
-			hi = max;
-		atomic_store(&l->low_pages, lo);
-		atomic_store(&l->high_pages, hi);
-	}
+	client_marks(d, cl, &lo, &hi);
+	atomic_store(&l->low_pages, lo);
+	atomic_store(&l->high_pages, hi);
 	atomic_store(&l->reclaim_min_gap_us,
 		     (uint32_t)d->conf.limits.reclaim_min_gap_us);
 	atomic_store(&l->generation, d->generation);
@@ -125,12 +132,56 @@ static void client_arm(struct daemon *d, struct client *cl, pid_t pid,
 	cl->lent_peak = 0;
 	cl->bad = cl->chunks_got = cl->chunks_put = 0;
 	cl->denied = cl->empty = cl->throttled = 0;
+	cl->recalled = 0;
 	cl->tokens = d->conf.limits.return_rate;
 	cl->tokens_usec = daemon_now_usec();
 	cl->warn_usec = 0;
 	cl->warn_suppressed = 0;
 	cl->attached_usec = daemon_now_usec();
 	d->n_attached++;
+}
+
+/*
+ * The pools ran dry for needy: every other client with free pages above
+ * its high mark -- a past burst's, kept for its next one (DECISIONS.md:
+ * the surplus is kept ten drain intervals) -- is asked to give them back
+ * now, down to between its marks, as it would on its own.  Its free pages
+ * are its lent ones less what its counters say it holds: its own word,
+ * clamped to what it was lent, so a client that lies keeps no more than it
+ * could hold anyway, within its max.
+ */
+static void recall_idle(struct daemon *d, const struct client *needy)
+{
+	uint32_t cp = d->chunk_pages;
+
+	for (uint32_t i = 0; d->clients && i < d->nslots; i++) {
+		struct client *cl = &d->clients[i];
+		uint64_t lent, held, free, mid;
+		uint32_t lo, hi, want;
+
+		if (cl == needy || cl->state != CLIENT_ATTACHED ||
+		    !cl->conn || !cl->lease)
+			continue;
+		lending_refresh(d, cl);
+		lent = (uint64_t)cl->lent.n * cp;
+		held = cl->view.v[LEASE_C_HELD];
+		free = lent - held;
+		client_marks(d, cl, &lo, &hi);
+		if (free <= hi)
+			continue;
+		mid = lo + (hi - lo) / 2;
+		want = (uint32_t)((free - mid) / cp);
+		if (cl->lent.n > cl->max_chunks &&
+		    cl->lent.n - cl->max_chunks > want)
+			want = cl->lent.n - cl->max_chunks;
+		/* What we asked, from our memory: the lease is its to write. */
+		if (want <= cl->recalled)
+			continue;
+		atomic_store(&cl->lease->limits.return_chunks, want);
+		d->stats.chunks_recalled += want - cl->recalled;
+		cl->recalled = want;
+		server_recall(cl, want);
+	}
 }
 
 /* Ask back what is over the max: return_chunks, and a RECALL if it rose. */
@@ -329,6 +380,8 @@ int lending_get(struct daemon *d, struct client *cl, int cpu, uint32_t want,
 		}
 		c = reserve_take(d, cpu, cl->lent.n < cl->min_chunks);
 		if (!c) {
+			/* Dry for cl, even if it got some: ask the idle. */
+			recall_idle(d, cl);
 			if (*n)
 				break;
 			cl->empty++;
@@ -373,7 +426,8 @@ uint32_t lending_put(struct daemon *d, struct client *cl, const uint64_t *ids,
 	cl->bad += *nbad;
 	d->stats.bad += *nbad;
 	cl->chunks_put += taken;
-	/* What was asked back, minus what came. */
+	/* What was asked back, minus what came; a recall is answered. */
+	cl->recalled = 0;
 	atomic_store(&cl->lease->limits.return_chunks,
 		     cl->lent.n > cl->max_chunks ? cl->lent.n - cl->max_chunks
 						 : 0);

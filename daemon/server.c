@@ -225,6 +225,8 @@ static void fill_status(struct daemon *d, struct stats_row *row)
 	stats_set_u(row, PROTO_STATUS_CLIENTS_ADOPTED, d->clients_adopted);
 	stats_set_u(row, PROTO_STATUS_CLIENTS_REATTACHED,
 		    d->clients_reattached);
+	stats_set_u(row, PROTO_STATUS_PAGES_RECALLED,
+		    d->stats.chunks_recalled * cp);
 }
 
 static void fill_cpu(struct daemon *d, uint32_t c, struct stats_row *row)

@@ -208,6 +208,8 @@ enum proto_status_attr {
 	PROTO_STATUS_CLIENTS_ADOPTED,	  /* u32: taken over at start */
 	PROTO_STATUS_CLIENTS_REATTACHED, /* u64: attached again to us after
 					     losing a former instance */
+	/* Appended (shortage recall). */
+	PROTO_STATUS_PAGES_RECALLED, /* u64: asked back from idle surplus */
 	__PROTO_STATUS_MAX,
 };
 #define PROTO_STATUS_MAX (__PROTO_STATUS_MAX - 1)

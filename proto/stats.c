@@ -44,6 +44,7 @@ static const struct stats_field status_fields[] = {
 	FU(PROTO_STATUS_STARTED_USEC, STATS_U64, STATS_GAUGE, "started_usec", "When this instance of the daemon started, since the Unix epoch", STATS_UNIT_USEC),
 	F(PROTO_STATUS_CLIENTS_ADOPTED, STATS_U32, STATS_GAUGE, "clients_adopted", "Clients this instance took over from the previous one at its start (fd store)"),
 	F(PROTO_STATUS_CLIENTS_REATTACHED, STATS_U64, STATS_COUNTER, "clients_reattached", "Clients that attached again to this instance after losing a previous one"),
+	F(PROTO_STATUS_PAGES_RECALLED, STATS_U64, STATS_COUNTER, "pages_recalled", "Pages (whole chunks) asked back from clients' idle surplus when the pools ran dry for another"),
 };
 
 static const struct stats_field cpu_fields[] = {

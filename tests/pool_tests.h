@@ -477,7 +477,9 @@ static void test_free_head(void **state)
 
 static void test_chunk_return(void **state)
 {
-	struct rcupool_options o = {.private_pages = 64};
+	/* A short drain: the surplus is kept ten of them (pool_chunk.c). */
+	struct rcupool_options o = {.private_pages = 64,
+				    .drain_interval_ms = 20};
 	struct rcupool *p = open_private(&o);
 	struct blocker_arg a = {0};
 	struct rcupool_stats st;

@@ -592,6 +592,117 @@ static void test_reclaim_shown(void **state)
 	rcupool_close(p);
 }
 
+/* --- a shortage recalls another client's idle surplus --------------------- */
+
+/*
+ * A long drain interval: a client keeps its surplus ten of them (50 s), so
+ * what it gives back within the test was recalled, not given on its own.
+ */
+static const char *const recall_args[] = {
+	"-o", "reserve.pages_per_cpu=64",      "-o", "reserve.global_pages=64",
+	"-o", "reserve.lock_memory=no",	       "-o", "limits.drain_interval=5s",
+	"-o", "limits.client_max_pages=100%", NULL,
+};
+
+static int setup_recall(void **state)
+{
+	static struct testd t;
+
+	rcu_register_thread();
+	tclient_reset();
+	if (testd_start(&t, daemon_conf, recall_args, NULL) < 0) {
+		print_message("rcupoold did not start (log %s)\n", t.log);
+		return -1;
+	}
+	*state = &t;
+	return 0;
+}
+
+static bool lent_until(struct rcupool *p, bool (*ok)(uint64_t, uint64_t),
+		       uint64_t arg)
+{
+	for (int i = 0; i < 1000; i++) { /* 10 s */
+		if (ok(stats_of(p).lent_pages, arg))
+			return true;
+		testd_sleep_ms(10);
+	}
+	return false;
+}
+
+static bool at_most(uint64_t v, uint64_t arg)
+{
+	return v <= arg;
+}
+
+static bool at_least(uint64_t v, uint64_t arg)
+{
+	return v >= arg;
+}
+
+static void test_recall_idle(void **state)
+{
+	struct testd *t = *state;
+	uint64_t total = configured_pages(), cp, high, lent_a, depl;
+	struct rcupool *a, *b;
+	struct rcupool_stats st;
+	bool ok;
+	int i;
+
+	assert_true(reserve_whole(t, total));
+	assert_int_equal(open_pool(t, "burst", 0, 0, &a), 0);
+	st = stats_of(a);
+	cp = st.chunk_pages;
+	/*
+	 * A burst whose grace period cannot end (our read-side section):
+	 * the pool borrows until the daemon has no chunk left for it.
+	 */
+	depl = status_u(t, PROTO_STATUS_DEPLETIONS);
+	rcu_read_lock();
+	for (i = 0; i < 2000 && status_u(t, PROTO_STATUS_DEPLETIONS) == depl;
+	     i++) {
+		for (uint32_t j = 0; j < st.page_capacity; j++)
+			rcupool_free(a, tclient_obj_new(0));
+		testd_sleep_ms(2);
+	}
+	rcu_read_unlock();
+	assert_true(status_u(t, PROTO_STATUS_DEPLETIONS) > depl);
+	rcupool_barrier(a);
+	assert_int_equal(stats_of(a).held, 0);
+	/* Idle now, every page free, far above its high mark: kept. */
+	high = atomic_load(&a->lim->high_pages);
+	lent_a = stats_of(a).lent_pages;
+	assert_true(lent_a > high);
+	/* Nobody was short of pages while it borrowed: nothing recalled. */
+	assert_int_equal(status_u(t, PROTO_STATUS_PAGES_RECALLED), 0);
+
+	/*
+	 * Another client: the pools are dry, so the daemon asks the idle one
+	 * for its surplus, which comes back down to between its marks, and
+	 * the newcomer gets its chunk above low.
+	 */
+	assert_int_equal(open_pool(t, "newcomer", 0, 0, &b), 0);
+	assert_true(lent_until(a, at_most, high));
+	assert_true(status_u(t, PROTO_STATUS_PAGES_RECALLED) > 0);
+	assert_true(status_u(t, PROTO_STATUS_PAGES_RECALLED) % cp == 0);
+	assert_true(stats_of(a).chunks_returned > 0);
+	/* The newcomer, its pages held, borrows from what came back. */
+	rcu_read_lock();
+	for (i = 0; i < 3 * (int)st.page_capacity; i++)
+		rcupool_free(b, tclient_obj_new(0));
+	ok = lent_until(b, at_least, atomic_load(&b->lim->low_pages) + cp);
+	rcu_read_unlock(); /* before any assert: a failure must not leave it */
+	assert_true(ok);
+	rcupool_barrier(b);
+	/* The one recalled still works, from what it kept. */
+	for (i = 0; i < 4 * (int)st.page_capacity; i++)
+		rcupool_free(a, tclient_obj_new(0));
+	rcupool_barrier(a);
+	assert_int_equal(atomic_load(&tclient_double), 0);
+	rcupool_close(b);
+	rcupool_close(a);
+	assert_true(reserve_whole(t, total));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -601,6 +712,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_mid_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_dies, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_recall_idle, setup_recall,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_shown, setup,
 						teardown),
