@@ -170,18 +170,23 @@ static bool reserve_whole(const struct testd *t, uint64_t total)
 	return false;
 }
 
-static int setup(void **state)
+static int setup_with(void **state, const char *const *args)
 {
 	static struct testd t;
 
 	rcu_register_thread();
 	tclient_reset();
-	if (testd_start(&t, daemon_conf, daemon_args, NULL) < 0) {
+	if (testd_start(&t, daemon_conf, args, NULL) < 0) {
 		print_message("rcupoold did not start (log %s)\n", t.log);
 		return -1;
 	}
 	*state = &t;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, daemon_args);
 }
 
 static int teardown(void **state)
@@ -606,16 +611,7 @@ static const char *const recall_args[] = {
 
 static int setup_recall(void **state)
 {
-	static struct testd t;
-
-	rcu_register_thread();
-	tclient_reset();
-	if (testd_start(&t, daemon_conf, recall_args, NULL) < 0) {
-		print_message("rcupoold did not start (log %s)\n", t.log);
-		return -1;
-	}
-	*state = &t;
-	return 0;
+	return setup_with(state, recall_args);
 }
 
 static bool lent_until(struct rcupool *p, bool (*ok)(uint64_t, uint64_t),
