@@ -305,10 +305,14 @@ static void test_soak(void **state)
 	fd1 = (int)testd_fd_count(t.pid);
 	rss1 = testd_rss_kib(t.pid);
 	print_message("soak: %.0f s, %lu kills, %lu bad verdicts, daemon fds "
-		      "%d -> %d, RSS %ld -> %ld kB, pages lost %lld\n",
+		      "%d -> %d, RSS %ld -> %ld kB, pages lost %lld, "
+		      "depletions %llu, pages recalled %llu\n",
 		      seconds, kills, bad, fd0, fd1, rss0, rss1,
 		      (long long)total -
-			      (long long)status_u(&t, PROTO_STATUS_PAGES_FREE));
+			      (long long)status_u(&t, PROTO_STATUS_PAGES_FREE),
+		      (unsigned long long)status_u(&t, PROTO_STATUS_DEPLETIONS),
+		      (unsigned long long)status_u(&t,
+						   PROTO_STATUS_PAGES_RECALLED));
 	assert_int_equal(bad, 0);
 	/* Flat: the same reserve, nobody attached: no fd leaked per kill. */
 	assert_true(fd1 <= fd0);
