@@ -184,14 +184,20 @@ static void recall_idle(struct daemon *d, const struct client *needy)
 	}
 }
 
-/* Ask back what is over the max: return_chunks, and a RECALL if it rose. */
+/*
+ * Ask back what is over the max: return_chunks, and a RECALL if it rose.
+ * A shortage recall not answered yet stands (recall_idle).
+ */
 static void ask_back(struct daemon *d, struct client *cl)
 {
 	uint32_t want = cl->lent.n > cl->max_chunks
 				? cl->lent.n - cl->max_chunks
 				: 0;
-	uint32_t was = atomic_exchange(&cl->lease->limits.return_chunks, want);
+	uint32_t was;
 
+	if (cl->recalled > want)
+		want = cl->recalled;
+	was = atomic_exchange(&cl->lease->limits.return_chunks, want);
 	if (want > was && cl->conn)
 		server_recall(cl, want);
 }

@@ -682,7 +682,7 @@ void pool_chunk_tick(struct rcupool *p, bool lender_ready)
 		 * otherwise give its chunks back after each one and borrow
 		 * them again, new, for the next (each a fresh memfd the
 		 * daemon zeroes and the client maps and touches: at one
-		 * thread, 1M objects cost 21-23 ns each so against 15-17
+		 * thread, 1M objects cost 21-23 ns each against 15-17
 		 * with the chunks kept; at two threads flat out, that work
 		 * took the CPUs the fillers needed).  The lender's recall
 		 * and a lowered max are obeyed at once.

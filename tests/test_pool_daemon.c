@@ -14,6 +14,10 @@
  *  - daemon dies: the client detaches, frees on through the chunks it has,
  *    then the fallbacks; every object freed exactly once, never early;
  *    rcupool_close works;
+ *  - shortage recall: a client idle with a burst's surplus keeps it (ten
+ *    drain intervals), until the pools run dry for another client: then
+ *    the daemon recalls it down to the idle one's high mark and the
+ *    newcomer borrows what came back (pages_recalled);
  *  - reclaim counters and reclaim_min_gap: the pool's reclaim engine's
  *    counters reach the daemon's client row; the pool follows the lease's
  *    reclaim_min_gap (live) unless its own option was set.
