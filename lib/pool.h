@@ -57,6 +57,7 @@
 #define POOL_DONE_LISTS	 16	/* done lists: [0] mixed, then one a filler */
 #define POOL_ACTIVE_NS	 20000000 /* a filler that submitted this lately */
 #define POOL_THROTTLE_PAGES 8	/* pages back a throttled thread waits for */
+#define POOL_LINGER_NS	 20000000 /* the reclaim thread polls this after work */
 
 /* Which done page a freer takes (pool_done.c). */
 enum pool_take {
